@@ -1,0 +1,13 @@
+"""sdr_core: Masked Spatial Propagation Network (MSPN) for sparsity-adaptive depth refinement.
+
+Implements Jun, Lee and Kim, "Masked Spatial Propagation Network for Sparsity-Adaptive Depth
+Refinement" (CVPR 2024): a monocular depth estimate is refined by two MSPN layers that grow a
+confidence mask outward from sparse depth measurements.
+"""
+
+from __future__ import annotations
+
+from .mspn import MSPN, MSPNConfig, MSPNLayer, PropagationState, iteration_count
+
+__all__ = ["MSPN", "MSPNConfig", "MSPNLayer", "PropagationState", "iteration_count"]
+__version__ = "0.1.0"

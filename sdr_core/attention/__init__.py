@@ -1,0 +1,160 @@
+"""Pixel-to-window masked attention (eqs. 7-9, 11) behind one front door with ``backend=``.
+
+Backends share one contract: ``prepare_<name>(qk, window)`` returns
+``attend(depth, mask, rel_pos_bias) -> (refined, next_mask)``. Preparation happens once per
+MSPN layer (the guidance is fixed), ``attend`` once per iteration.
+
+- ``reference``: explicit loop over window offsets; the oracle.
+- ``fast``: exact decomposition in torch; differentiable, any device.
+- ``native``: the same decomposition as a fused C loop (OpenMP, CPU, inference only),
+  compiled on first use; unavailable when no C compiler is found.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+
+from ._window import AffineQK, gather_windows, relative_bias_windows, window_starts
+from .fast import guidance_window_term, prepare_fast, window_attention_fast
+from .reference import AttendFn, prepare_reference, window_attention_reference
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "reference", "fast", "native"]
+
+__all__ = [
+    "AffineQK",
+    "AttendFn",
+    "Backend",
+    "available_backends",
+    "gather_windows",
+    "guidance_window_term",
+    "prepare_attention",
+    "relative_bias_windows",
+    "resolve_backend",
+    "window_attention",
+    "window_attention_fast",
+    "window_attention_reference",
+    "window_starts",
+]
+
+
+def _native_prepare() -> Callable[[AffineQK, int], AttendFn] | None:
+    """The native backend's prepare function, or None (with the reason logged)."""
+    try:
+        from . import native
+    except ImportError as error:  # pragma: no cover - only when the module is absent
+        logger.info("native attention backend unavailable: %s", error)
+        return None
+    return native.prepare_native if native.can_run_native() else None
+
+
+def available_backends(
+    device: torch.device | str = "cpu", requires_grad: bool = False
+) -> list[str]:
+    """Backends that can run on ``device``, slowest first (so ``[-1]`` is the fastest).
+
+    Args:
+        device: where the tensors live.
+        requires_grad: whether gradients must flow (training); inference-only kernels are
+            left out then.
+    """
+    options = ["reference", "fast"]
+    if torch.device(device).type == "cpu" and not requires_grad and _native_prepare():
+        options.append("native")
+    return options
+
+
+def resolve_backend(
+    name: Backend, device: torch.device | str = "cpu", requires_grad: bool = False
+) -> str:
+    """Turn ``"auto"`` into the fastest available backend; check an explicit choice."""
+    options = available_backends(device, requires_grad)
+    if name == "auto":
+        return options[-1]
+    if name not in options:
+        raise ValueError(
+            f"attention backend {name!r} is not available on {torch.device(device)}"
+            f"{' with gradients' if requires_grad else ''}; choose from {options}"
+        )
+    return name
+
+
+def _check_inputs(qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, window: int) -> None:
+    """Validate shapes once, at the front door, so the backends stay pure maths."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd integer, got {window}")
+    if qk.query_base.dim() != 4 or qk.query_base.shape != qk.key_base.shape:
+        raise ValueError(
+            "query_base and key_base must both be B x E x H x W, got "
+            f"{tuple(qk.query_base.shape)} and {tuple(qk.key_base.shape)}"
+        )
+    b, e, h, w = qk.query_base.shape
+    if qk.query_depth.shape != (e,) or qk.key_depth.shape != (e,):
+        raise ValueError(f"query_depth and key_depth must have shape ({e},)")
+    for name, t in (("depth", depth), ("mask", mask)):
+        if t.shape != (b, 1, h, w):
+            raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
+    if h < window or w < window:
+        raise ValueError(f"image of {h}x{w} pixels is smaller than the {window}x{window} window")
+
+
+def prepare_attention(qk: AffineQK, window: int, backend: Backend = "auto") -> AttendFn:
+    """Prepare one layer's attention with the chosen backend.
+
+    Args:
+        qk: affine query/key features (B x E x H x W bases, E depth weights).
+        window: odd window size p; H and W must be at least p.
+        backend: "auto" picks the fastest backend that can run here.
+
+    Returns:
+        ``attend(depth, mask, rel_pos_bias) -> (refined, next_mask)``.
+    """
+    b, _, h, w = qk.query_base.shape
+    probe = torch.zeros(b, 1, h, w, dtype=qk.query_base.dtype, device=qk.query_base.device)
+    _check_inputs(qk, probe, probe, window)
+    requires_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (qk.query_base, qk.key_base, qk.query_depth, qk.key_depth)
+    )
+    name = resolve_backend(backend, qk.query_base.device, requires_grad)
+    if name == "reference":
+        return prepare_reference(qk, window)
+    if name == "fast":
+        return prepare_fast(qk, window)
+    prepare = _native_prepare()
+    assert prepare is not None  # resolve_backend only offers native when it can run
+    return prepare(qk, window)
+
+
+def window_attention(
+    qk: AffineQK,
+    depth: torch.Tensor,
+    mask: torch.Tensor,
+    rel_pos_bias: torch.Tensor,
+    window: int,
+    backend: Backend = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-shot masked pixel-to-window attention (eqs. 7-9, 11) with a selectable backend.
+
+    Args:
+        qk: affine query/key features.
+        depth: B x 1 x H x W, metres (D~_n).
+        mask: B x 1 x H x W in [0, 1] (M_n).
+        rel_pos_bias: (2p-1) x (2p-1) relative position bias.
+        window: odd window size p.
+        backend: see module docstring.
+
+    Returns:
+        (refined R_n, next mask M_{n+1}), both B x 1 x H x W.
+    """
+    _check_inputs(qk, depth, mask, window)
+    if rel_pos_bias.shape != (2 * window - 1, 2 * window - 1):
+        raise ValueError(
+            f"rel_pos_bias must be {2 * window - 1} x {2 * window - 1} for window {window}, "
+            f"got {tuple(rel_pos_bias.shape)}"
+        )
+    return prepare_attention(qk, window, backend)(depth, mask, rel_pos_bias)

@@ -1,0 +1,196 @@
+"""MSPN layer and two-layer refinement: eqs. 4-13, worked values, invariants, training path."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from sdr_core.attention import available_backends
+from sdr_core.mspn import MSPN, MSPNConfig, iteration_count, iteration_schedule
+
+
+@pytest.mark.parametrize(
+    ("s", "expected"), [(1, 88), (10, 28), (100, 9), (1000, 6), (228 * 304, 6)]
+)
+def test_iteration_count_worked_values(s, expected):
+    # method.md: at 228 x 304, s = 1 -> 88; 10 -> 28; 100 -> 9; 1000 -> 6
+    assert iteration_count(228, 304, s) == expected
+
+
+def test_iteration_count_hand_computed_window_7():
+    # nu = sqrt(100 * 100 / 4) - 1 = 49; floor(2 * 49 / 3) + 1 = 33
+    assert iteration_count(100, 100, 4, window=7) == 33
+
+
+def test_iteration_count_zero_points_is_zero_and_bad_args_raise():
+    assert iteration_count(228, 304, 0) == 0
+    assert iteration_schedule(228, 304, 0, MSPNConfig()) == (0, 0)
+    assert iteration_schedule(228, 304, 100, MSPNConfig()) == (9, 6)
+    with pytest.raises(ValueError, match="sparse points must be >= 0"):
+        iteration_count(10, 10, -1)
+    with pytest.raises(ValueError, match="window must be an odd"):
+        iteration_count(10, 10, 1, window=4)
+
+
+def test_config_validation_names_field():
+    with pytest.raises(ValueError, match="window must be an odd integer >= 3, got 8"):
+        MSPNConfig(window=8)
+    with pytest.raises(ValueError, match="embed_dim must be >= 1"):
+        MSPNConfig(embed_dim=0)
+
+
+def _scene(b=1, h=16, w=20, c=8, n_points=3, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    gt = 1.0 + 4.0 * torch.rand(b, 1, h, w, generator=g, dtype=dtype)
+    init = gt * (0.8 + 0.1 * torch.rand(b, 1, h, w, generator=g, dtype=dtype))
+    sparse = torch.zeros_like(gt)
+    for i in range(b):
+        idx = torch.randperm(h * w, generator=g)[:n_points]
+        sparse[i].view(-1)[idx] = gt[i].view(-1)[idx]
+    guidance = torch.randn(b, c, h, w, generator=g, dtype=dtype)
+    return init, sparse, guidance
+
+
+def _model(window=5, c=8, seed=0, backend="auto", dtype=torch.float32):
+    torch.manual_seed(seed)
+    config = MSPNConfig(guidance_dim=c, embed_dim=6, window=window, backend=backend)
+    return MSPN(config).to(dtype)
+
+
+def test_steps_schedule_and_one_shot_agree():
+    model = _model()
+    init, sparse, guidance = _scene()
+    with torch.no_grad():
+        states = list(model.refine_steps(init, sparse, guidance))
+        final = model(init, sparse, guidance)
+    n1, n2 = model.schedule(16, 20, 3)
+    assert [(s.layer, s.iteration) for s in states] == [(1, i) for i in range(1, n1 + 1)] + [
+        (2, i) for i in range(1, n2 + 1)
+    ]
+    torch.testing.assert_close(states[-1].depth, final, rtol=0, atol=0)
+
+
+def test_states_are_fresh_tensors():
+    model = _model()
+    init, sparse, guidance = _scene()
+    with torch.no_grad():
+        states = list(model.refine_steps(init, sparse, guidance))
+    pointers = {s.depth.data_ptr() for s in states} | {s.mask.data_ptr() for s in states}
+    assert len(pointers) == 2 * len(states)
+    assert not torch.equal(states[0].mask, states[-len(states) // 2].mask)
+
+
+def test_measured_pixels_keep_sparse_depth_and_mask():
+    model = _model()
+    init, sparse, guidance = _scene(n_points=5)
+    measured = sparse > 0
+    with torch.no_grad():
+        for state in model.refine_steps(init, sparse, guidance):
+            assert torch.equal(state.depth[measured], sparse[measured])
+            assert (state.mask[measured] == 1).all()
+            assert (state.mask >= 0).all()
+            assert (state.mask <= 1 + 1e-6).all()
+
+
+def test_mask_grows_at_most_one_window_radius_per_iteration():
+    model = _model(window=5)
+    init, _, guidance = _scene(h=30, w=30)
+    sparse = torch.zeros_like(init)
+    sparse[0, 0, 15, 15] = 2.0
+    with torch.no_grad():
+        states = [s for s in model.refine_steps(init, sparse, guidance) if s.layer == 1]
+    for n, state in enumerate(states[:5], start=1):
+        ys, xs = torch.nonzero(state.mask[0, 0] > 0, as_tuple=True)
+        assert (ys - 15).abs().max() <= 2 * n
+        assert (xs - 15).abs().max() <= 2 * n
+    # pixels the mask has not reached keep D0 exactly (eq. 10 with M_n = 0)
+    far = states[0].mask[0, 0] == 0
+    assert torch.equal(states[1].depth[0, 0][far], init[0, 0][far])
+
+
+def test_second_layer_restarts_from_measurement_mask():
+    model = _model()
+    init, sparse, guidance = _scene()
+    with torch.no_grad():
+        states = list(model.refine_steps(init, sparse, guidance))
+    first_of_layer2 = next(s for s in states if s.layer == 2)
+    last_of_layer1 = [s for s in states if s.layer == 1][-1]
+    assert first_of_layer2.mask.sum() < last_of_layer1.mask.sum()
+
+
+def test_zero_points_is_a_no_op():
+    model = _model()
+    init, _, guidance = _scene()
+    sparse = torch.zeros_like(init)
+    with torch.no_grad():
+        assert list(model.refine_steps(init, sparse, guidance)) == []
+        assert torch.equal(model(init, sparse, guidance), init)
+
+
+def test_no_mask_ablation_updates_everything_from_the_start():
+    model = _model()
+    init, sparse, guidance = _scene()
+    with torch.no_grad():
+        first = next(model.refine_steps(init, sparse, guidance, use_mask=False))
+    assert (first.mask == 1).all()
+    unmeasured = sparse == 0
+    assert (first.depth[unmeasured] != init[unmeasured]).all()
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_backends_give_identical_refinement(backend):
+    init, sparse, guidance = _scene(b=2, n_points=4)
+    reference = _model(backend="reference")
+    other = _model(backend=backend)
+    other.load_state_dict(reference.state_dict())
+    with torch.no_grad():
+        want = list(reference.refine_steps(init, sparse, guidance))
+        got = list(other.refine_steps(init, sparse, guidance))
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        # measured worst |difference| over a full two-layer run at 16x20: ~2e-6 m
+        torch.testing.assert_close(a.depth, b.depth, rtol=1e-5, atol=2e-5)
+        torch.testing.assert_close(a.mask, b.mask, rtol=1e-5, atol=2e-5)
+
+
+def test_every_parameter_gets_a_gradient_and_checkpointing_matches():
+    init, sparse, guidance = _scene(n_points=6, dtype=torch.float64)
+    grads = []
+    for checkpointing in (False, True):
+        model = _model(dtype=torch.float64)
+        model.set_grad_checkpointing(checkpointing)
+        guidance_leaf = guidance.clone().requires_grad_()
+        out = model(init, sparse, guidance_leaf, schedule=(3, 2))
+        out.square().mean().backward()
+        named = dict(model.named_parameters())
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in named.values()), [
+            n for n, p in named.items() if p.grad is None or p.grad.abs().sum() == 0
+        ]
+        grads.append([p.grad for p in named.values()] + [guidance_leaf.grad])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_bad_inputs_raise():
+    model = _model()
+    init, sparse, guidance = _scene()
+    with pytest.raises(ValueError, match="sparse must match init_depth"):
+        list(model.refine_steps(init, sparse[..., :5], guidance))
+    with pytest.raises(ValueError, match="guidance must be"):
+        list(model.refine_steps(init, sparse, guidance[..., :5]))
+    bad = sparse.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        list(model.refine_steps(init, bad, guidance))
+    small = _scene(h=4, w=4)
+    with pytest.raises(ValueError, match="smaller than the 5x5 window"):
+        list(model.refine_steps(*small))
+
+
+def test_config_is_frozen_and_replaceable():
+    config = MSPNConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.window = 7  # type: ignore[misc]
+    assert dataclasses.replace(config, window=7).window == 7
