@@ -8,6 +8,26 @@ confidence mask outward from sparse depth measurements.
 from __future__ import annotations
 
 from .mspn import MSPN, MSPNConfig, MSPNLayer, PropagationState, iteration_count
+from .pipeline import (
+    PipelineConfig,
+    RefineResult,
+    RefineState,
+    SDRPipeline,
+    build_untrained_pipeline,
+    load_pipeline,
+)
 
-__all__ = ["MSPN", "MSPNConfig", "MSPNLayer", "PropagationState", "iteration_count"]
+__all__ = [
+    "MSPN",
+    "MSPNConfig",
+    "MSPNLayer",
+    "PipelineConfig",
+    "PropagationState",
+    "RefineResult",
+    "RefineState",
+    "SDRPipeline",
+    "build_untrained_pipeline",
+    "iteration_count",
+    "load_pipeline",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,271 @@
+"""SDRPipeline: MDE -> guidance network -> two MSPN layers, one-shot and step by step (Fig. 2).
+
+Numpy at the edges (H x W x 3 uint8 image, H x W float32 metres), torch inside. The caller
+holds all per-request state: the pipeline only reads its weights, so one instance can serve
+many users at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import load_module
+from .guidance import GuidanceConfig, GuidanceNet
+from .mde import DepthEstimator
+from .mde.bundled import BundledDepthEstimator, MonoDepthConfig, MonoDepthNet
+from .mspn import MSPN, MSPNConfig, iteration_schedule
+from .sparse import SparsityWarning, apply_hole_mask, count_points
+from .validation import as_depth_map, as_hole_mask, as_rgb_image, check_same_shape
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_DIR",
+    "PipelineConfig",
+    "RefineResult",
+    "RefineState",
+    "SDRPipeline",
+    "build_untrained_pipeline",
+    "load_pipeline",
+    "resolve_device",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Configs of the refinement networks (the MDE carries its own)."""
+
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    mspn: MSPNConfig = field(default_factory=MSPNConfig)
+
+    def __post_init__(self) -> None:
+        if self.guidance.out_dim != self.mspn.guidance_dim:
+            raise ValueError(
+                f"guidance.out_dim ({self.guidance.out_dim}) must equal mspn.guidance_dim "
+                f"({self.mspn.guidance_dim})"
+            )
+
+
+@dataclass(frozen=True)
+class RefineState:
+    """One MSPN iteration as the public API hands it out."""
+
+    layer: int  # 1 or 2
+    iteration: int  # counts from 1 within a layer
+    iterations_in_layer: int  # N for layer 1 (eq. 13), 6 for layer 2
+    depth: np.ndarray  # H x W float32, metres
+    mask: np.ndarray  # H x W float32, propagation mask in [0, 1]
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    """Final output of :meth:`SDRPipeline.refine`."""
+
+    depth: np.ndarray  # H x W float32 metres, refined
+    init_depth: np.ndarray  # H x W float32 metres, D0
+    mask: np.ndarray  # H x W float32, final propagation mask (ones of M0 if no iteration ran)
+    schedule: tuple[int, int]  # iterations run in (layer 1, layer 2)
+    n_points: int  # sparse measurements used (after the hole mask)
+
+
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; strings are checked."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but CUDA is not available here")
+    return device
+
+
+class SDRPipeline:
+    """Sparsity-adaptive depth refinement: ``refine`` and ``refine_steps`` (the contract)."""
+
+    def __init__(
+        self,
+        mde: DepthEstimator,
+        guidance: GuidanceNet,
+        mspn: MSPN,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.mde = mde
+        self.guidance = guidance.to(self.device).eval()
+        self.mspn = mspn.to(self.device).eval()
+        self.config = PipelineConfig(guidance.config, mspn.config)
+
+    def estimate_depth(self, image: np.ndarray) -> np.ndarray:
+        """D0 from the pipeline's MDE (H x W float32 metres)."""
+        return self.mde.estimate(as_rgb_image(image))
+
+    def schedule(self, height: int, width: int, n_points: int) -> tuple[int, int]:
+        """(layer-1, layer-2) iterations for ``n_points`` measurements (eq. 13)."""
+        return iteration_schedule(height, width, n_points, self.config.mspn)
+
+    def _prepare(
+        self,
+        image: np.ndarray,
+        sparse: np.ndarray,
+        init_depth: np.ndarray | None,
+        hole_mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validate and convert inputs; returns (image, sparse, init_depth) as numpy."""
+        image = as_rgb_image(image)
+        sparse = as_depth_map(sparse, "sparse depth")
+        check_same_shape(image, sparse, "image", "sparse depth")
+        if hole_mask is not None:
+            sparse = apply_hole_mask(sparse, as_hole_mask(hole_mask, image.shape, "hole_mask"))
+        if init_depth is None:
+            init_depth = self.estimate_depth(image)
+        init_depth = as_depth_map(init_depth, "initial depth")
+        check_same_shape(image, init_depth, "image", "initial depth")
+        if not (init_depth > 0).all():
+            raise ValueError("initial depth must be positive everywhere (D0 is dense)")
+        window = self.config.mspn.window
+        if min(image.shape[:2]) < window:
+            raise ValueError(
+                f"image of {image.shape[0]}x{image.shape[1]} pixels is smaller than the "
+                f"{window}x{window} MSPN window"
+            )
+        return image, sparse, init_depth
+
+    def _tensors(
+        self, image: np.ndarray, sparse: np.ndarray, init_depth: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def as_map(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a))[None, None].to(self.device)
+
+        image_t = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float() / 255
+        return image_t, as_map(sparse), as_map(init_depth)
+
+    def refine_steps(
+        self,
+        image: np.ndarray,
+        sparse: np.ndarray,
+        init_depth: np.ndarray | None = None,
+        hole_mask: np.ndarray | None = None,
+        use_mask: bool = True,
+        schedule: tuple[int, int] | None = None,
+    ) -> Iterator[RefineState]:
+        """Yield the depth and mask after every MSPN iteration of both layers.
+
+        Args:
+            image: H x W x 3 uint8 RGB.
+            sparse: H x W float32 metres; 0 where there is no measurement (S).
+            init_depth: optional H x W metres replacing the MDE ("bring your own MDE").
+            hole_mask: optional H x W bool; measurements inside are dropped.
+            use_mask: False runs the no-mask ablation (mask fixed to 1).
+            schedule: override the (layer 1, layer 2) iteration counts of eq. 13.
+
+        Yields:
+            :class:`RefineState` per iteration. With no measurement nothing is yielded and a
+            :class:`~sdr_core.sparse.SparsityWarning` says so.
+        """
+        image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
+        n_points = count_points(sparse)
+        if schedule is None:
+            schedule = self.schedule(*sparse.shape, n_points)
+        if n_points == 0:
+            warnings.warn(
+                "no sparse depth measurement: nothing to propagate, the initial depth is "
+                "returned unchanged",
+                SparsityWarning,
+                stacklevel=2,
+            )
+            return
+        image_t, sparse_t, init_t = self._tensors(image, sparse, init_depth)
+        with torch.inference_mode():
+            guidance = self.guidance(image_t, sparse_t, init_t)
+            for state in self.mspn.refine_steps(init_t, sparse_t, guidance, schedule, use_mask):
+                yield RefineState(
+                    layer=state.layer,
+                    iteration=state.iteration,
+                    iterations_in_layer=schedule[state.layer - 1],
+                    depth=state.depth[0, 0].float().cpu().numpy(),
+                    mask=state.mask[0, 0].float().cpu().numpy(),
+                )
+
+    def refine(
+        self,
+        image: np.ndarray,
+        sparse: np.ndarray,
+        init_depth: np.ndarray | None = None,
+        hole_mask: np.ndarray | None = None,
+        use_mask: bool = True,
+        schedule: tuple[int, int] | None = None,
+    ) -> RefineResult:
+        """Run every iteration and return the final depth (same code path as the steps)."""
+        image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
+        n_points = count_points(sparse)
+        if schedule is None:
+            schedule = self.schedule(*sparse.shape, n_points)
+        depth, mask = np.where(sparse > 0, sparse, init_depth), (sparse > 0).astype(np.float32)
+        with warnings.catch_warnings():
+            if n_points == 0:  # refine_steps warns; re-issue it from here for the caller
+                warnings.simplefilter("ignore", SparsityWarning)
+            for state in self.refine_steps(image, sparse, init_depth, None, use_mask, schedule):
+                depth, mask = state.depth, state.mask
+        if n_points == 0:
+            warnings.warn(
+                "no sparse depth measurement: the initial depth is returned unchanged",
+                SparsityWarning,
+                stacklevel=2,
+            )
+        return RefineResult(depth.astype(np.float32), init_depth, mask, schedule, n_points)
+
+
+def build_untrained_pipeline(
+    config: PipelineConfig | None = None,
+    mde_config: MonoDepthConfig | None = None,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> SDRPipeline:
+    """A randomly initialised pipeline (tests, training start). Its outputs mean nothing."""
+    config = config or PipelineConfig()
+    torch.manual_seed(seed)
+    device = resolve_device(device)
+    mde = BundledDepthEstimator(MonoDepthNet(mde_config), device)
+    return SDRPipeline(mde, GuidanceNet(config.guidance), MSPN(config.mspn), device)
+
+
+def load_pipeline(
+    device: torch.device | str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    backend: str | None = None,
+) -> SDRPipeline:
+    """Load the bundled checkpoints (``mde``, ``guidance``, ``mspn`` .safetensors).
+
+    Args:
+        device: ``None`` picks CUDA when available, else CPU.
+        checkpoint_dir: folder holding the three files; default ``checkpoints/`` of the repo.
+        backend: override the MSPN attention backend stored in the checkpoint ("auto", ...).
+
+    Returns:
+        A ready :class:`SDRPipeline` in eval mode.
+    """
+    import dataclasses
+
+    device = resolve_device(device)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT_DIR
+    mde_net = load_module(folder / "mde.safetensors", "mde", MonoDepthConfig, MonoDepthNet, device)
+    guidance = load_module(
+        folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet, device
+    )
+
+    def build_mspn(config: MSPNConfig) -> MSPN:
+        if backend is not None:
+            config = dataclasses.replace(config, backend=backend)
+        return MSPN(config)
+
+    mspn = load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, build_mspn, device)
+    logger.info("loaded pipeline from %s on %s", folder, device)
+    return SDRPipeline(BundledDepthEstimator(mde_net, device), guidance, mspn, device)

@@ -1,0 +1,117 @@
+"""SDRPipeline: the public contract on a tiny untrained pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdr_core import PipelineConfig, build_untrained_pipeline, iteration_count
+from sdr_core.guidance import GuidanceConfig
+from sdr_core.mspn import MSPNConfig
+from sdr_core.sparse import SparsityWarning, random_points
+
+TINY = PipelineConfig(
+    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
+    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
+)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return build_untrained_pipeline(TINY, device="cpu", seed=0)
+
+
+@pytest.fixture
+def scene():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    gt = (1 + 4 * rng.random((30, 40))).astype(np.float32)
+    return image, gt
+
+
+def test_refine_contract_shapes_and_types(pipe, scene):
+    image, gt = scene
+    sparse = random_points(gt, 10, seed=1)
+    result = pipe.refine(image, sparse)
+    assert result.depth.shape == result.init_depth.shape == (30, 40)
+    assert result.depth.dtype == np.float32
+    assert result.schedule == (iteration_count(30, 40, 10, window=5), 6)
+    assert result.n_points == 10
+    measured = sparse > 0
+    np.testing.assert_array_equal(result.depth[measured], sparse[measured])
+
+
+def test_steps_and_one_shot_share_one_path(pipe, scene):
+    image, gt = scene
+    sparse = random_points(gt, 5, seed=2)
+    init = pipe.estimate_depth(image)
+    states = list(pipe.refine_steps(image, sparse, init_depth=init))
+    n1, n2 = pipe.schedule(30, 40, 5)
+    assert len(states) == n1 + n2
+    assert states[0].layer == 1
+    assert states[0].iteration == 1
+    assert states[-1].layer == 2
+    assert states[-1].iteration == n2
+    assert all(s.iterations_in_layer == (n1 if s.layer == 1 else n2) for s in states)
+    result = pipe.refine(image, sparse, init_depth=init)
+    np.testing.assert_array_equal(states[-1].depth, result.depth)
+
+
+def test_bring_your_own_init_depth_is_used(pipe, scene):
+    image, gt = scene
+    sparse = np.zeros_like(gt)
+    sparse[15, 20] = gt[15, 20]
+    init = np.full_like(gt, 2.5)
+    result = pipe.refine(image, sparse, init_depth=init)
+    np.testing.assert_array_equal(result.init_depth, init)
+    # pixels beyond the first layer's reach of one point keep D0 after iteration 1
+    first = next(pipe.refine_steps(image, sparse, init_depth=init))
+    assert first.depth[0, 0] == pytest.approx(2.5)
+
+
+def test_hole_mask_drops_measurements(pipe, scene):
+    image, gt = scene
+    sparse = random_points(gt, 50, seed=3)
+    hole = np.zeros(gt.shape, dtype=bool)
+    hole[5:25, 5:35] = True
+    result = pipe.refine(image, sparse, hole_mask=hole)
+    assert result.n_points == int(((sparse > 0) & ~hole).sum())
+
+
+def test_zero_points_is_a_documented_no_op(pipe, scene):
+    image, gt = scene
+    sparse = np.zeros_like(gt)
+    with pytest.warns(SparsityWarning, match="no sparse depth"):
+        assert list(pipe.refine_steps(image, sparse)) == []
+    init = np.full_like(gt, 3.0)
+    with pytest.warns(SparsityWarning, match="returned unchanged"):
+        result = pipe.refine(image, sparse, init_depth=init)
+    np.testing.assert_array_equal(result.depth, init)
+    assert result.schedule == (0, 0)
+
+
+def test_no_mask_ablation_runs(pipe, scene):
+    image, gt = scene
+    sparse = random_points(gt, 5, seed=4)
+    a = pipe.refine(image, sparse, use_mask=False)
+    b = pipe.refine(image, sparse)
+    assert not np.array_equal(a.depth, b.depth)
+
+
+def test_bad_inputs_give_clear_messages(pipe, scene):
+    image, gt = scene
+    sparse = random_points(gt, 5, seed=5)
+    with pytest.raises(ValueError, match="30x40"):
+        pipe.refine(image, sparse[:20])
+    with pytest.raises(ValueError, match="smaller than the 5x5 MSPN window"):
+        pipe.refine(image[:4, :4], sparse[:4, :4])
+    with pytest.raises(ValueError, match="initial depth must be positive"):
+        pipe.refine(image, sparse, init_depth=np.zeros_like(gt))
+    nan_sparse = sparse.copy()
+    nan_sparse[0, 0] = np.nan  # documented: NaN -> missing
+    assert pipe.refine(image, nan_sparse).n_points == 5
+
+
+def test_config_mismatch_is_rejected():
+    with pytest.raises(ValueError, match="must equal mspn.guidance_dim"):
+        PipelineConfig(GuidanceConfig(out_dim=8), MSPNConfig(guidance_dim=16))
