@@ -228,6 +228,7 @@ class MSPN(nn.Module):
         guidance: torch.Tensor,
         schedule: tuple[int, int] | None = None,
         use_mask: bool = True,
+        grad_iterations: int | None = None,
     ) -> Iterator[PropagationState]:
         """Yield the state after every iteration of both layers.
 
@@ -239,6 +240,10 @@ class MSPN(nn.Module):
                 point count in the batch. ``(0, 0)`` yields nothing.
             use_mask: False runs the paper's ablation: the mask is fixed to 1, so every pixel
                 is refined from its whole window from the first iteration on.
+            grad_iterations: when gradients are enabled, backpropagate only through the last
+                ``grad_iterations`` iterations of each layer (truncated backpropagation, a
+                training-speed approximation); earlier iterations run without a graph and may
+                use an inference-only attention backend. ``None`` keeps every iteration.
 
         Yields:
             :class:`PropagationState` with fresh tensors after each iteration.
@@ -259,8 +264,19 @@ class MSPN(nn.Module):
             if n_iterations == 0:
                 continue
             mask = initial_mask  # each layer starts from M0 (Fig. 2)
+            n_free = 0
+            if grad_iterations is not None and torch.is_grad_enabled():
+                n_free = max(n_iterations - grad_iterations, 0)
+            if n_free:
+                with torch.no_grad():
+                    attend = layer.prepare(guidance.detach())
+                    for iteration in range(1, n_free + 1):
+                        depth, mask = layer.step(attend, depth, mask, sparse, measured)
+                        if not use_mask:
+                            mask = initial_mask
+                        yield PropagationState(layer_index, iteration, depth, mask)
             attend = layer.prepare(guidance)
-            for iteration in range(1, n_iterations + 1):
+            for iteration in range(n_free + 1, n_iterations + 1):
                 depth, mask = self._run_step(layer, attend, depth, mask, sparse, measured)
                 if not use_mask:
                     mask = initial_mask
@@ -273,13 +289,16 @@ class MSPN(nn.Module):
         guidance: torch.Tensor,
         schedule: tuple[int, int] | None = None,
         use_mask: bool = True,
+        grad_iterations: int | None = None,
     ) -> torch.Tensor:
         """Refined depth after all iterations (B x 1 x H x W, metres); same path as steps.
 
         With no iterations to run (no measurement), returns ``init_depth`` unchanged.
         """
         final = init_depth
-        for state in self.refine_steps(init_depth, sparse, guidance, schedule, use_mask):
+        for state in self.refine_steps(
+            init_depth, sparse, guidance, schedule, use_mask, grad_iterations
+        ):
             final = state.depth
         return final
 

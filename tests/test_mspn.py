@@ -194,3 +194,16 @@ def test_config_is_frozen_and_replaceable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.window = 7  # type: ignore[misc]
     assert dataclasses.replace(config, window=7).window == 7
+
+
+def test_truncated_backprop_matches_forward_and_reaches_guidance():
+    init, sparse, guidance = _scene(n_points=2)
+    model = _model(backend="fast")
+    with torch.no_grad():
+        full = model(init, sparse, guidance)
+    guidance_leaf = guidance.clone().requires_grad_()
+    truncated = model(init, sparse, guidance_leaf, grad_iterations=2)
+    torch.testing.assert_close(truncated, full, rtol=1e-5, atol=1e-5)
+    truncated.mean().backward()
+    assert guidance_leaf.grad is not None
+    assert guidance_leaf.grad.abs().sum() > 0

@@ -1,0 +1,1 @@
+"""Data: synthetic scenes, RGB-D readers and writers, torch datasets."""
