@@ -1,0 +1,194 @@
+"""Command line: ``python -m sdr_core {refine,evaluate,train,bench}``.
+
+The only place argparse appears: each sub-command builds config dataclasses and calls one
+library function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _refine(args: argparse.Namespace) -> int:
+    from . import load_pipeline, viz
+    from .data.io import read_depth, read_image, write_depth_npy, write_depth_png
+    from .metrics import compute_metrics
+    from .sparse import lidar_lines, random_points
+
+    pipe = load_pipeline(device=args.device, backend=args.backend)
+    image = read_image(args.image)
+    gt = read_depth(args.depth, units=args.units).depth if args.depth else None
+    if gt is not None and gt.shape != image.shape[:2]:
+        raise ValueError(
+            f"image is {image.shape[0]}x{image.shape[1]} but depth is "
+            f"{gt.shape[0]}x{gt.shape[1]} (height x width)"
+        )
+    if args.sparse:
+        sparse = read_depth(args.sparse, units=args.units).depth
+    elif gt is None:
+        raise ValueError("give --depth (ground truth to sample from) or --sparse")
+    elif args.lines:
+        sparse = lidar_lines(gt, args.lines, seed=args.seed)
+    else:
+        sparse = random_points(gt, args.points, seed=args.seed)
+    init = pipe.estimate_depth(image)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    states = list(pipe.refine_steps(image, sparse, init_depth=init))
+    final = states[-1].depth if states else init
+    write_depth_png(out / "depth.png", final)
+    write_depth_npy(out / "depth.npy", final)
+    vmin, vmax = viz.depth_range(init, final, *(gt[None] if gt is not None else []))
+    frames = [
+        viz.side_by_side(
+            [viz.colorize_depth(s.depth, vmin, vmax), viz.colorize_mask(s.mask)],
+            [viz.caption(s.layer, s.iteration, s.iterations_in_layer), "mask"],
+        )
+        for s in states
+    ]
+    if frames:
+        viz.frames_to_gif(frames, out / "animation.gif", fps=args.fps)
+    report: dict[str, object] = {
+        "n_points": int((sparse > 0).sum()),
+        "schedule": list(pipe.schedule(*sparse.shape, int((sparse > 0).sum()))),
+    }
+    if gt is not None:
+        report["mspn"] = compute_metrics(final, gt)
+        report["mde"] = compute_metrics(init, gt)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate, load_pipeline
+
+    pipe = load_pipeline(device=args.device, checkpoint_dir=args.checkpoints, backend=args.backend)
+    report = evaluate.run_evaluation(pipe, evaluate.config_from_args(args), Path(args.out_dir))
+    failures = evaluate.check_quality_bar(report)
+    print(evaluate.markdown_report(report))
+    print("quality bar: " + ("passed" if not failures else "NOT met:\n- " + "\n- ".join(failures)))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    config = TrainConfig(**overrides)
+    out = train(config, device=args.device)
+    print(f"checkpoints written to {out}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import build_untrained_pipeline
+    from .sparse import random_points
+
+    pipe = build_untrained_pipeline(device=args.device)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    gt = (1 + 4 * rng.random((args.height, args.width))).astype(np.float32)
+    sparse = random_points(gt, args.points, seed=0)
+    init = pipe.estimate_depth(image)
+    pipe.refine(image, sparse, init_depth=init)  # warm-up (compiles the native kernel)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        pipe.refine(image, sparse, init_depth=init)
+        times.append(time.perf_counter() - start)
+    print(
+        f"full refinement, {args.height}x{args.width}, {args.points} points, "
+        f"schedule {pipe.schedule(args.height, args.width, args.points)}, MDE excluded: "
+        f"median {1000 * float(np.median(times)):.0f} ms over {args.repeats} runs "
+        f"({torch.get_num_threads()} threads)"
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sdr_core", description=__doc__)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    refine = sub.add_parser("refine", help="refine one image's depth from sparse measurements")
+    refine.add_argument("--image", required=True)
+    refine.add_argument("--depth", help="ground-truth depth to sample from and score against")
+    refine.add_argument("--sparse", help="a sparse depth file to use as is")
+    refine.add_argument("--units", choices=["mm", "kitti", "m"], default=None)
+    group = refine.add_mutually_exclusive_group()
+    group.add_argument("--points", type=int, default=100)
+    group.add_argument("--lines", type=int)
+    refine.add_argument("--seed", type=int, default=0)
+    refine.add_argument("--fps", type=int, default=8)
+    refine.add_argument("--backend", default=None)
+    refine.add_argument("--out", required=True)
+    refine.set_defaults(func=_refine)
+
+    evaluate = sub.add_parser("evaluate", help="sparsity sweep -> JSON, markdown, HTML plot")
+    evaluate.add_argument("--checkpoints", default=None)
+    evaluate.add_argument("--backend", default=None)
+    from .evaluate import add_evaluate_arguments
+
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+
+    train = sub.add_parser("train", help="train the MDE (stage mde) or guidance + MSPN (sdr)")
+    train.add_argument("--stage", choices=["mde", "sdr"])
+    train.add_argument("--out-dir", dest="out_dir")
+    for name, kind in [
+        ("steps", int),
+        ("batch-size", int),
+        ("height", int),
+        ("width", int),
+        ("lr", float),
+        ("lines-fraction", float),
+        ("simulated-mde-fraction", float),
+        ("grad-iterations", int),
+        ("seed", int),
+        ("log-every", int),
+        ("checkpoint-every", int),
+        ("num-threads", int),
+    ]:
+        train.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind)
+    train.add_argument("--loss", choices=["l1l2", "silog"])
+    train.add_argument("--mde-checkpoint", dest="mde_checkpoint")
+    train.add_argument("--init-dir", dest="init_dir")
+    train.set_defaults(func=_train)
+
+    bench = sub.add_parser("bench", help="time a full refinement (untrained weights)")
+    bench.add_argument("--height", type=int, default=228)
+    bench.add_argument("--width", type=int, default=304)
+    bench.add_argument("--points", type=int, default=100)
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code. Bad input prints one line, not a traceback."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

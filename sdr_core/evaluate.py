@@ -1,0 +1,766 @@
+"""Sparsity-sweep evaluation: MSPN, its ablations and the baselines (Fig. 5, Fig. 6, Table 4).
+
+Every scene is refined at each sparsity level of three settings:
+
+* ``"points"``: ``n`` ground-truth pixels drawn uniformly (NYUv2 protocol, Fig. 5);
+* ``"lines"``: ``k`` simulated LiDAR scan lines of a 64-line scanner (KITTI protocol, Fig. 6);
+* ``"hole"``: the centre region of half the height and width is masked and ``hole_points``
+  random points are drawn outside it; metrics are computed inside the hole only (Table 4,
+  where a 114 x 152 centre of a 228 x 304 map is masked).
+
+The methods (keys of the results) are ``"mspn"`` (both layers), ``"mspn_layer1"`` (first
+layer only, Fig. 10a), ``"mspn_no_mask"`` (mask fixed to 1, Fig. 10d), ``"mde"`` (D0 alone),
+``"ls_align"`` (D0 with one least-squares scale and shift) and ``"ls_interp"`` (LS-aligned D0
+plus inverse-distance-weighted residuals). All methods of a scene refine the *same* D0: the
+pipeline's MDE runs once per scene and its output is passed as ``init_depth``.
+
+Results are nested dicts ``{setting: {method: {level: {metric: mean over scenes}}}}`` with
+integer levels (points, lines, or the hole's outside point count) and the metrics of
+:func:`sdr_core.metrics.compute_metrics` plus ``n_points`` (measurements used).
+:func:`run_evaluation` does the held-out synthetic split and the Middlebury scene and writes
+``results.json``, ``results.md`` and ``results.html``; :func:`check_quality_bar` lists where
+the results fall short of the project's quality bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+import warnings
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from sdr_core import baselines, sparse
+from sdr_core.metrics import compute_metrics
+
+if TYPE_CHECKING:
+    import argparse
+
+    from sdr_core.pipeline import SDRPipeline
+
+__all__ = [
+    "BASELINE_METHODS",
+    "DEFAULT_LINES",
+    "DEFAULT_POINTS",
+    "METHODS",
+    "METHOD_LABELS",
+    "SETTINGS",
+    "EvalConfig",
+    "EvalScene",
+    "SceneLike",
+    "add_evaluate_arguments",
+    "centre_hole_mask",
+    "check_quality_bar",
+    "config_from_args",
+    "evaluate_scenes",
+    "heldout_scenes",
+    "markdown_report",
+    "markdown_table",
+    "middlebury_scenes",
+    "read_json",
+    "run_evaluation",
+    "write_json",
+    "write_plot_html",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_POINTS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)  # Fig. 5 x-axis
+DEFAULT_LINES = (4, 8, 16, 32, 64)  # Fig. 6 x-axis
+SETTINGS = ("points", "lines", "hole")
+METHODS = ("mspn", "mspn_layer1", "mspn_no_mask", "mde", "ls_align", "ls_interp")
+BASELINE_METHODS = ("mde", "ls_align", "ls_interp")
+METHOD_LABELS = {
+    "mspn": "MSPN",
+    "mspn_layer1": "MSPN, layer 1 only",
+    "mspn_no_mask": "MSPN w/o mask",
+    "mde": "MDE only (D0)",
+    "ls_align": "LS scale + shift",
+    "ls_interp": "LS + IDW residuals",
+}
+# Metrics where larger is better (threshold accuracies); all others are errors.
+_HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3"})
+_METRIC_UNITS = {"rmse": "m", "mae": "m", "irmse": "1/km", "imae": "1/km"}
+# Stable per-setting tags mixed into the sampling seeds (never reorder: results would move).
+_SETTING_TAGS = {"points": 1, "lines": 2, "hole": 3}
+# The quality bar: no-mask ablation must lose to MSPN at this many points or fewer.
+_NO_MASK_MAX_POINTS = 20
+_SETTING_TITLES = {
+    "points": "random points",
+    "lines": "LiDAR lines",
+    "hole": "hole filling (metrics inside the hole)",
+}
+
+
+class SceneLike(Protocol):
+    """What :func:`evaluate_scenes` reads from a scene."""
+
+    name: str
+    rgb: np.ndarray  # H x W x 3 uint8
+    depth: np.ndarray  # H x W float32 metres, 0 = no ground truth
+
+
+@dataclass(frozen=True)
+class EvalScene:
+    """One evaluation scene.
+
+    Attributes:
+        name: identifier, also hashed into the sampling seeds (so keep it stable).
+        rgb: H x W x 3 uint8.
+        depth: H x W float32, metres; 0 = no ground truth.
+    """
+
+    name: str
+    rgb: np.ndarray
+    depth: np.ndarray
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate; defaults are the paper's sweeps at an affordable CPU cost."""
+
+    points: tuple[int, ...] = DEFAULT_POINTS  # random-point levels (Fig. 5)
+    lines: tuple[int, ...] = DEFAULT_LINES  # LiDAR-line levels out of 64 (Fig. 6)
+    hole: bool = True  # run the hole-filling setting (Table 4)
+    hole_points: int = 500  # random points drawn outside the hole in that setting
+    # Lengthen MSPN's first layer in the hole setting so the mask can reach the hole centre
+    # (see _hole_schedule_points); False uses eq. 13 with the outside point count as is.
+    hole_reach: bool = True
+    n_scenes: int = 8  # held-out synthetic scenes (0 skips the split)
+    size: tuple[int, int] = (228, 304)  # (H, W) of the synthetic scenes, NYUv2 crop size
+    middlebury: bool = True  # also evaluate the Middlebury 2014 "Motorcycle" scene
+    # (H, W) of the Middlebury scene: 741 x 500 shrunk to height 228 keeps its aspect ratio.
+    middlebury_size: tuple[int, int] = (228, 338)
+    seed: int = 0  # mixed into every sampling seed
+    methods: tuple[str, ...] = METHODS  # which methods to run, keys of METHOD_LABELS
+
+    def __post_init__(self) -> None:
+        for name in ("points", "lines"):
+            levels = getattr(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in levels):
+                raise ValueError(f"{name} must be positive integers, got {levels!r}")
+            if len(set(levels)) != len(levels):
+                raise ValueError(f"{name} has repeated levels: {levels!r}")
+        if any(v > 64 for v in self.lines):
+            raise ValueError(
+                f"lines must be <= 64 (lines of the simulated scanner), got {self.lines}"
+            )
+        if not (self.points or self.lines or self.hole):
+            raise ValueError("nothing to evaluate: points and lines are empty and hole is False")
+        if self.hole_points < 1:
+            raise ValueError(f"hole_points must be >= 1, got {self.hole_points}")
+        if self.n_scenes < 0:
+            raise ValueError(f"n_scenes must be >= 0, got {self.n_scenes}")
+        for name in ("size", "middlebury_size"):
+            value = getattr(self, name)
+            if len(value) != 2 or min(value) < 8:
+                raise ValueError(f"{name} must be (H, W) with both >= 8, got {value!r}")
+        unknown = [m for m in self.methods if m not in METHOD_LABELS]
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods has repeats: {self.methods!r}")
+
+
+# ----------------------------------------------------------------------------- scenes
+
+
+def heldout_scenes(
+    n: int, size: tuple[int, int] = (228, 304), seed_start: int | None = None
+) -> list[EvalScene]:
+    """The held-out synthetic split: scenes whose seeds training never uses.
+
+    Args:
+        n: number of scenes.
+        size: (H, W) in pixels.
+        seed_start: first scene seed; default ``sdr_core.data.datasets.EVAL_SEED_START``,
+            the start of the range reserved for evaluation.
+
+    Returns:
+        ``n`` scenes named ``synthetic_<seed>`` with seeds ``seed_start .. seed_start + n - 1``.
+    """
+    from sdr_core.data.synthetic import SceneConfig, generate_scene
+
+    if seed_start is None:
+        from sdr_core.data.datasets import EVAL_SEED_START
+
+        seed_start = EVAL_SEED_START
+    scene_config = SceneConfig(height=size[0], width=size[1])
+    scenes = []
+    for seed in range(seed_start, seed_start + n):
+        scene = generate_scene(seed, scene_config)
+        scenes.append(EvalScene(f"synthetic_{seed}", scene.rgb, scene.depth))
+    return scenes
+
+
+def middlebury_scenes(size: tuple[int, int] | None = (228, 338)) -> list[EvalScene]:
+    """The Middlebury 2014 "Motorcycle" scene as a one-scene split.
+
+    Args:
+        size: (H, W) to resize to; ``None`` keeps the shipped 500 x 741.
+    """
+    from sdr_core.data.middlebury import load_middlebury_motorcycle
+
+    scene = load_middlebury_motorcycle(size=size)
+    return [EvalScene(scene.name, scene.rgb, scene.depth)]
+
+
+def centre_hole_mask(height: int, width: int) -> np.ndarray:
+    """H x W bool, True on the centre region of half the height and width (Table 4).
+
+    At 228 x 304 this is the paper's 114 x 152 centre: rows 57..170, columns 76..227.
+    """
+    mask = np.zeros((height, width), dtype=bool)
+    top, left = height // 4, width // 4
+    mask[top : top + height // 2, left : left + width // 2] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _sampling_seed(base_seed: int, scene_name: str, setting: str, level: int) -> int:
+    """Seed of one (scene, setting, level): stable across runs, scene order and methods."""
+    key = [base_seed, zlib.crc32(scene_name.encode()), _SETTING_TAGS[setting], level]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+def _hole_schedule_points(height: int, width: int, hole: np.ndarray) -> int:
+    """Point count whose eq. 12 spacing equals the hole's shorter side.
+
+    The farthest pixel of the hole is half its shorter side from the nearest measurement,
+    as the farthest pixel between points of spacing nu_s is about nu_s / 2 from one; so a
+    hole behaves like points spaced by its shorter side, sqrt(H W / s) - 1 = side, i.e.
+    s = H W / (side + 1)^2. At 228 x 304 with the 114 x 152 hole, s = 5 and N = 39 (p = 13),
+    where 500 outside points alone would give N = 6 and the mask would stop ~36 px short.
+    """
+    rows, cols = np.nonzero(hole)
+    side = min(int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1)
+    return max(1, math.floor(height * width / (side + 1) ** 2))
+
+
+def _run_mspn(
+    pipe: SDRPipeline,
+    rgb: np.ndarray,
+    sparse_depth: np.ndarray,
+    init: np.ndarray,
+    schedule_points: int,
+    methods: tuple[str, ...],
+) -> dict[str, np.ndarray]:
+    """Outputs of the requested MSPN variants for one sparse input.
+
+    ``mspn_layer1`` is the depth after the last first-layer iteration of the full run: layer
+    2 restarts from M0 and never feeds back into layer 1, so this equals
+    ``pipe.refine(..., schedule=(N, 0))`` (checked in the tests) for one run instead of two.
+    """
+    height, width = sparse_depth.shape
+    first, second = pipe.schedule(height, width, schedule_points)
+    outputs: dict[str, np.ndarray] = {}
+    if "mspn" in methods or "mspn_layer1" in methods:
+        schedule = (first, second if "mspn" in methods else 0)
+        depth = layer1 = np.where(sparse_depth > 0, sparse_depth, init).astype(np.float32)
+        for state in pipe.refine_steps(rgb, sparse_depth, init_depth=init, schedule=schedule):
+            depth = state.depth
+            if state.layer == 1:
+                layer1 = state.depth
+        if "mspn" in methods:
+            outputs["mspn"] = depth
+        if "mspn_layer1" in methods:
+            outputs["mspn_layer1"] = layer1
+    if "mspn_no_mask" in methods:
+        result = pipe.refine(
+            rgb, sparse_depth, init_depth=init, use_mask=False, schedule=(first, second)
+        )
+        outputs["mspn_no_mask"] = result.depth
+    return outputs
+
+
+def _predictions(
+    pipe: SDRPipeline,
+    rgb: np.ndarray,
+    sparse_depth: np.ndarray,
+    init: np.ndarray,
+    schedule_points: int,
+    methods: tuple[str, ...],
+) -> dict[str, np.ndarray]:
+    """Every requested method's H x W depth (metres) from the same D0 and S."""
+    outputs = _run_mspn(pipe, rgb, sparse_depth, init, schedule_points, methods)
+    if "mde" in methods:
+        outputs["mde"] = baselines.mde_only(init, sparse_depth)
+    if "ls_align" in methods:
+        outputs["ls_align"] = baselines.least_squares_scale_shift(init, sparse_depth)
+    if "ls_interp" in methods:
+        outputs["ls_interp"] = baselines.residual_interpolation(init, sparse_depth, "idw")
+    return {m: outputs[m] for m in methods}
+
+
+def _levels(config: EvalConfig) -> list[tuple[str, int]]:
+    pairs = [("points", n) for n in config.points] + [("lines", k) for k in config.lines]
+    if config.hole:
+        pairs.append(("hole", config.hole_points))
+    return pairs
+
+
+def _evaluate_scene(
+    pipe: SDRPipeline, scene: SceneLike, config: EvalConfig
+) -> dict[tuple[str, str, int], dict[str, float]]:
+    """Metrics of every (setting, method, level) on one scene."""
+    gt = np.asarray(scene.depth, dtype=np.float32)
+    rgb = np.asarray(scene.rgb)
+    height, width = gt.shape
+    init = pipe.estimate_depth(rgb)  # D0, shared by every method and level of this scene
+    hole = centre_hole_mask(height, width)
+    out: dict[tuple[str, str, int], dict[str, float]] = {}
+    for setting, level in _levels(config):
+        seed = _sampling_seed(config.seed, scene.name, setting, level)
+        region = None
+        with warnings.catch_warnings():
+            # Asking for more points than a tiny scene has is logged, not raised, here.
+            warnings.simplefilter("ignore", sparse.SparsityWarning)
+            if setting == "points":
+                sparse_depth = sparse.random_points(gt, level, seed=seed)
+            elif setting == "lines":
+                sparse_depth = sparse.lidar_lines(gt, level, seed=seed)
+            else:
+                sparse_depth = sparse.random_points(gt, level, seed=seed, hole_mask=hole)
+                region = hole
+        n_points = sparse.count_points(sparse_depth)
+        if setting == "points" and n_points < level:
+            logger.warning("%s: only %d valid pixels for %d points", scene.name, n_points, level)
+        if setting == "lines":
+            # The paper sets N from the mean number of measurements per line (section 4).
+            schedule_points = max(1, n_points // level) if n_points else 0
+        elif setting == "hole" and config.hole_reach:
+            schedule_points = min(n_points, _hole_schedule_points(height, width, hole))
+        else:
+            schedule_points = n_points
+        predictions = _predictions(pipe, rgb, sparse_depth, init, schedule_points, config.methods)
+        for method, pred in predictions.items():
+            metrics = compute_metrics(pred, gt, region=region)
+            metrics["n_points"] = float(n_points)
+            out[(setting, method, level)] = metrics
+    return out
+
+
+def evaluate_scenes(
+    pipe: SDRPipeline, scenes: Iterable[SceneLike], config: EvalConfig | None = None
+) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """Run every method at every level of every setting and average over scenes.
+
+    Args:
+        pipe: the pipeline; its MDE gives D0 (once per scene) and its MSPN refines it.
+        scenes: objects with ``name`` (str, unique), ``rgb`` (H x W x 3 uint8) and ``depth``
+            (H x W float32 metres, 0 = no ground truth).
+        config: levels, methods and seeds; default :class:`EvalConfig`.
+
+    Returns:
+        ``{setting: {method: {level: {metric: mean}}}}``; settings in ``("points", "lines",
+        "hole")`` order, those without levels left out; levels are ints (points, lines, or
+        the hole setting's outside point count); metrics as in
+        :func:`~sdr_core.metrics.compute_metrics` plus ``n_points``, the mean number of
+        measurements. Hole metrics cover the hole only.
+
+    Raises:
+        ValueError: if ``scenes`` is empty or two scenes share a name.
+    """
+    config = config or EvalConfig()
+    per_scene: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    names: set[str] = set()
+    for scene in scenes:
+        if scene.name in names:
+            raise ValueError(f"scene name {scene.name!r} is repeated (it seeds the sampling)")
+        names.add(scene.name)
+        start = time.perf_counter()
+        for key, metrics in _evaluate_scene(pipe, scene, config).items():
+            per_scene.setdefault(key, []).append(metrics)
+        logger.info("evaluated %s in %.1f s", scene.name, time.perf_counter() - start)
+    if not names:
+        raise ValueError("no scene to evaluate")
+
+    results: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+    for setting, level in _levels(config):
+        for method in config.methods:
+            rows = per_scene[(setting, method, level)]
+            mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+            results.setdefault(setting, {}).setdefault(method, {})[level] = mean
+    return results
+
+
+def run_evaluation(
+    pipe: SDRPipeline, config: EvalConfig | None = None, out_dir: str | Path = "eval_results"
+) -> dict[str, Any]:
+    """Held-out synthetic split + Middlebury scene; writes results.json/.md/.html.
+
+    Args:
+        pipe: the pipeline to evaluate.
+        config: what to run; default :class:`EvalConfig`.
+        out_dir: folder for ``results.json``, ``results.md`` and ``results.html``; created.
+
+    Returns:
+        ``{"meta": {...}, "heldout": results, "middlebury": results}`` where each
+        ``results`` is as returned by :func:`evaluate_scenes` (a split is absent when the
+        config skips it) and ``meta`` holds the config, scene names and quality-bar failures.
+    """
+    config = config or EvalConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Through JSON so the returned report equals what read_json gives back (tuples -> lists).
+    config_json = json.loads(json.dumps(dataclasses.asdict(config)))
+    report: dict[str, Any] = {"meta": {"config": config_json, "scenes": {}}}
+    splits: list[tuple[str, list[EvalScene]]] = []
+    if config.n_scenes:
+        splits.append(("heldout", heldout_scenes(config.n_scenes, config.size)))
+    if config.middlebury:
+        splits.append(("middlebury", middlebury_scenes(config.middlebury_size)))
+    for split, scenes in splits:
+        logger.info("evaluating %d %s scene(s)", len(scenes), split)
+        report["meta"]["scenes"][split] = [scene.name for scene in scenes]
+        report[split] = evaluate_scenes(pipe, scenes, config)
+    report["meta"]["quality_bar_failures"] = check_quality_bar(report)
+    write_json(report, out / "results.json")
+    (out / "results.md").write_text(markdown_report(report), encoding="utf-8")
+    write_plot_html(report, out / "results.html")
+    logger.info("wrote results.json, results.md and results.html to %s", out)
+    return report
+
+
+# ----------------------------------------------------------------------------- quality bar
+
+
+def _rmse(results: Mapping[str, Any], setting: str, method: str, level: int) -> float | None:
+    try:
+        return float(results[setting][method][level]["rmse"])
+    except KeyError:
+        return None
+
+
+def check_quality_bar(report: Mapping[str, Any]) -> list[str]:
+    """Where the results miss the project's quality bar (RMSE, strict comparisons).
+
+    The bar (for the trained model):
+
+    * held-out synthetic split, every level of ``points`` and ``lines``: ``mspn`` beats every
+      baseline (``mde``, ``ls_align``, ``ls_interp``);
+    * held-out synthetic split, ``points`` levels <= 20: ``mspn_no_mask`` is worse than
+      ``mspn``;
+    * Middlebury, every level of ``points`` and ``lines``: ``mspn`` beats ``ls_align``.
+
+    The hole setting is reported but not part of the bar. A split, method or setting the
+    bar needs but the report lacks is a failure too: an unchecked bar is not a passed one.
+
+    Args:
+        report: ``{"heldout": results, "middlebury": results, ...}`` as from
+            :func:`run_evaluation` (other keys are ignored).
+
+    Returns:
+        One human-readable line per failure; empty when the bar is met.
+    """
+    failures: list[str] = []
+
+    def compare(split: str, setting: str, level: int, worse: str, unit: str) -> None:
+        results = report[split]
+        ours, theirs = _rmse(results, setting, "mspn", level), _rmse(results, setting, worse, level)
+        if ours is None or theirs is None:
+            missing = "mspn" if ours is None else worse
+            failures.append(f"{split} {setting} @ {level} {unit}: no {missing} result to compare")
+        elif not ours < theirs:
+            failures.append(
+                f"{split} {setting} @ {level} {unit}: mspn RMSE {ours:.4f} m is not below "
+                f"{worse} {theirs:.4f} m"
+            )
+
+    def levels(split: str, setting: str) -> list[int]:
+        return sorted(report[split].get(setting, {}).get("mspn", {}))
+
+    for split, rivals in (("heldout", BASELINE_METHODS), ("middlebury", ("ls_align",))):
+        if split not in report:
+            failures.append(f"{split}: no results, so the bar cannot be checked")
+            continue
+        if not any(levels(split, s) for s in ("points", "lines")):
+            failures.append(f"{split}: no mspn results for points or lines")
+        for setting, unit in (("points", "points"), ("lines", "lines")):
+            for level in levels(split, setting):
+                for rival in rivals:
+                    compare(split, setting, level, rival, unit)
+    if "heldout" in report:
+        few = [n for n in levels("heldout", "points") if n <= _NO_MASK_MAX_POINTS]
+        if not few:
+            failures.append(
+                f"heldout: no points level <= {_NO_MASK_MAX_POINTS} to check the no-mask ablation"
+            )
+        for level in few:
+            compare("heldout", "points", level, "mspn_no_mask", "points")
+    return failures
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def _split_items(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``[(split, results)]`` for a report, or ``[("", results)]`` for one split's results."""
+    if set(results) <= set(SETTINGS):
+        return [("", results)]
+    return [(k, v) for k, v in results.items() if k != "meta" and isinstance(v, Mapping)]
+
+
+def write_json(results: Mapping[str, Any], path: str | Path) -> None:
+    """Write results (one split's or a whole report) as indented JSON; levels become strings.
+
+    Read it back with :func:`read_json`, which restores the integer levels.
+    """
+    Path(path).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _int_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            (int(k) if isinstance(k, str) and k.isdigit() else k): _int_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_int_keys(v) for v in value]
+    return value
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """Read what :func:`write_json` wrote, with the levels as ints again."""
+    return _int_keys(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _format(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def markdown_table(
+    results: Mapping[str, Any], metric: str = "rmse", setting: str | None = None
+) -> str:
+    """Markdown tables of one metric: rows are methods, columns levels, best in bold.
+
+    Args:
+        results: one split's results, as from :func:`evaluate_scenes`.
+        metric: a key of the metric dicts, e.g. ``"rmse"``; for ``d1``-``d3`` the largest
+            value is best, for every other metric the smallest.
+        setting: one setting only; default every setting, each under a caption line.
+
+    Returns:
+        The table(s), ending in a newline. Ties for the best are all bold.
+    """
+    settings = [setting] if setting is not None else [s for s in SETTINGS if s in results]
+    pick = max if metric in _HIGHER_IS_BETTER else min
+    unit = f" ({_METRIC_UNITS[metric]})" if metric in _METRIC_UNITS else ""
+    blocks = []
+    for name in settings:
+        by_method = results[name]
+        methods = list(by_method)
+        levels = sorted({level for m in methods for level in by_method[m]})
+        best = {
+            level: pick(by_method[m][level][metric] for m in methods if level in by_method[m])
+            for level in levels
+        }
+        header = "| method | " + " | ".join(str(level) for level in levels) + " |"
+        rule = "|---|" + "---:|" * len(levels)
+        rows = []
+        for method in methods:
+            cells = []
+            for level in levels:
+                if level not in by_method[method]:
+                    cells.append("")
+                    continue
+                value = by_method[method][level][metric]
+                text = _format(value)
+                cells.append(f"**{text}**" if value == best[level] else text)
+            rows.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
+        lines = [header, rule, *rows]
+        if setting is None:
+            lines = [f"{metric.upper()}{unit}, {_SETTING_TITLES.get(name, name)}:", "", *lines]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def markdown_report(report: Mapping[str, Any], metric: str = "rmse") -> str:
+    """A markdown page: one section per split with its tables, then the quality bar."""
+    parts = ["# MSPN evaluation", ""]
+    meta = report.get("meta", {})
+    config = meta.get("config", {})
+    if config:
+        parts += [
+            f"Held-out synthetic scenes: {config.get('n_scenes')} at {config.get('size')}; "
+            f"hole setting: {config.get('hole_points')} random points outside a centre hole "
+            "of half the height and width, metrics inside the hole. Every method refines the "
+            "same D0 (the pipeline's MDE) per scene; values are means over scenes.",
+            "",
+        ]
+    for split, results in _split_items(report):
+        if split:
+            names = meta.get("scenes", {}).get(split)
+            parts += [f"## {split}" + (f" ({len(names)} scene(s))" if names else ""), ""]
+        parts.append(markdown_table(results, metric))
+    if "heldout" in report or "middlebury" in report:
+        failures = check_quality_bar(report)
+        parts += ["## Quality bar", ""]
+        parts += [f"- {line}" for line in failures] if failures else ["Met at every level."]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _figure(results: Mapping[str, Any], setting: str, title: str) -> Any:
+    """A plotly figure of RMSE per method: lines over a log x axis, bars for the hole."""
+    by_method = results[setting]
+    labels = {method: METHOD_LABELS.get(method, method) for method in by_method}
+    if setting == "hole":
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for method, by_level in by_method.items():
+            level = max(by_level)
+            fig.add_trace(
+                go.Bar(x=[labels[method]], y=[by_level[level]["rmse"]], name=labels[method])
+            )
+        fig.update_layout(title=title, xaxis_title="method", yaxis_title="RMSE (m)")
+        return fig
+
+    from sdr_core.viz import sparsity_figure
+
+    rmse = {
+        labels[method]: {level: metrics["rmse"] for level, metrics in by_level.items()}
+        for method, by_level in by_method.items()
+    }
+    xlabel = {"points": "sparse depth points", "lines": "LiDAR lines"}[setting]
+    fig = sparsity_figure(rmse, title=title, xlabel=xlabel)
+    for method in by_method:
+        if method.startswith("mspn_"):  # ablations dashed, as in Fig. 10
+            fig.update_traces(line_dash="dash", selector={"name": labels[method]})
+    return fig
+
+
+def write_plot_html(
+    results: Mapping[str, Any], path: str | Path, include_plotlyjs: bool | str = True
+) -> None:
+    """One HTML page of RMSE-vs-sparsity figures (log x, like Fig. 5), one per setting.
+
+    Args:
+        results: one split's results or a whole report (one group of figures per split).
+        path: output ``.html`` file.
+        include_plotlyjs: ``True`` embeds plotly.js (works offline, ~4 MB); ``"cdn"``
+            links it instead.
+    """
+    blocks = []
+    for split, split_results in _split_items(results):
+        for setting in SETTINGS:
+            if setting not in split_results:
+                continue
+            title = f"{split + ': ' if split else ''}{_SETTING_TITLES[setting]}"
+            fig = _figure(split_results, setting, title)
+            blocks.append(fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs))
+            include_plotlyjs = False  # once per page
+    body = "\n".join(blocks)
+    html = (
+        '<!DOCTYPE html>\n<html>\n<head><meta charset="utf-8"><title>MSPN evaluation</title>'
+        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+    Path(path).write_text(html, encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- CLI hooks
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    """``"1,5,10"`` -> (1, 5, 10); ``""`` -> () (skip the setting)."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``evaluate`` sub-command's options to ``parser`` (pipeline options excluded).
+
+    The caller adds how to load the pipeline (checkpoint folder, device) and passes
+    ``config_from_args(args)`` and ``args.out_dir`` to :func:`run_evaluation`.
+    """
+    default = EvalConfig()
+
+    def joined(values: tuple[Any, ...]) -> str:
+        return ",".join(str(v) for v in values)
+
+    parser.add_argument(
+        "--points",
+        type=_int_tuple,
+        default=default.points,
+        help=f"comma-separated random-point levels ('' skips; default {joined(default.points)})",
+    )
+    parser.add_argument(
+        "--lines",
+        type=_int_tuple,
+        default=default.lines,
+        help=f"comma-separated LiDAR-line levels ('' skips; default {joined(default.lines)})",
+    )
+    parser.add_argument("--no-hole", action="store_true", help="skip the hole-filling setting")
+    parser.add_argument(
+        "--hole-points",
+        type=int,
+        default=default.hole_points,
+        help="random points outside the hole in the hole-filling setting",
+    )
+    parser.add_argument(
+        "--no-hole-reach",
+        action="store_true",
+        help="use eq. 13 with the outside point count in the hole setting (no longer layer 1)",
+    )
+    parser.add_argument(
+        "--n-scenes",
+        type=int,
+        default=default.n_scenes,
+        help="held-out synthetic scenes (0 skips the split)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=default.size,
+        metavar=("H", "W"),
+        help="synthetic scene size",
+    )
+    parser.add_argument("--no-middlebury", action="store_true", help="skip the Middlebury scene")
+    parser.add_argument(
+        "--middlebury-size",
+        type=int,
+        nargs=2,
+        default=default.middlebury_size,
+        metavar=("H", "W"),
+        help="Middlebury scene size",
+    )
+    parser.add_argument("--seed", type=int, default=default.seed, help="sampling seed")
+    parser.add_argument(
+        "--methods",
+        type=lambda s: tuple(p.strip() for p in s.split(",") if p.strip()),
+        default=default.methods,
+        help=f"comma-separated subset of {joined(METHODS)}",
+    )
+    parser.add_argument(
+        "--out-dir",
+        default="eval_results",
+        help="folder for results.json, results.md and results.html",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """Build the :class:`EvalConfig` from options added by :func:`add_evaluate_arguments`."""
+    return EvalConfig(
+        points=tuple(args.points),
+        lines=tuple(args.lines),
+        hole=not args.no_hole,
+        hole_points=args.hole_points,
+        hole_reach=not args.no_hole_reach,
+        n_scenes=args.n_scenes,
+        size=tuple(args.size),
+        middlebury=not args.no_middlebury,
+        middlebury_size=tuple(args.middlebury_size),
+        seed=args.seed,
+        methods=tuple(args.methods),
+    )

@@ -1,0 +1,334 @@
+"""Sparsity-sweep evaluation on a tiny untrained pipeline and hand-made 40 x 48 scenes."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+
+import numpy as np
+import pytest
+
+from sdr_core import PipelineConfig, baselines, build_untrained_pipeline, evaluate, sparse
+from sdr_core.evaluate import (
+    METHOD_LABELS,
+    METHODS,
+    EvalConfig,
+    EvalScene,
+    add_evaluate_arguments,
+    centre_hole_mask,
+    check_quality_bar,
+    config_from_args,
+    evaluate_scenes,
+    markdown_table,
+    read_json,
+    run_evaluation,
+    write_json,
+    write_plot_html,
+)
+from sdr_core.guidance import GuidanceConfig
+from sdr_core.metrics import compute_metrics
+from sdr_core.mspn import MSPNConfig
+
+TINY = PipelineConfig(
+    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
+    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
+)
+H, W = 40, 48
+CONFIG = EvalConfig(points=(1, 10), lines=(4,), hole_points=30, n_scenes=0, middlebury=False)
+
+
+def _scene(name: str, seed: int) -> EvalScene:
+    """A slanted plane with a box in front, plus a few pixels of missing ground truth."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:H, 0:W]
+    depth = 2.0 + 0.05 * rows + 0.02 * cols * rng.uniform(0.5, 1.5)
+    depth[10:25, 12:30] -= 0.8
+    depth[rng.random((H, W)) < 0.02] = 0.0
+    rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    return EvalScene(name, rgb, depth.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return build_untrained_pipeline(TINY, device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return [_scene("a", 1), _scene("b", 2)]
+
+
+@pytest.fixture(scope="module")
+def results(pipe, scenes):
+    return evaluate_scenes(pipe, scenes, CONFIG)
+
+
+def _bound(method, args, kwargs) -> dict:
+    """Arguments of a call by name, whether passed by position or keyword."""
+    return inspect.signature(method).bind(*args, **kwargs).arguments
+
+
+def _hand_results(mspn: float, no_mask: float, ls_align: float, others: float) -> dict:
+    """One split's results with fixed RMSEs, for the writers and the quality bar."""
+    values = {
+        "mspn": mspn,
+        "mspn_layer1": others,
+        "mspn_no_mask": no_mask,
+        "mde": others,
+        "ls_align": ls_align,
+        "ls_interp": others,
+    }
+    levels = {"points": (1, 10, 50), "lines": (4, 16), "hole": (500,)}
+    return {
+        setting: {
+            method: {level: {"rmse": value, "d1": 1 - value} for level in setting_levels}
+            for method, value in values.items()
+        }
+        for setting, setting_levels in levels.items()
+    }
+
+
+def test_results_structure(results):
+    assert list(results) == ["points", "lines", "hole"]
+    expected_levels = {"points": [1, 10], "lines": [4], "hole": [30]}
+    for setting, by_method in results.items():
+        assert list(by_method) == list(METHODS)
+        for by_level in by_method.values():
+            assert list(by_level) == expected_levels[setting]
+            for metrics in by_level.values():
+                assert set(metrics) >= {"rmse", "mae", "rel", "d1", "n_valid", "n_points"}
+                assert all(math.isfinite(v) for v in metrics.values())
+    assert results["points"]["mspn"][10]["n_points"] == 10
+
+
+def test_every_method_refines_the_same_d0(pipe, scenes, monkeypatch):
+    scene = scenes[0]
+    seen_init: list[np.ndarray] = []
+    estimates: list[np.ndarray] = []
+    original_estimate, original_steps = pipe.estimate_depth, pipe.refine_steps
+
+    def estimate(image):
+        estimates.append(original_estimate(image))
+        return estimates[-1]
+
+    def refine_steps(*args, **kwargs):
+        seen_init.append(_bound(original_steps, args, kwargs)["init_depth"])
+        return original_steps(*args, **kwargs)
+
+    monkeypatch.setattr(pipe, "estimate_depth", estimate)
+    monkeypatch.setattr(pipe, "refine_steps", refine_steps)
+    out = evaluate_scenes(pipe, [scene], CONFIG)
+
+    assert len(estimates) == 1  # D0 once per scene
+    init = estimates[0]
+    # 4 levels x (one run for mspn + mspn_layer1, one for mspn_no_mask via pipe.refine)
+    assert len(seen_init) == 8
+    assert all(np.array_equal(d, init) for d in seen_init)
+    for level, metrics in out["points"]["mde"].items():
+        expected = compute_metrics(init, scene.depth)
+        assert metrics == {**expected, "n_points": float(level)}
+
+
+def test_methods_match_direct_calls(pipe, scenes):
+    """Rebuild S with the evaluation's seed and call every method by hand."""
+    scene = scenes[0]
+    config = EvalConfig(points=(10,), lines=(), hole=False, n_scenes=0, middlebury=False)
+    out = evaluate_scenes(pipe, [scene], config)["points"]
+    init = pipe.estimate_depth(scene.rgb)
+    seed = evaluate._sampling_seed(config.seed, scene.name, "points", 10)
+    s = sparse.random_points(scene.depth, 10, seed=seed)
+    n_first, n_second = pipe.schedule(H, W, 10)
+    expected = {
+        "mspn": pipe.refine(scene.rgb, s, init_depth=init).depth,
+        "mspn_layer1": pipe.refine(scene.rgb, s, init_depth=init, schedule=(n_first, 0)).depth,
+        "mspn_no_mask": pipe.refine(scene.rgb, s, init_depth=init, use_mask=False).depth,
+        "mde": init,
+        "ls_align": baselines.least_squares_scale_shift(init, s),
+        "ls_interp": baselines.residual_interpolation(init, s, "idw"),
+    }
+    assert n_second > 0  # the layer-1-only run really differs from the full schedule
+    for method, pred in expected.items():
+        got = out[method][10]
+        want = compute_metrics(pred, scene.depth)
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (method, key)
+
+
+def test_lines_use_points_per_line_for_the_schedule(pipe, scenes, monkeypatch):
+    scene = scenes[0]
+    schedules = []
+    original_steps = pipe.refine_steps
+
+    def refine_steps(*args, **kwargs):
+        schedules.append(_bound(original_steps, args, kwargs)["schedule"])
+        return original_steps(*args, **kwargs)
+
+    monkeypatch.setattr(pipe, "refine_steps", refine_steps)
+    config = EvalConfig(points=(), lines=(4,), hole=False, n_scenes=0, middlebury=False)
+    out = evaluate_scenes(pipe, [scene], config)
+    n_points = int(out["lines"]["mspn"][4]["n_points"])
+    assert n_points > 4
+    assert set(schedules) == {pipe.schedule(H, W, n_points // 4)}
+
+
+def test_hole_metrics_are_inside_the_hole_only(pipe, scenes, results):
+    hole = centre_hole_mask(H, W)
+    valid_in_hole = [int(np.count_nonzero(hole & (s.depth > 0))) for s in scenes]
+    for by_level in results["hole"].values():
+        assert by_level[30]["n_valid"] == pytest.approx(np.mean(valid_in_hole))
+    expected = np.mean(
+        [compute_metrics(pipe.estimate_depth(s.rgb), s.depth, region=hole)["rmse"] for s in scenes]
+    )
+    assert results["hole"]["mde"][30]["rmse"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_centre_hole_mask_is_the_papers_region():
+    mask = centre_hole_mask(228, 304)
+    rows, cols = np.nonzero(mask)
+    assert mask.sum() == 114 * 152
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (57, 170, 76, 227)
+
+
+def test_hole_schedule_reaches_the_centre(pipe):
+    hole = centre_hole_mask(228, 304)
+    assert evaluate._hole_schedule_points(228, 304, hole) == 5
+    assert pipe.schedule(228, 304, 5)[0] > pipe.schedule(228, 304, 500)[0]
+
+
+def test_results_do_not_depend_on_scene_order(pipe, scenes, results):
+    config = EvalConfig(points=(10,), lines=(), hole=False, n_scenes=0, middlebury=False)
+    forward = evaluate_scenes(pipe, scenes, config)["points"]
+    backward = evaluate_scenes(pipe, scenes[::-1], config)["points"]
+    for method in METHODS:
+        assert backward[method][10]["rmse"] == pytest.approx(forward[method][10]["rmse"])
+        assert forward[method][10] == results["points"][method][10]
+
+
+def test_repeated_scene_names_and_empty_input_are_rejected(pipe, scenes):
+    with pytest.raises(ValueError, match="repeated"):
+        evaluate_scenes(pipe, [scenes[0], scenes[0]], CONFIG)
+    with pytest.raises(ValueError, match="no scene"):
+        evaluate_scenes(pipe, [], CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"points": (0,)}, "points"),
+        ({"lines": (128,)}, "lines"),
+        ({"methods": ("mspn", "magic")}, "methods"),
+        ({"hole_points": 0}, "hole_points"),
+        ({"size": (4, 4)}, "size"),
+        ({"points": (), "lines": (), "hole": False}, "nothing to evaluate"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EvalConfig(**kwargs)
+
+
+def test_markdown_table_rows_columns_and_bold():
+    table = markdown_table(_hand_results(0.1, 0.3, 0.2, 0.4), "rmse", setting="points")
+    lines = table.strip().splitlines()
+    assert lines[0] == "| method | 1 | 10 | 50 |"
+    assert lines[1] == "|---|---:|---:|---:|"
+    rows = {line.split("|")[1].strip(): line for line in lines[2:]}
+    assert set(rows) == {METHOD_LABELS[m] for m in METHODS}
+    assert rows["MSPN"].count("**0.100**") == 3
+    assert "**" not in rows["LS scale + shift"]
+
+    # Larger is better for the threshold accuracies: MSPN's 0.9 is the best.
+    d1 = markdown_table(_hand_results(0.1, 0.3, 0.2, 0.4), "d1", setting="lines")
+    assert "| MSPN | **0.900** | **0.900** |" in d1
+    everything = markdown_table(_hand_results(0.1, 0.3, 0.2, 0.4))
+    assert everything.count("| method |") == 3
+
+
+def test_json_round_trip(tmp_path, results):
+    report = {"meta": {"config": {"points": [1, 10]}}, "heldout": results}
+    path = tmp_path / "results.json"
+    write_json(report, path)
+    assert read_json(path) == report
+
+
+def test_quality_bar_passes_good_and_flags_bad_results():
+    good = {
+        "heldout": _hand_results(0.1, 0.3, 0.2, 0.4),
+        "middlebury": _hand_results(0.1, 0.3, 0.2, 0.4),
+    }
+    assert check_quality_bar(good) == []
+
+    bad_heldout = _hand_results(0.1, 0.3, 0.2, 0.4)
+    bad_heldout["points"]["ls_interp"][10]["rmse"] = 0.05  # a baseline wins at 10 points
+    bad_heldout["points"]["mspn_no_mask"][1]["rmse"] = 0.08  # the ablation wins at 1 point
+    bad_heldout["points"]["mspn_no_mask"][50]["rmse"] = 0.08  # allowed: 50 > 20 points
+    bad_middlebury = _hand_results(0.1, 0.3, 0.2, 0.4)
+    bad_middlebury["lines"]["ls_align"][16]["rmse"] = 0.1  # a tie is not a win
+    failures = check_quality_bar({"heldout": bad_heldout, "middlebury": bad_middlebury})
+    assert len(failures) == 3
+    assert any("heldout points @ 10" in f and "ls_interp" in f for f in failures)
+    assert any("heldout points @ 1 " in f and "mspn_no_mask" in f for f in failures)
+    assert any("middlebury lines @ 16" in f and "ls_align" in f for f in failures)
+
+    missing = check_quality_bar({"heldout": _hand_results(0.1, 0.3, 0.2, 0.4)})
+    assert missing == ["middlebury: no results, so the bar cannot be checked"]
+
+
+def test_plot_html_is_written(tmp_path, results):
+    pytest.importorskip("plotly")
+    path = tmp_path / "results.html"
+    write_plot_html({"heldout": results, "middlebury": results}, path, include_plotlyjs="cdn")
+    html = path.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert html.count("Plotly.newPlot") == 6  # 2 splits x 3 settings
+    assert "heldout: random points" in html
+    assert '"type":"log"' in html
+
+
+def test_run_evaluation_writes_all_outputs(pipe, scenes, tmp_path, monkeypatch):
+    pytest.importorskip("plotly")
+    monkeypatch.setattr(evaluate, "heldout_scenes", lambda n, size: scenes[:n])
+    monkeypatch.setattr(evaluate, "middlebury_scenes", lambda size: [_scene("mb", 3)])
+    config = EvalConfig(points=(10,), lines=(4,), hole=False, n_scenes=1)
+    report = run_evaluation(pipe, config, tmp_path / "out")
+    assert report["meta"]["scenes"] == {"heldout": ["a"], "middlebury": ["mb"]}
+    assert report["meta"]["quality_bar_failures"] == check_quality_bar(report)
+    assert read_json(tmp_path / "out" / "results.json") == report
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert "## heldout" in markdown
+    assert "## Quality bar" in markdown
+    assert (tmp_path / "out" / "results.html").stat().st_size > 0
+
+
+def test_cli_arguments_build_the_config():
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    assert config_from_args(parser.parse_args([])) == EvalConfig()
+    args = parser.parse_args(
+        ["--points", "1,10", "--lines", "", "--no-hole", "--n-scenes", "2", "--size", "30", "40"]
+        + ["--methods", "mspn,mde", "--no-middlebury", "--out-dir", "x"]
+    )
+    config = config_from_args(args)
+    assert config == EvalConfig(
+        points=(1, 10), lines=(), hole=False, n_scenes=2, size=(30, 40), methods=("mspn", "mde"),
+        middlebury=False,
+    )  # fmt: skip
+    assert args.out_dir == "x"
+
+
+def test_middlebury_split():
+    (scene,) = evaluate.middlebury_scenes((57, 84))
+    assert scene.name == "middlebury_motorcycle"
+    assert scene.rgb.shape == (57, 84, 3)
+    assert scene.depth.shape == (57, 84)
+
+
+def test_heldout_split_is_deterministic():
+    pytest.importorskip("sdr_core.data.synthetic")
+    first = evaluate.heldout_scenes(2, size=(24, 32), seed_start=123_456)
+    again = evaluate.heldout_scenes(2, size=(24, 32), seed_start=123_456)
+    assert [s.name for s in first] == ["synthetic_123456", "synthetic_123457"]
+    assert first[0].rgb.shape == (24, 32, 3)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.depth, b.depth)
