@@ -1,0 +1,368 @@
+"""Training of the bundled depth estimator (stage "mde") and of guidance + MSPN (stage "sdr").
+
+Section 3.6 and 4.3 of the paper: AdamW (lr 1e-3, weight decay 1e-2), L1 + L2 loss over valid
+pixels (eq. 14; SILog, eq. 15, selectable), learning rate halved at fixed fractions of the run,
+variable sparsity per sample (log-uniform 1-1000 random points, and 4-64 LiDAR lines for a share
+of the samples), iteration count from eq. 13 per batch. D0 mixes the bundled MDE's predictions
+with simulated MDE errors so the refinement works with any MDE (Fig. 10b).
+
+Runs in one process (CPU or GPU) or under ``torchrun`` (DistributedDataParallel: gloo on CPU,
+nccl on CUDA). Data are rendered on the fly; sample seeds derive from (seed, step, rank), so a
+resumed run sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .checkpoints import load_module, save_module
+from .data.mde_errors import simulate_mde_errors
+from .data.synthetic import SceneConfig, generate_scene
+from .guidance import GuidanceConfig, GuidanceNet
+from .losses import l1_l2_loss, silog_loss
+from .mde.bundled import MonoDepthConfig, MonoDepthNet
+from .mspn import MSPN, MSPNConfig, iteration_count
+from .sparse import count_points, lidar_lines, random_points
+
+__all__ = ["SDRModel", "TrainConfig", "sample_sparse", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (stored in its checkpoints)."""
+
+    stage: Literal["mde", "sdr"] = "sdr"  # which networks to train
+    out_dir: str = "runs/sdr"  # checkpoints, state for resuming, logs
+    steps: int = 2000  # optimiser steps
+    batch_size: int = 4  # per process
+    height: int = 228  # training crop size (scenes are rendered at this size)
+    width: int = 304
+    lr: float = 1e-3  # AdamW, section 4.3
+    weight_decay: float = 1e-2
+    lr_milestones: tuple[float, ...] = (0.5, 0.67, 0.83)  # fractions of steps; lr halves at each
+    grad_clip: float = 1.0  # max global gradient norm
+    loss: Literal["l1l2", "silog"] = "l1l2"  # eq. 14 or eq. 15 (stage "sdr")
+    min_points: int = 1  # random points per sample: log-uniform in [min, max]
+    max_points: int = 1000
+    lines_fraction: float = 0.25  # share of samples with LiDAR lines instead of points
+    min_lines: int = 4
+    max_lines: int = 64
+    simulated_mde_fraction: float = 0.5  # share of samples whose D0 is simulated from GT
+    mde_checkpoint: str | None = "checkpoints/mde.safetensors"  # frozen MDE for stage "sdr"
+    init_dir: str | None = None  # start from guidance/mspn (or mde) weights in this folder
+    grad_iterations: int | None = 4  # backprop through the last k iterations per layer
+    guidance: GuidanceConfig = dataclasses.field(default_factory=GuidanceConfig)
+    mspn: MSPNConfig = dataclasses.field(default_factory=lambda: MSPNConfig(backend="auto"))
+    mde: MonoDepthConfig = dataclasses.field(default_factory=MonoDepthConfig)
+    seed: int = 0  # data and initialisation
+    log_every: int = 10
+    checkpoint_every: int = 100
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    num_threads: int | None = None  # torch CPU threads; None keeps torch's default
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")
+        if not 1 <= self.min_points <= self.max_points:
+            raise ValueError(
+                f"need 1 <= min_points <= max_points, got {self.min_points}, {self.max_points}"
+            )
+        if not 1 <= self.min_lines <= self.max_lines <= 64:
+            raise ValueError("need 1 <= min_lines <= max_lines <= 64")
+        for name in ("lines_fraction", "simulated_mde_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+class SDRModel(nn.Module):
+    """Guidance network + two-layer MSPN as one module (one DDP wrapper, one optimiser)."""
+
+    def __init__(self, guidance: GuidanceNet, mspn: MSPN) -> None:
+        super().__init__()
+        self.guidance = guidance
+        self.mspn = mspn
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        sparse: torch.Tensor,
+        init_depth: torch.Tensor,
+        schedule: tuple[int, int],
+        grad_iterations: int | None = None,
+    ) -> torch.Tensor:
+        """Refined depth B x 1 x H x W (metres) from image, S and D0."""
+        guidance = self.guidance(image, sparse, init_depth)
+        return self.mspn(init_depth, sparse, guidance.float(), schedule, True, grad_iterations)
+
+
+def sample_sparse(
+    gt: np.ndarray, rng: np.random.Generator, config: TrainConfig
+) -> tuple[np.ndarray, int]:
+    """Sparse depth for one training sample and its effective count for eq. 13.
+
+    Returns:
+        (sparse H x W metres, s) where s is the number of points, or for LiDAR lines the mean
+        number of points per line (how the paper sets N for KITTI, section 4.3).
+    """
+    seed = int(rng.integers(2**31))
+    if rng.random() < config.lines_fraction:
+        n_lines = int(rng.integers(config.min_lines, config.max_lines + 1))
+        sparse = lidar_lines(gt, n_lines, seed=seed)
+        return sparse, max(1, count_points(sparse) // n_lines)
+    lo, hi = math.log(config.min_points), math.log(config.max_points)
+    n_points = int(round(math.exp(rng.uniform(lo, hi))))
+    sparse = random_points(gt, n_points, seed=seed)
+    return sparse, max(1, count_points(sparse))
+
+
+def _batch(config: TrainConfig, step: int, rank: int) -> dict[str, torch.Tensor | int]:
+    """Render the batch of ``step`` for process ``rank`` (deterministic)."""
+    scene_config = SceneConfig(height=config.height, width=config.width)
+    rng = np.random.default_rng([config.seed, step, rank])
+    images, depths, sparses, counts = [], [], [], []
+    for i in range(config.batch_size):
+        scene_seed = (config.seed * 1_000_003 + step * 9973 + rank * 101 + i) % 9_000_000
+        scene = generate_scene(scene_seed, scene_config)
+        images.append(torch.from_numpy(scene.rgb).permute(2, 0, 1).float() / 255)
+        depths.append(torch.from_numpy(scene.depth)[None])
+        if config.stage == "sdr":
+            sparse, s = sample_sparse(scene.depth, rng, config)
+            sparses.append(torch.from_numpy(sparse)[None])
+            counts.append(s)
+    batch: dict[str, torch.Tensor | int] = {
+        "image": torch.stack(images),
+        "depth": torch.stack(depths),
+    }
+    if config.stage == "sdr":
+        batch["sparse"] = torch.stack(sparses)
+        batch["n1"] = iteration_count(
+            config.height,
+            config.width,
+            min(counts),
+            config.mspn.window,
+            config.mspn.kappa,
+            config.mspn.min_iterations,
+        )
+        batch["mde_seed"] = int(rng.integers(2**31))
+        batch["use_simulated"] = int(rng.random() < config.simulated_mde_fraction)
+    return batch
+
+
+def _setup_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    """Step schedule: halve the learning rate at each milestone fraction of the run."""
+    return 0.5 ** sum(step >= m * config.steps for m in config.lr_milestones)
+
+
+def _save_state(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig
+) -> None:
+    """Resumable state as safetensors (no pickle): weights, optimiser moments, step."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for name, value in state.items():
+            tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    metadata = {
+        "step": str(step),
+        "param_groups": json.dumps(opt["param_groups"]),
+        "config": json.dumps(dataclasses.asdict(config)),
+    }
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Restore what :func:`_save_state` wrote; returns the step to continue from."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True
+    )
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    groups = json.loads(metadata["param_groups"])
+    for group in groups:
+        group["betas"] = tuple(group["betas"])  # JSON turned the tuple into a list
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    return int(metadata["step"])
+
+
+def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDepthNet | None]:
+    """The trainable module and (stage "sdr") the frozen MDE."""
+    torch.manual_seed(config.seed)
+    if config.stage == "mde":
+        net = MonoDepthNet(config.mde)
+        if config.init_dir:
+            net = load_module(
+                Path(config.init_dir) / "mde.safetensors", "mde", MonoDepthConfig, MonoDepthNet
+            )
+        return net.to(device), None
+    guidance, mspn = GuidanceNet(config.guidance), MSPN(config.mspn)
+    if config.init_dir:
+        folder = Path(config.init_dir)
+        guidance = load_module(
+            folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet
+        )
+        mspn = load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+    mde = None
+    if config.mde_checkpoint and Path(config.mde_checkpoint).is_file():
+        mde = load_module(config.mde_checkpoint, "mde", MonoDepthConfig, MonoDepthNet, device)
+        mde.requires_grad_(False)
+    elif config.simulated_mde_fraction < 1.0:
+        logger.warning("no MDE checkpoint at %s: every D0 is simulated", config.mde_checkpoint)
+    return SDRModel(guidance, mspn).to(device), mde
+
+
+def _loss_step(
+    model: nn.Module,
+    mde: MonoDepthNet | None,
+    batch: dict,
+    config: TrainConfig,
+    device: torch.device,
+) -> torch.Tensor:
+    """Forward one batch and return the loss."""
+    image = batch["image"].to(device)
+    gt = batch["depth"].to(device)
+    if config.stage == "mde":
+        pred = model(image)
+        return silog_loss(pred, gt) + l1_l2_loss(pred, gt)
+    sparse = batch["sparse"].to(device)
+    if mde is None or batch["use_simulated"]:
+        generator = torch.Generator().manual_seed(batch["mde_seed"])
+        init = simulate_mde_errors(gt.cpu(), generator).to(device)
+    else:
+        with torch.no_grad():
+            init = mde(image)
+    schedule = (batch["n1"], config.mspn.second_layer_iterations)
+    pred = model(image, sparse, init, schedule, config.grad_iterations)
+    return l1_l2_loss(pred, gt) if config.loss == "l1l2" else silog_loss(pred, gt)
+
+
+def _export(module: nn.Module, config: TrainConfig, out: Path, step: int, wall_s: float) -> None:
+    """Write the shippable per-component safetensors files."""
+    extra = {
+        "steps": str(step),
+        "wall_time_s": f"{wall_s:.0f}",
+        "train_config": json.dumps(dataclasses.asdict(config)),
+    }
+    if config.stage == "mde":
+        save_module(out / "mde.safetensors", module, config.mde, "mde", extra)
+    else:
+        assert isinstance(module, SDRModel)
+        save_module(
+            out / "guidance.safetensors", module.guidance, config.guidance, "guidance", extra
+        )
+        save_module(out / "mspn.safetensors", module.mspn, module.mspn.config, "mspn", extra)
+
+
+def _steps_iter(start: int, total: int, show: bool) -> Iterator[int]:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iter(range(start, total))
+    return iter(tqdm(range(start, total), initial=start, total=total, disable=not show))
+
+
+def train(config: TrainConfig, device: torch.device | str | None = None) -> Path:
+    """Run (or resume) training; returns the output folder.
+
+    Args:
+        config: the run's settings.
+        device: None picks CUDA when available, else CPU.
+
+    Returns:
+        ``out_dir``, holding the exported safetensors, ``state.safetensors`` and ``log.csv``.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    rank, world = _setup_distributed(device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model, mde = _build(config, device)
+    if config.stage == "sdr":
+        model.mspn.set_grad_checkpointing(True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    state_path = out / "state.safetensors"
+    start = _load_state(state_path, model, optimizer) if state_path.is_file() else 0
+    trained = model
+    if world > 1:
+        # static_graph: every MSPN iteration reuses the layer's parameters inside its own
+        # activation checkpoint, so their gradient hooks fire several times per step.
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
+        )
+    log_path = out / "log.csv"
+    began = time.perf_counter()
+    if rank == 0 and not log_path.exists():
+        log_path.write_text("step,loss,lr,seconds\n")
+    running: list[float] = []
+    for step in _steps_iter(start, config.steps, show=rank == 0):
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * _lr_factor(step, config)
+        batch = _batch(config, step, rank)
+        use_amp = config.amp and device.type == "cuda"
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = _loss_step(trained, mde, batch, config, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        running.append(float(loss.detach()))
+        done = step + 1
+        if rank == 0 and (done % config.log_every == 0 or done == config.steps):
+            with log_path.open("a", newline="") as handle:
+                csv.writer(handle).writerow(
+                    [
+                        done,
+                        f"{np.mean(running):.5f}",
+                        f"{optimizer.param_groups[0]['lr']:.2e}",
+                        f"{time.perf_counter() - began:.1f}",
+                    ]
+                )
+            logger.info("step %d loss %.4f", done, np.mean(running))
+            running = []
+        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
+            _save_state(state_path, model, optimizer, done, config)
+            _export(model, config, out, done, time.perf_counter() - began)
+    if world > 1:
+        dist.barrier()
+    return out
