@@ -86,6 +86,8 @@ def _train(args: argparse.Namespace) -> int:
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if "crop" in overrides:
+        overrides["crop"] = tuple(overrides["crop"])
     config = TrainConfig(**overrides)
     out = train(config, device=args.device)
     print(f"checkpoints written to {out}")
@@ -165,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         ("num-threads", int),
     ]:
         train.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind)
+    train.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"))
     train.add_argument("--loss", choices=["l1l2", "silog"])
     train.add_argument("--mde-checkpoint", dest="mde_checkpoint")
     train.add_argument("--init-dir", dest="init_dir")
