@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -23,6 +23,7 @@ __all__ = [
     "fit_scale_shift",
     "least_squares_scale_shift",
     "mde_only",
+    "mspn_without_mask",
     "residual_interpolation",
 ]
 
@@ -31,6 +32,12 @@ __all__ = [
 MIN_DEPTH_M = 1e-3
 # A fit needs this many points to solve for both scale and shift; fewer use the median.
 _MIN_POINTS_FOR_SHIFT = 3
+
+
+class _Refiner(Protocol):
+    """What :func:`mspn_without_mask` needs of a pipeline (keeps this module torch-free)."""
+
+    def refine(self, image: np.ndarray, sparse: np.ndarray, **kwargs: Any) -> Any: ...
 
 
 def _check_init_depth(init_depth: Any) -> np.ndarray:
@@ -216,4 +223,25 @@ def residual_interpolation(
     return np.maximum(refined, MIN_DEPTH_M).astype(np.float32)
 
 
-# mspn_without_mask is added by sdr_core.mspn integration (lead).
+def mspn_without_mask(
+    pipeline: _Refiner,
+    image: np.ndarray,
+    init_depth: np.ndarray,
+    sparse: np.ndarray,
+) -> np.ndarray:
+    """The paper's mask ablation (Fig. 10d): MSPN with the propagation mask fixed to 1.
+
+    Every pixel is refined from its whole window from the first iteration on, so errors of
+    unreliable pixels propagate. Runs the trained networks as they are (an inference-time
+    ablation, not a model retrained without the mask).
+
+    Args:
+        pipeline: an :class:`~sdr_core.pipeline.SDRPipeline` (anything with ``refine``).
+        image: H x W x 3 uint8 RGB.
+        init_depth: H x W float32 metres (D0).
+        sparse: H x W float32 metres; 0 = missing.
+
+    Returns:
+        H x W float32 metres.
+    """
+    return pipeline.refine(image, sparse, init_depth=init_depth, use_mask=False).depth

@@ -183,16 +183,25 @@ class SDRPipeline:
             )
             return
         image_t, sparse_t, init_t = self._tensors(image, sparse, init_depth)
+        # Inference mode is entered per step, never held across a yield: a consumer such as
+        # a web server may resume this generator on another thread, where the mode (a
+        # thread-local setting) would not be active.
         with torch.inference_mode():
             guidance = self.guidance(image_t, sparse_t, init_t)
-            for state in self.mspn.refine_steps(init_t, sparse_t, guidance, schedule, use_mask):
-                yield RefineState(
+            states = self.mspn.refine_steps(init_t, sparse_t, guidance, schedule, use_mask)
+        while True:
+            with torch.inference_mode():
+                state = next(states, None)
+                if state is None:
+                    return
+                public = RefineState(
                     layer=state.layer,
                     iteration=state.iteration,
                     iterations_in_layer=schedule[state.layer - 1],
                     depth=state.depth[0, 0].float().cpu().numpy(),
                     mask=state.mask[0, 0].float().cpu().numpy(),
                 )
+            yield public
 
     def refine(
         self,

@@ -115,3 +115,29 @@ def test_bad_inputs_give_clear_messages(pipe, scene):
 def test_config_mismatch_is_rejected():
     with pytest.raises(ValueError, match="must equal mspn.guidance_dim"):
         PipelineConfig(GuidanceConfig(out_dim=8), MSPNConfig(guidance_dim=16))
+
+
+def test_steps_can_be_resumed_on_another_thread(pipe, scene):
+    # A web server resumes the generator on worker threads; no mode may leak across yields.
+    import threading
+
+    image, gt = scene
+    steps = pipe.refine_steps(image, random_points(gt, 5, seed=6))
+    first = next(steps)
+    rest = []
+    worker = threading.Thread(target=lambda: rest.extend(steps))
+    worker.start()
+    worker.join()
+    assert first.iteration == 1
+    assert rest
+    assert rest[-1].layer == 2
+
+
+def test_mspn_without_mask_baseline_matches_the_ablation(pipe, scene):
+    from sdr_core.baselines import mspn_without_mask
+
+    image, gt = scene
+    sparse = random_points(gt, 5, seed=7)
+    init = pipe.estimate_depth(image)
+    expected = pipe.refine(image, sparse, init_depth=init, use_mask=False).depth
+    np.testing.assert_array_equal(mspn_without_mask(pipe, image, init, sparse), expected)

@@ -1,0 +1,703 @@
+"""MSPN Studio: watch a masked spatial propagation network refine depth, iteration by iteration.
+
+Gradio UI only. Every handler converts widget values, calls one function of
+``sdr_core.demo`` / ``sdr_core.demo_run`` and formats the result; per-user data lives in
+``gr.State`` and the pipeline (weights) is loaded once and only read.
+
+    python app.py                 # bundled checkpoints, CUDA when available, else CPU
+    python app.py --untrained     # random weights (development, before training)
+
+The same file is the entry point of a Hugging Face Space (``app_file: app.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+try:  # Hugging Face ZeroGPU: import before torch touches CUDA. Absent elsewhere.
+    import spaces
+except ImportError:
+    spaces = None
+
+import gradio as gr
+
+from sdr_core import SDRPipeline, build_untrained_pipeline, demo, demo_run, load_pipeline
+from sdr_core.data import io
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+MAX_FILE_SIZE = "64mb"  # uploads; images are also refused above io.MAX_PIXELS
+QUEUE_SIZE = 16
+CONCURRENCY = 2
+SESSION_TTL_S = 2 * 3600
+GPU_SECONDS_PER_MPX_ITERATION = 0.5  # generous ZeroGPU budget per iteration and megapixel
+
+IMAGE_TYPES = [*io.IMAGE_EXTENSIONS, ".h5", ".hdf5"]
+DEPTH_TYPES = list(io.DEPTH_EXTENSIONS)
+INIT_SOURCES = ["bundled MDE", "uploaded initial depth"]
+EMPTY_TABLE = {"headers": demo_run.TABLE_HEADERS, "data": []}
+
+INTRO = """# MSPN Studio · sparsity-adaptive depth refinement
+Masked Spatial Propagation Network (Jun, Lee & Kim, CVPR 2024): a monocular depth estimate is
+refined from a few depth measurements by two MSPN layers that grow a confidence **mask**
+outward from the measurements. **1** pick an example or upload an image, **2** choose points
+(click the image to add or remove one) and paint a hole, **3** press *Refine* and watch
+every iteration."""
+
+
+def _gpu(duration: Any) -> Any:
+    """``spaces.GPU(duration=...)`` on ZeroGPU, a no-op decorator elsewhere."""
+    if spaces is None:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+def _choice(mode: str, n_points: float, n_lines: float, seed: float) -> demo.SparseChoice:
+    return demo.SparseChoice(mode, int(n_points or 1), int(n_lines or 16), int(seed or 0))
+
+
+def _error(error: ValueError) -> gr.Error:
+    return gr.Error(str(error), print_exception=False)
+
+
+def launch_kwargs() -> dict[str, Any]:
+    """``launch()`` settings shared by ``__main__`` and the tests."""
+    return {"max_file_size": MAX_FILE_SIZE, "allowed_paths": [str(ASSETS_DIR)]}
+
+
+def build_demo(
+    pipeline: SDRPipeline,
+    examples: list[demo.Example] | None = None,
+) -> gr.Blocks:
+    """Build the UI around a pipeline; tests pass a tiny untrained one.
+
+    Args:
+        pipeline: loaded once, shared read-only by every session.
+        examples: gallery scenes; default ``assets/examples.json`` plus Middlebury.
+    """
+    if examples is None:
+        examples = demo.load_examples(ASSETS_DIR)
+    on_gpu_device = pipeline.device.type == "cuda"
+    default_long_side = demo.DEFAULT_LONG_SIDE_GPU if on_gpu_device else demo.DEFAULT_LONG_SIDE_CPU
+    max_long_side = demo.MAX_LONG_SIDE if on_gpu_device else 640
+
+    with gr.Blocks(title="MSPN Studio", delete_cache=(1800, 7200)) as app:
+        session = gr.State(
+            demo.Session(), time_to_live=SESSION_TTL_S, delete_callback=demo_run.release
+        )
+        playing = gr.State(False)
+        current_example = gr.State(None)  # gallery index of the loaded scene, if any
+        gr.Markdown(INTRO)
+
+        with gr.Row(equal_height=False):
+            # ------------------------------------------------------------ 1 inputs
+            with gr.Column(scale=2, min_width=300):
+                gr.Markdown("### 1 · Scene")
+                gr.Markdown("Examples: click one to fill the image and its ground truth.")
+                gallery = gr.Gallery(
+                    value=[(str(e.image), e.title) for e in examples],
+                    label="Examples",
+                    show_label=False,
+                    columns=4,
+                    height="auto",
+                    allow_preview=False,
+                    object_fit="cover",
+                    interactive=False,
+                    buttons=[],
+                    elem_id="examples",
+                )
+                example_index = gr.Number(None, visible=False, precision=0)
+                with gr.Accordion("Upload your own", open=False):
+                    image_file = gr.File(
+                        label="Image (PNG, JPEG, WebP, BMP, TIFF, or NYUv2 .h5 with depth)",
+                        file_types=IMAGE_TYPES,
+                        type="filepath",
+                    )
+                    depth_file = gr.File(
+                        label="Ground-truth depth (optional)",
+                        file_types=DEPTH_TYPES,
+                        type="filepath",
+                    )
+                    units = gr.Radio(
+                        list(demo.UNIT_CHOICES), value="auto (by file type)", label="Depth units"
+                    )
+                    init_source = gr.Radio(
+                        INIT_SOURCES, value=INIT_SOURCES[0], label="Initial depth D0"
+                    )
+                    init_file = gr.File(
+                        label="Initial depth from your own MDE (same size as the image)",
+                        file_types=DEPTH_TYPES,
+                        type="filepath",
+                    )
+                long_side = gr.Slider(
+                    demo.MIN_LONG_SIDE,
+                    max_long_side,
+                    value=default_long_side,
+                    step=8,
+                    label="Processing resolution (long side, px)",
+                    info="228x304 is the paper's NYUv2 size; larger is slower",
+                )
+                scene_md = gr.Markdown("No scene yet: pick an example above.", elem_id="scene")
+
+            # ------------------------------------------------------------ 2 sparse depth
+            with gr.Column(scale=3, min_width=360):
+                gr.Markdown("### 2 · Depth points and hole")
+                with gr.Tabs():
+                    with gr.Tab("Points (click to add / remove)", id="points"):
+                        points_view = gr.Image(
+                            label="Image with depth points",
+                            type="numpy",
+                            format="png",
+                            interactive=False,
+                            buttons=["fullscreen"],
+                            elem_id="points_view",
+                        )
+                    with gr.Tab("Hole (brush)", id="hole"):
+                        editor = gr.ImageEditor(
+                            label="Paint where measurements are dropped",
+                            type="numpy",
+                            image_mode="RGBA",
+                            sources=(),
+                            transforms=(),
+                            layers=False,
+                            brush=gr.Brush(
+                                colors=[("#ffffff", 0.7)], default_size=12, color_mode="fixed"
+                            ),
+                            eraser=gr.Eraser(default_size=12),
+                            format="png",
+                            elem_id="hole_editor",
+                        )
+                        with gr.Row():
+                            centre_btn = gr.Button("Centre hole (paper, Table 4)", size="sm")
+                            clear_hole_btn = gr.Button("Clear hole", size="sm")
+                mode = gr.Radio(list(demo.SPARSE_MODES), value="random points", label="Points")
+                with gr.Row():
+                    points_slider = gr.Slider(
+                        0,
+                        round(math.log10(demo.MAX_POINTS), 2),
+                        value=2.0,
+                        step=0.01,
+                        label="Random points (log scale: 1 - 5000)",
+                        scale=3,
+                    )
+                    n_points = gr.Number(
+                        100, precision=0, minimum=1, maximum=demo.MAX_POINTS, label="N", scale=1
+                    )
+                with gr.Row():
+                    n_lines = gr.Slider(
+                        demo.MIN_LINES, demo.MAX_LINES, value=16, step=1, label="LiDAR lines"
+                    )
+                    seed = gr.Number(0, precision=0, minimum=0, label="Seed")
+                with gr.Row():
+                    click_md = gr.Markdown("", elem_id="click_message")
+                with gr.Row():
+                    point_depth = gr.Number(
+                        None,
+                        label="Depth of the clicked point (m)",
+                        info="No ground truth here: type the measured depth, then press Enter",
+                        interactive=True,
+                        visible=False,
+                        scale=3,
+                    )
+                    clear_points_btn = gr.Button("Reset clicked points", size="sm", scale=1)
+                plan_md = gr.Markdown("", elem_id="plan")
+                with gr.Row():
+                    no_mask = gr.Checkbox(
+                        False, label="No mask (ablation): watch errors propagate", scale=2
+                    )
+                    run_btn = gr.Button("Refine ▶", variant="primary", scale=1)
+
+        # ---------------------------------------------------------------- 3 animation
+        gr.Markdown("### 3 · Refinement, iteration by iteration")
+        gr.Markdown(
+            "Depth (near = red, far = blue) · propagation mask (0 = purple, 1 = yellow) · "
+            "absolute error against the ground truth; one colour scale for every frame."
+        )
+        frame = gr.Image(
+            label="Refinement frame",
+            show_label=False,
+            type="numpy",
+            format="png",
+            interactive=False,
+            height=360,
+            elem_id="frame",
+        )
+        caption = gr.Textbox(label="Frame", interactive=False, elem_id="caption")
+        with gr.Row():
+            scrub = gr.Slider(
+                0, 1, value=0, step=1, label="Scrub frames", interactive=False, scale=5
+            )
+            play_btn = gr.Button("Play", size="sm", scale=1, interactive=False)
+        timer = gr.Timer(1 / demo_run.ANIMATION_FPS, active=False)
+
+        with gr.Tabs():
+            with gr.Tab("Metrics"):
+                metrics_note = gr.Markdown(
+                    "Metrics need ground truth; run an example.", elem_id="run_note"
+                )
+                table = gr.Dataframe(
+                    value=EMPTY_TABLE, label="Final metrics", interactive=False, wrap=True
+                )
+                chart = gr.Plot(label="Metrics per iteration (both layers)", show_label=False)
+            with gr.Tab("Point cloud"):
+                cloud = gr.Plot(
+                    label="Refined depth as a point cloud (coloured by the image)", show_label=False
+                )
+            with gr.Tab("Teaching view"):
+                gr.Markdown(
+                    "Click a pixel to see its 13x13 attention window at the frame chosen with "
+                    "the slider above (the weights that produced that frame)."
+                )
+                with gr.Row():
+                    inspect_img = gr.Image(
+                        label="Depth at this frame (click a pixel)",
+                        type="numpy",
+                        format="png",
+                        interactive=False,
+                        elem_id="inspect_view",
+                    )
+                    inspect_md = gr.Markdown("", elem_id="inspect_text")
+                inspect_plot = gr.Plot(label="Attention window", show_label=False)
+            with gr.Tab("Downloads"):
+                files = gr.File(label="Animation, refined depth, point cloud, metrics",
+                                file_count="multiple", interactive=False)  # fmt: skip
+
+        sparse_widgets = [mode, n_points, n_lines, seed]
+        run_outputs = [frame, caption, scrub, play_btn, table, chart, cloud, files,
+                       metrics_note, inspect_img, inspect_md, inspect_plot]  # fmt: skip
+
+        # ---------------------------------------------------------------- formatting
+        def points_updates(state: demo.Session, choice: demo.SparseChoice) -> dict:
+            inputs = demo.build_sparse(pipeline, state, choice)
+            return {
+                points_view: demo.points_preview(state, inputs),
+                plan_md: demo.plan_text(inputs),
+            }
+
+        def cleared_run() -> dict:
+            return {
+                frame: None,
+                caption: "",
+                scrub: gr.Slider(minimum=0, maximum=1, value=0, interactive=False),
+                play_btn: gr.Button(interactive=False),
+                table: EMPTY_TABLE,
+                chart: None,
+                cloud: None,
+                files: None,
+                metrics_note: "",
+                inspect_img: None,
+                inspect_md: "",
+                inspect_plot: None,
+            }
+
+        def scene_updates(old: demo.Session, scene: demo.Scene, choice: demo.SparseChoice) -> dict:
+            demo_run.release(old)
+            state = demo.new_session(scene)
+            background = demo.editor_background(scene)
+            has_gt = scene.gt is not None
+            return {
+                session: state,
+                scene_md: demo.scene_text(scene),
+                editor: {"background": background, "layers": [], "composite": background},
+                click_md: "",
+                point_depth: gr.Number(value=None, visible=not has_gt),
+                **points_updates(state, choice),
+                **cleared_run(),
+                table: gr.Dataframe(value=EMPTY_TABLE, visible=has_gt),
+                chart: gr.Plot(value=None, visible=has_gt),
+                metrics_note: "" if has_gt else "No ground truth: metrics are hidden.",
+            }
+
+        scene_outputs = [session, scene_md, editor, click_md, point_depth, points_view, plan_md,
+                         *run_outputs]  # fmt: skip
+
+        # ---------------------------------------------------------------- loading
+        def on_example(index: int, side: float, state: demo.Session, *widgets: Any) -> dict:
+            if index is None or not 0 <= int(index) < len(examples):
+                raise gr.Error(f"There is no example number {index}.")
+            example = examples[int(index)]
+            try:
+                scene = demo.load_example(pipeline, example, int(side))
+            except ValueError as error:
+                raise _error(error) from error
+            return {
+                **scene_updates(state, scene, _choice(*widgets)),
+                image_file: str(example.image),
+                depth_file: None if example.depth is None else str(example.depth),
+                units: demo.unit_choice(example.units),
+                init_source: INIT_SOURCES[0],
+                current_example: int(index),
+            }
+
+        def on_load(
+            image: str | None,
+            depth: str | None,
+            unit: str,
+            source: str,
+            init: str | None,
+            side: float,
+            example_index: int | None,
+            state: demo.Session,
+            *widgets: Any,
+        ) -> dict:
+            example = None if example_index is None else examples[int(example_index)]
+            if example is not None:  # a gallery scene keeps its camera and title
+                image, depth = str(example.image), example.depth and str(example.depth)
+            if image is None:
+                if depth is not None:
+                    gr.Warning("Upload the image as well; the depth map alone cannot be refined.")
+                return {}
+            if source == INIT_SOURCES[1] and init is None:
+                gr.Warning("Upload the initial depth file; using the bundled MDE meanwhile.")
+            try:
+                scene = demo.load_scene(
+                    pipeline,
+                    image,
+                    depth,
+                    units=demo.UNIT_CHOICES.get(unit, None if example is None else example.units),
+                    init_depth_path=init if source == INIT_SOURCES[1] else None,
+                    long_side=int(side),
+                    intrinsics=None if example is None else example.intrinsics,
+                    name=None if example is None else example.title,
+                )
+            except ValueError as error:
+                raise _error(error) from error
+            for note in scene.notes:
+                if note.startswith("Ground truth ignored"):
+                    gr.Warning(note)
+            return scene_updates(state, scene, _choice(*widgets))
+
+        def on_upload(*values: Any) -> dict:
+            image, depth, unit, source, init, side, _, *rest = values
+            updates = on_load(image, depth, unit, source, init, side, None, *rest)
+            return {**updates, current_example: None} if updates else {}
+
+        load_inputs = [image_file, depth_file, units, init_source, init_file, long_side,
+                       current_example, session, *sparse_widgets]  # fmt: skip
+
+        def on_gallery(evt: gr.SelectData) -> int:
+            return int(evt.index)
+
+        gallery.select(on_gallery, None, example_index, api_name=False).then(
+            on_example,
+            [example_index, long_side, session, *sparse_widgets],
+            [*scene_outputs, image_file, depth_file, units, init_source, current_example],
+            api_name="load_example",
+        )
+        gr.on(
+            [image_file.upload, image_file.clear, depth_file.upload, depth_file.clear],
+            on_upload,
+            load_inputs,
+            [*scene_outputs, current_example],
+            api_name="upload",
+        )
+        gr.on(
+            [init_file.upload, units.input, init_source.input, long_side.release],
+            on_load,
+            load_inputs,
+            scene_outputs,
+            api_name="reload",
+        )
+
+        # ---------------------------------------------------------------- points
+        def on_sparse(state: demo.Session, *widgets: Any) -> dict:
+            if state.scene is None:
+                return {}
+            try:
+                return points_updates(state, _choice(*widgets))
+            except ValueError as error:
+                raise _error(error) from error
+
+        def on_points_slider(value: float) -> int:
+            return demo.points_from_slider(value)
+
+        def on_points_number(value: float | None) -> float:
+            return demo.slider_from_points(int(value or 1))
+
+        points_slider.release(on_points_slider, points_slider, n_points, api_name=False)
+        n_points.change(on_points_number, n_points, points_slider, api_name=False)
+        gr.on(
+            [mode.change, n_points.change, n_lines.release, seed.change],
+            on_sparse,
+            [session, *sparse_widgets],
+            [points_view, plan_md],
+            api_name="points",
+        )
+
+        def on_click(
+            state: demo.Session,
+            sparse_mode: str,
+            points: float,
+            lines: float,
+            seed_value: float,
+            evt: gr.SelectData,
+        ) -> dict:
+            if state.scene is None:
+                raise gr.Error("Load an image first: pick an example or upload one.")
+            factor = demo.display_factor(state.scene.shape)
+            x, y = demo.to_processing(evt.index, factor, state.scene.shape)
+            choice = _choice(sparse_mode, points, lines, seed_value)
+            try:
+                state, message = demo.toggle_point(state, choice, x, y)
+                updates = points_updates(state, choice)
+            except ValueError as error:
+                raise _error(error) from error
+            typed = state.clicks.get(state.selected) if state.selected else None
+            visible = typed is not None or state.scene.gt is None
+            return {
+                session: state,
+                click_md: message,
+                point_depth: gr.Number(value=typed, visible=visible),
+                **updates,
+            }
+
+        points_view.select(
+            on_click,
+            [session, *sparse_widgets],
+            [session, click_md, point_depth, points_view, plan_md],
+            api_name=False,
+        )
+
+        def on_point_depth(state: demo.Session, value: float | None, *widgets: Any) -> dict:
+            try:
+                state = demo.set_point_depth(state, value)
+                return {session: state, **points_updates(state, _choice(*widgets))}
+            except ValueError as error:
+                raise _error(error) from error
+
+        point_depth.submit(
+            on_point_depth,
+            [session, point_depth, *sparse_widgets],
+            [session, points_view, plan_md],
+            api_name=False,
+        )
+
+        def on_clear_points(state: demo.Session, *widgets: Any) -> dict:
+            if state.scene is None:
+                return {}
+            state = demo.clear_points(state)
+            return {session: state, click_md: "", point_depth: None,
+                    **points_updates(state, _choice(*widgets))}  # fmt: skip
+
+        clear_points_btn.click(
+            on_clear_points,
+            [session, *sparse_widgets],
+            [session, click_md, point_depth, points_view, plan_md],
+            api_name=False,
+        )
+
+        # ---------------------------------------------------------------- hole
+        def on_hole(state: demo.Session, value: dict | None, *widgets: Any) -> dict:
+            if state.scene is None:
+                return {}
+            layers = (value or {}).get("layers") or []
+            try:
+                hole = demo.hole_from_layers(layers, state.scene.shape)
+                state = demo.set_hole(state, hole)
+                return {session: state, **points_updates(state, _choice(*widgets))}
+            except ValueError as error:
+                raise _error(error) from error
+
+        editor.input(
+            on_hole,
+            [session, editor, *sparse_widgets],
+            [session, points_view, plan_md],
+            api_name=False,
+            trigger_mode="always_last",
+        )
+
+        def editor_value(scene: demo.Scene, hole: Any) -> dict:
+            background = demo.editor_background(scene)
+            factor = demo.display_factor(scene.shape)
+            layers = [] if hole is None else [demo.hole_layer(hole, factor)]
+            return {"background": background, "layers": layers, "composite": background}
+
+        def on_centre_hole(state: demo.Session, *widgets: Any) -> dict:
+            if state.scene is None:
+                raise gr.Error("Load an image first: pick an example or upload one.")
+            state = demo.set_hole(state, demo.centre_hole(state.scene.shape))
+            return {session: state, editor: editor_value(state.scene, state.hole),
+                    **points_updates(state, _choice(*widgets))}  # fmt: skip
+
+        def on_clear_hole(state: demo.Session, *widgets: Any) -> dict:
+            if state.scene is None:
+                return {}
+            state = demo.set_hole(state, None)
+            return {session: state, editor: editor_value(state.scene, None),
+                    **points_updates(state, _choice(*widgets))}  # fmt: skip
+
+        hole_outputs = [session, editor, points_view, plan_md]
+        centre_btn.click(
+            on_centre_hole, [session, *sparse_widgets], hole_outputs, api_name="centre_hole"
+        )
+        clear_hole_btn.click(on_clear_hole, [session, *sparse_widgets], hole_outputs,
+                             api_name=False)  # fmt: skip
+
+        # ---------------------------------------------------------------- run
+        def run_duration(state: demo.Session, painted: dict | None, *widgets: Any) -> int:
+            try:
+                inputs = demo.build_sparse(pipeline, state, _choice(*widgets[:4]))
+            except ValueError:
+                return 30
+            pixels = inputs.sparse.size
+            return demo_run.run_duration_s(inputs.schedule, pixels, GPU_SECONDS_PER_MPX_ITERATION)
+
+        @_gpu(duration=run_duration)
+        def on_run(state: demo.Session, painted: dict | None, *widgets: Any) -> Any:
+            *choice_values, ablation = widgets
+            try:
+                if painted is not None and state.scene is not None:  # the brush's latest strokes
+                    layers = painted.get("layers") or []
+                    hole = demo.hole_from_layers(layers, state.scene.shape)
+                    state = demo.set_hole(state, hole)
+                inputs = demo.build_sparse(pipeline, state, _choice(*choice_values))
+                updates = demo_run.run_steps(pipeline, state, inputs, use_mask=not ablation)
+                first = next(updates)
+            except ValueError as error:
+                raise _error(error) from error
+            yield {
+                **cleared_run(),
+                session: state,
+                frame: first.image,
+                caption: first.caption,
+                scrub: gr.Slider(minimum=0, maximum=first.total - 1, value=0, interactive=False),
+            }
+            for update in updates:
+                text = update.caption
+                if update.metrics is not None:
+                    m = update.metrics
+                    text += f" — RMSE {m['rmse']:.3f} m, REL {m['rel']:.3f}, δ1 {m['d1']:.3f}"
+                if update.summary is None:
+                    yield {frame: update.image, caption: text, scrub: update.index}
+                    continue
+                summary = update.summary
+                yield {
+                    session: state,
+                    frame: update.image,
+                    caption: text,
+                    scrub: gr.Slider(
+                        minimum=0, maximum=update.total - 1, value=update.index, interactive=True
+                    ),
+                    play_btn: gr.Button("Play", interactive=True),
+                    table: {"headers": demo_run.TABLE_HEADERS, "data": summary.table},
+                    chart: summary.iteration_figure,
+                    cloud: summary.point_cloud,
+                    files: [str(f) for f in summary.files],
+                    metrics_note: f"{update.total} frames in {summary.seconds:.1f} s.",
+                    inspect_img: demo_run.inspect_view(state.scene, state.run, update.index),
+                }
+
+        run_btn.click(
+            on_run,
+            [session, editor, *sparse_widgets, no_mask],
+            [session, *run_outputs],
+            api_name="run",
+            concurrency_limit=CONCURRENCY,
+        )
+
+        # ---------------------------------------------------------------- scrub / play
+        def on_scrub(state: demo.Session, index: float) -> dict:
+            try:
+                image, text = demo_run.frame_at(state, int(index))
+            except ValueError:
+                return {}
+            updates = {frame: image, caption: text}
+            if state.inspected is not None:
+                updates.update(inspect_updates(state, int(index), *state.inspected))
+            elif state.run is not None:
+                updates[inspect_img] = demo_run.inspect_view(state.scene, state.run, int(index))
+            return updates
+
+        scrub_outputs = [frame, caption, inspect_img, inspect_md, inspect_plot]
+        scrub.release(_gpu(duration=20)(on_scrub), [session, scrub], scrub_outputs,
+                      api_name="frame")  # fmt: skip
+
+        def on_play(state: demo.Session, index: float, is_playing: bool) -> dict:
+            if is_playing or state.run is None:
+                return {timer: gr.Timer(active=False), play_btn: "Play", playing: False}
+            start = 0 if int(index) >= len(state.run.states) - 1 else int(index)
+            return {timer: gr.Timer(active=True), play_btn: "Pause", playing: True, scrub: start}
+
+        play_btn.click(
+            on_play, [session, scrub, playing], [timer, play_btn, playing, scrub], api_name=False
+        )
+
+        def on_tick(state: demo.Session, index: float) -> dict:
+            if state.run is None:
+                return {timer: gr.Timer(active=False), play_btn: "Play", playing: False}
+            last = len(state.run.states) - 1
+            index = min(int(index) + 1, last)
+            image, text = demo_run.frame_at(state, index)
+            updates = {frame: image, caption: text, scrub: index}
+            if index >= last:
+                updates.update({timer: gr.Timer(active=False), play_btn: "Play", playing: False})
+            return updates
+
+        timer.tick(
+            on_tick,
+            [session, scrub],
+            [frame, caption, scrub, timer, play_btn, playing],
+            api_name=False,
+            concurrency_limit=None,
+            show_progress="hidden",
+        )
+
+        # ---------------------------------------------------------------- teaching view
+        def inspect_updates(state: demo.Session, index: int, x: int, y: int) -> dict:
+            inspection = demo_run.inspect_pixel(pipeline, state, index, x, y)
+            return {
+                inspect_img: inspection.image,
+                inspect_md: inspection.text,
+                inspect_plot: inspection.figure,
+            }
+
+        @_gpu(duration=30)
+        def on_inspect(state: demo.Session, index: float, evt: gr.SelectData) -> dict:
+            if state.scene is None or state.run is None:
+                raise gr.Error("Run the refinement first; then click a pixel to inspect it.")
+            factor = demo.display_factor(state.scene.shape)
+            x, y = demo.to_processing(evt.index, factor, state.scene.shape)
+            state.inspected = (x, y)
+            try:
+                return {session: state, **inspect_updates(state, int(index), x, y)}
+            except ValueError as error:
+                raise _error(error) from error
+
+        inspect_img.select(
+            on_inspect,
+            [session, scrub],
+            [session, inspect_img, inspect_md, inspect_plot],
+            api_name=False,
+        )
+    return app
+
+
+def main() -> None:
+    """Command line: load the pipeline once and serve the app."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--host", default=None, help="server name, e.g. 0.0.0.0")
+    parser.add_argument("--port", type=int, default=None, help="server port (default 7860)")
+    parser.add_argument("--untrained", action="store_true", help="random weights (development)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    if args.untrained:
+        pipeline = build_untrained_pipeline(device=args.device)
+    else:
+        try:
+            pipeline = load_pipeline(device=args.device)
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(
+                f"Could not load the bundled checkpoints ({error}). Train them first, or run "
+                "`python app.py --untrained` to try the interface with random weights."
+            ) from error
+    build_demo(pipeline).queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE).launch(
+        server_name=args.host, server_port=args.port, **launch_kwargs()
+    )
+
+
+if __name__ == "__main__":
+    main()

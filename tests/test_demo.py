@@ -1,0 +1,545 @@
+"""sdr_core.demo / demo_run: the app's logic without a browser, on a tiny untrained pipeline."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdr_core import PipelineConfig, build_untrained_pipeline, demo, demo_run, viz
+from sdr_core.data import io
+from sdr_core.guidance import GuidanceConfig
+from sdr_core.mspn import MSPNConfig, iteration_schedule
+
+TINY = PipelineConfig(
+    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
+    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
+)
+H, W = 30, 40
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return build_untrained_pipeline(TINY, device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A 30 x 40 image with GT in every format the app reads."""
+    folder = tmp_path_factory.mktemp("scene")
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    gt = (1.0 + 4.0 * rng.random((H, W))).astype(np.float32)
+    gt[0, :5] = 0.0  # a few missing pixels
+    Image.fromarray(rgb).save(folder / "image.png")
+    io.write_depth_png(folder / "depth_mm.png", gt, units="mm")
+    io.write_depth_png(folder / "depth_kitti.png", gt, units="kitti")
+    np.save(folder / "depth.npy", gt)
+    np.save(folder / "zeros.npy", np.zeros((H, W), np.float32))
+    np.save(folder / "small.npy", gt[:20])
+    Image.fromarray((gt * 40).astype(np.uint8)).save(folder / "depth_8bit.png")
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    with h5py.File(folder / "nyu.h5", "w") as h5:
+        h5["rgb"] = np.transpose(rgb, (2, 0, 1))
+        h5["depth"] = gt
+    np.save(folder / "init.npy", np.full((H, W), 2.5, np.float32))
+    return {"folder": folder, "rgb": rgb, "gt": gt}
+
+
+@pytest.fixture
+def scene(pipe, files):
+    folder = files["folder"]
+    return demo.load_scene(pipe, folder / "image.png", folder / "depth_mm.png", long_side=64)
+
+
+@pytest.fixture
+def session(scene):
+    return demo.new_session(scene)
+
+
+# ----------------------------------------------------------------------------- sizes
+def test_processing_size_keeps_aspect_and_never_upscales():
+    assert demo.processing_size(480, 640, 304) == (228, 304)
+    assert demo.processing_size(640, 480, 304) == (304, 228)
+    assert demo.processing_size(100, 120, 304) == (100, 120)
+
+
+@pytest.mark.parametrize("long_side", [demo.MIN_LONG_SIDE - 1, demo.MAX_LONG_SIDE + 1])
+def test_processing_size_bounds_the_long_side(long_side):
+    with pytest.raises(ValueError, match="processing resolution"):
+        demo.processing_size(480, 640, long_side)
+
+
+def test_processing_size_refuses_too_thin_images():
+    with pytest.raises(ValueError, match="narrower than the 13x13 MSPN window"):
+        demo.processing_size(20, 2000, 304)
+
+
+def test_click_mapping_undoes_the_display_upscaling():
+    assert demo.display_factor((228, 304)) == 2
+    assert demo.display_factor((480, 640)) == 1
+    assert demo.to_processing([0, 0], 2, (228, 304)) == (0, 0)
+    assert demo.to_processing([607.9, 455.2], 2, (228, 304)) == (303, 227)
+    assert demo.to_processing([99, 51], 2, (228, 304)) == (49, 25)
+    assert demo.to_processing([5000, -3], 2, (228, 304)) == (303, 0)  # clamped
+
+
+def test_log_points_slider_round_trip():
+    assert demo.points_from_slider(0) == 1
+    assert demo.points_from_slider(2) == 100
+    assert demo.points_from_slider(9) == demo.MAX_POINTS
+    for n in (1, 7, 100, 1234, 5000):
+        assert abs(demo.points_from_slider(demo.slider_from_points(n)) - n) <= 0.012 * n
+
+
+# ----------------------------------------------------------------------------- loading
+@pytest.mark.parametrize(
+    ("name", "units"),
+    [("depth_mm.png", None), ("depth_kitti.png", "kitti"), ("depth.npy", None), ("depth.npy", "m")],
+)
+def test_load_scene_reads_ground_truth_in_metres(pipe, files, name, units):
+    folder = files["folder"]
+    scene = demo.load_scene(pipe, folder / "image.png", folder / name, units=units, long_side=64)
+    assert scene.shape == (H, W)
+    assert scene.original_size == (H, W)
+    tolerance = 1 / 256 if units == "kitti" else 1e-3  # quantisation of the file format
+    np.testing.assert_allclose(scene.gt, files["gt"], atol=tolerance)
+    assert scene.init_depth.shape == (H, W)
+    assert (scene.init_depth > 0).all()
+    np.testing.assert_array_equal(scene.image, files["rgb"])
+
+
+def test_load_scene_reads_nyu_h5_holding_both(pipe, files):
+    scene = demo.load_scene(pipe, files["folder"] / "nyu.h5", long_side=64)
+    np.testing.assert_array_equal(scene.image, files["rgb"])
+    np.testing.assert_allclose(scene.gt, files["gt"])
+
+
+def test_load_scene_resizes_image_gt_and_camera(pipe, tmp_path):
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "i.png")
+    gt = rng.choice([1.0, 2.0, 3.0], size=(96, 128)).astype(np.float32)
+    np.save(tmp_path / "d.npy", gt)
+    scene = demo.load_scene(
+        pipe, tmp_path / "i.png", tmp_path / "d.npy", long_side=64, intrinsics=(80, 80, 64, 48)
+    )
+    assert scene.shape == (48, 64)
+    assert scene.gt.shape == (48, 64)
+    assert set(np.unique(scene.gt)) <= {1.0, 2.0, 3.0}  # nearest: no blending across edges
+    assert scene.intrinsics[0] == pytest.approx(40.0)
+    assert scene.original_size == (96, 128)
+
+
+def test_load_scene_without_ground_truth_assumes_a_camera(pipe, files):
+    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    assert scene.gt is None
+    assert any("intrinsics assumed" in note for note in scene.notes)
+    assert "ground truth: no" in demo.scene_text(scene)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("small.npy", "must be the same size"),
+        ("zeros.npy", "has no valid depth"),
+        ("depth_8bit.png", "8-bit PNG cannot hold metric depth"),
+        ("broken.png", "broken.png"),
+    ],
+)
+def test_bad_ground_truth_is_ignored_with_a_note(pipe, files, name, reason):
+    scene = demo.load_scene(pipe, files["folder"] / "image.png", files["folder"] / name)
+    assert scene.gt is None
+    assert any(note.startswith("Ground truth ignored") and reason in note for note in scene.notes)
+
+
+def test_unreadable_image_raises_a_plain_message(pipe, files):
+    with pytest.raises(ValueError, match=r"broken\.png: not a readable image"):
+        demo.load_scene(pipe, files["folder"] / "broken.png")
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height (valid CRC) but holds no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 16)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def test_gigantic_image_is_refused_before_decoding(pipe, tmp_path):
+    _png_header_only(tmp_path / "huge.png", 20_000, 10_000)
+    with pytest.raises(ValueError, match="exceeds the limit of 40 megapixels"):
+        demo.load_scene(pipe, tmp_path / "huge.png")
+
+
+def test_uploaded_initial_depth_replaces_the_mde(pipe, files):
+    folder = files["folder"]
+    scene = demo.load_scene(pipe, folder / "image.png", init_depth_path=folder / "init.npy")
+    np.testing.assert_array_equal(scene.init_depth, np.full((H, W), 2.5, np.float32))
+    assert scene.init_source.startswith("uploaded")
+    with pytest.raises(ValueError, match="must have the image's size"):
+        demo.load_scene(pipe, folder / "image.png", init_depth_path=folder / "small.npy")
+    with pytest.raises(ValueError, match="no valid depth"):
+        demo.load_scene(pipe, folder / "image.png", init_depth_path=folder / "zeros.npy")
+
+
+def test_examples_json_and_middlebury(pipe, files, tmp_path):
+    folder = files["folder"]
+    entries = [
+        {"name": "a", "title": "Scene A", "description": "d", "image": str(folder / "image.png"),
+         "depth": str(folder / "depth_mm.png"), "intrinsics": [40, 40, 20, 15]},
+        {"name": "gone", "image": "missing.png"},
+    ]  # fmt: skip
+    (tmp_path / "examples.json").write_text(json.dumps(entries))
+    examples = demo.load_examples(tmp_path, scratch_dir=tmp_path / "scratch")
+    assert [e.name for e in examples] == ["a", "middlebury_motorcycle"]
+    assert examples[0].intrinsics == (40.0, 40.0, 20.0, 15.0)
+    scene = demo.load_example(pipe, examples[1], long_side=96)
+    assert scene.shape == (65, 96)
+    assert scene.gt is not None
+    assert scene.name == "Middlebury Motorcycle"
+
+
+def test_example_units_come_from_the_json(pipe, files, tmp_path):
+    folder = files["folder"]
+    entries = [
+        {"name": "k", "image": str(folder / "image.png"), "depth": str(folder / "depth_kitti.png"),
+         "depth_units": "kitti"},
+        {"name": "bad", "image": str(folder / "image.png"), "depth_units": "furlongs"},
+    ]  # fmt: skip
+    (tmp_path / "examples.json").write_text(json.dumps(entries))
+    examples = demo.load_examples(tmp_path, middlebury=False)
+    assert [e.name for e in examples] == ["k"]
+    assert demo.unit_choice(examples[0].units) == "KITTI (16-bit PNG / 256)"
+    scene = demo.load_example(pipe, examples[0], long_side=64)
+    np.testing.assert_allclose(scene.gt, files["gt"], atol=1 / 256)
+
+
+def test_bundled_examples_load(pipe):
+    assets = Path(__file__).parents[1] / "assets"
+    if not (assets / "examples.json").is_file():
+        pytest.skip("assets/examples.json has not been generated")
+    examples = demo.load_examples(assets, middlebury=False)
+    assert examples
+    for example in examples:
+        assert example.image.is_file()
+        assert example.depth is not None
+        assert example.depth.is_file()
+    scene = demo.load_example(pipe, examples[0], long_side=64)
+    assert scene.gt is not None
+
+
+def test_examples_without_json_still_offer_middlebury(tmp_path):
+    examples = demo.load_examples(tmp_path / "nothing", scratch_dir=tmp_path / "scratch")
+    assert [e.name for e in examples] == ["middlebury_motorcycle"]
+    assert io.read_depth(examples[0].depth).depth.max() > 2.0
+
+
+# ----------------------------------------------------------------------------- sparse depth
+def test_build_sparse_random_points_and_plan(pipe, session):
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 25, seed=3))
+    assert inputs.n_points == 25
+    assert inputs.n_in_hole == 0
+    assert inputs.schedule == iteration_schedule(H, W, 25, TINY.mspn)
+    measured = inputs.sparse > 0
+    np.testing.assert_allclose(inputs.sparse[measured], session.scene.gt[measured])
+    text = demo.plan_text(inputs)
+    assert "**25 depth points**" in text
+    assert f"layer 1 = **{inputs.schedule[0]}**" in text
+
+
+def test_build_sparse_lidar_lines(pipe, session):
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("LiDAR lines", n_lines=8))
+    rows = np.unique(np.nonzero(inputs.sparse)[0])
+    assert inputs.n_points > 0
+    assert rows.size < H
+
+
+def test_build_sparse_without_ground_truth_explains_itself(pipe, files):
+    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    inputs = demo.build_sparse(pipe, demo.new_session(scene), demo.SparseChoice())
+    assert inputs.n_points == 0
+    assert inputs.schedule == (0, 0)
+    assert "click on the image" in demo.plan_text(inputs)
+    assert "no depth points" in demo.no_points_message(inputs)
+
+
+def test_too_many_points_are_capped_with_a_note(pipe, session):
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 5000))
+    assert inputs.n_points == int((session.scene.gt > 0).sum())
+    assert any("returning all of them" in note for note in inputs.notes)
+
+
+def test_hole_drops_points_and_is_counted(pipe, session):
+    choice = demo.SparseChoice("random points", 200)
+    holed = demo.set_hole(session, demo.centre_hole(session.scene.shape))
+    inputs = demo.build_sparse(pipe, holed, choice)
+    assert inputs.n_in_hole > 0
+    assert inputs.n_points + inputs.n_in_hole == 200
+    assert not inputs.sparse[holed.hole].any()
+    assert "dropped by the hole" in demo.plan_text(inputs)
+
+
+def test_hole_covering_everything_names_the_hole(pipe, session):
+    everything = demo.set_hole(session, np.ones(session.scene.shape, bool))
+    inputs = demo.build_sparse(pipe, everything, demo.SparseChoice("random points", 10))
+    assert inputs.n_points == 0
+    assert "The hole covers all 10 depth points" in demo.no_points_message(inputs)
+    with pytest.raises(ValueError, match="The hole covers all"):
+        next(demo_run.run_steps(pipe, everything, inputs))
+
+
+def test_set_hole_checks_the_shape(session):
+    with pytest.raises(ValueError, match="the hole mask is 3x2"):
+        demo.set_hole(session, np.ones((2, 3), bool))
+    assert demo.set_hole(session, np.zeros(session.scene.shape, bool)).hole is None
+
+
+def test_hole_layer_round_trips_through_the_editor_format():
+    hole = np.zeros((15, 20), bool)
+    hole[3:9, 4:15] = True
+    layer = demo.hole_layer(hole, factor=3)
+    assert layer.shape == (45, 60, 4)
+    np.testing.assert_array_equal(demo.hole_from_layers([layer], (15, 20)), hole)
+    assert demo.hole_from_layers([np.zeros((45, 60, 4), np.uint8)], (15, 20)) is None
+    assert demo.hole_from_layers(None, (15, 20)) is None
+
+
+def test_a_brush_stroke_must_cover_half_a_processing_pixel():
+    layer = np.zeros((45, 60, 4), np.uint8)
+    layer[15, :, 3] = 255  # one display row = a third of processing row 5 at factor 3
+    assert demo.hole_from_layers([layer], (15, 20)) is None
+    layer[16, :, 3] = 255  # two thirds
+    hole = demo.hole_from_layers([layer], (15, 20))
+    assert hole[5].all()
+    assert hole.sum() == 20
+
+
+# ----------------------------------------------------------------------------- clicks
+def test_click_adds_a_gt_point_and_a_second_click_removes_it(pipe, session):
+    choice = demo.SparseChoice("clicks only")
+    added, message = demo.toggle_point(session, choice, 10, 12)
+    assert "from GT" in message
+    assert added.clicks == {(10, 12): None}
+    inputs = demo.build_sparse(pipe, added, choice)
+    assert inputs.n_points == 1
+    assert inputs.sparse[12, 10] == session.scene.gt[12, 10]
+    removed, message = demo.toggle_point(added, choice, 11, 13)  # within the pick radius
+    assert message.startswith("Removed")
+    assert removed.clicks == {}
+
+
+def test_click_removes_a_generated_point(pipe, session):
+    choice = demo.SparseChoice("random points", 5, seed=1)
+    y, x = np.argwhere(demo.build_sparse(pipe, session, choice).sparse > 0)[0]
+    updated, message = demo.toggle_point(session, choice, int(x), int(y))
+    assert message.startswith("Removed")
+    assert (int(x), int(y)) in updated.removed
+    assert demo.build_sparse(pipe, updated, choice).n_points == 4
+
+
+def test_click_without_gt_uses_the_estimate_then_the_typed_depth(pipe, files):
+    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    state = demo.new_session(scene)
+    choice = demo.SparseChoice("clicks only")
+    state, message = demo.toggle_point(state, choice, 5, 6)
+    assert "type its measured depth" in message
+    assert state.selected == (5, 6)
+    assert state.clicks[(5, 6)] == pytest.approx(scene.init_depth[6, 5])
+    state = demo.set_point_depth(state, 3.25)
+    assert demo.build_sparse(pipe, state, choice).sparse[6, 5] == pytest.approx(3.25)
+    for bad in (None, 0.0, -1.0, float("nan"), 5000.0):
+        with pytest.raises(ValueError, match="metres"):
+            demo.set_point_depth(state, bad)
+
+
+def test_typing_a_depth_needs_a_clicked_point(session):
+    with pytest.raises(ValueError, match="Click on the image"):
+        demo.set_point_depth(session, 2.0)
+
+
+def test_points_preview_is_upscaled_and_shows_points(pipe, session):
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 3))
+    preview = demo.points_preview(session, inputs)
+    factor = demo.display_factor(session.scene.shape)
+    assert preview.shape == (H * factor, W * factor, 3)
+    plain = np.repeat(np.repeat(session.scene.image, factor, 0), factor, 1)
+    assert (preview != plain).any(axis=2).sum() >= 3 * factor**2
+
+
+def test_session_functions_need_a_scene(pipe):
+    empty = demo.Session()
+    with pytest.raises(ValueError, match="Load an image first"):
+        demo.build_sparse(pipe, empty, demo.SparseChoice())
+
+
+# ----------------------------------------------------------------------------- the run
+def _run(pipe, session, tmp_path, n_points=12, use_mask=True):
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", n_points))
+    updates = list(demo_run.run_steps(pipe, session, inputs, use_mask, out_dir=tmp_path))
+    return inputs, updates
+
+
+def test_run_streams_every_iteration_with_captions(pipe, session, tmp_path):
+    inputs, updates = _run(pipe, session, tmp_path)
+    first, second = inputs.schedule
+    assert len(updates) == 1 + first + second + 1  # initial, iterations, summary
+    assert updates[0].index == 0
+    assert updates[0].caption.startswith("initial depth D0")
+    expected = [viz.caption(1, i, first) for i in range(1, first + 1)]
+    expected += [viz.caption(2, i, second) for i in range(1, second + 1)]
+    assert [u.caption for u in updates[1:-1]] == expected
+    assert all(u.total == 1 + first + second for u in updates)
+    assert all(u.summary is None for u in updates[:-1])
+    assert updates[-1].summary is not None
+    shapes = {u.image.shape for u in updates}
+    assert len(shapes) == 1
+    assert updates[0].image.shape[1] > 3 * W
+    assert len(session.run.states) == 1 + first + second
+    assert [h["iteration"] for h in session.run.history[:3]] == [0, 1, 2]
+
+
+def test_run_keeps_measurements_and_matches_the_pipeline(pipe, session, tmp_path):
+    inputs, _ = _run(pipe, session, tmp_path)
+    final = session.run.states[-1].depth
+    reference = pipe.refine(session.scene.image, inputs.sparse, session.scene.init_depth)
+    np.testing.assert_allclose(final, reference.depth, rtol=1e-5, atol=1e-5)
+    measured = inputs.sparse > 0
+    np.testing.assert_array_equal(final[measured], inputs.sparse[measured])
+
+
+def test_run_summary_table_has_baselines_ablation_and_hole(pipe, session, tmp_path):
+    holed = demo.set_hole(session, demo.centre_hole(session.scene.shape))
+    _, updates = _run(pipe, holed, tmp_path, n_points=60)
+    summary = updates[-1].summary
+    methods = {row[0] for row in summary.table}
+    assert methods == {"MSPN", "MDE only", "LS scale + shift", "LS + IDW residuals",
+                       "MSPN without mask (ablation)"}  # fmt: skip
+    assert {row[1] for row in summary.table} == {"whole image", "hole"}
+    assert all(len(row) == len(demo_run.TABLE_HEADERS) for row in summary.table)
+    assert summary.iteration_figure is not None
+    assert summary.point_cloud is not None
+    assert holed.run.hole_history
+    assert holed.run.hole is not None
+
+
+def test_no_mask_run_swaps_the_rows_and_fixes_the_mask(pipe, session, tmp_path):
+    _, updates = _run(pipe, session, tmp_path, use_mask=False)
+    assert all((state.mask == 1).all() for state in session.run.states)
+    assert updates[-1].summary.table[0][0] == "MSPN without mask (ablation)"
+    assert "MSPN" in {row[0] for row in updates[-1].summary.table}
+
+
+def test_run_without_ground_truth_hides_error_and_metrics(pipe, files, tmp_path):
+    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    state, _ = demo.toggle_point(demo.new_session(scene), demo.SparseChoice("clicks only"), 3, 4)
+    state = demo.set_point_depth(state, 2.0)
+    inputs = demo.build_sparse(pipe, state, demo.SparseChoice("clicks only"))
+    updates = list(demo_run.run_steps(pipe, state, inputs, out_dir=tmp_path))
+    assert all(u.metrics is None for u in updates)
+    assert updates[0].image.shape[1] < 3 * W  # depth | mask only
+    summary = updates[-1].summary
+    assert summary.table == []
+    assert summary.iteration_figure is None
+    assert {f.name for f in summary.files} >= {"refined_depth_mm.png", "point_cloud.ply"}
+
+
+def test_run_with_zero_points_says_how_to_add_some(pipe, session):
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("clicks only"))
+    with pytest.raises(ValueError, match="no depth points to propagate"):
+        next(demo_run.run_steps(pipe, session, inputs))
+
+
+def test_downloads_are_valid_files(pipe, session, tmp_path):
+    _, updates = _run(pipe, session, tmp_path)
+    files = {f.name: f for f in updates[-1].summary.files}
+    assert {"mspn_animation.gif", "refined_depth_mm.png", "refined_depth.npy",
+            "point_cloud.ply", "metrics.json"} <= set(files)  # fmt: skip
+    final = session.run.states[-1].depth
+    with Image.open(files["refined_depth_mm.png"]) as png:
+        assert png.size == (W, H)
+        assert png.mode.startswith("I")
+    np.testing.assert_allclose(io.read_depth(files["refined_depth_mm.png"]).depth, final, atol=6e-4)
+    np.testing.assert_array_equal(np.load(files["refined_depth.npy"]), final)
+    points, colours = io.read_ply_points(files["point_cloud.ply"])
+    assert points.shape == (H * W, 3)
+    assert colours.shape == (H * W, 3)
+    report = json.loads(files["metrics.json"].read_text())
+    assert report["n_points"] == 12
+    assert report["metrics"]["MSPN"]["whole image"]["rmse"] > 0
+    with Image.open(files["mspn_animation.gif"]) as gif:
+        assert gif.is_animated
+        assert gif.size == updates[0].image.shape[1::-1]
+
+
+def test_frame_at_rerenders_and_clamps(pipe, session, tmp_path):
+    _, updates = _run(pipe, session, tmp_path)
+    image, caption = demo_run.frame_at(session, 3)
+    np.testing.assert_array_equal(image, updates[3].image)
+    assert caption == updates[3].caption
+    assert demo_run.frame_at(session, 10_000)[1] == updates[-1].caption
+    with pytest.raises(ValueError, match="Run the refinement first"):
+        demo_run.frame_at(demo.new_session(session.scene), 0)
+
+
+def test_release_removes_only_owned_download_folders(pipe, session, tmp_path):
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 12))
+    list(demo_run.run_steps(pipe, session, inputs))  # owns a temporary folder
+    owned = session.run.out_dir
+    assert owned.is_dir()
+    list(demo_run.run_steps(pipe, session, inputs, out_dir=tmp_path))  # replaces the run
+    assert not owned.exists()
+    assert tmp_path.is_dir()
+    demo_run.release(session)
+    assert tmp_path.is_dir()  # not ours to delete
+
+
+# ----------------------------------------------------------------------------- teaching view
+def test_inspect_pixel_matches_the_stored_next_state(pipe, session, tmp_path):
+    _run(pipe, session, tmp_path)
+    states = session.run.states
+    for index in (1, 4, len(states) - 6, len(states) - 1):  # layer 2 starts at -6
+        inspection = demo_run.inspect_pixel(pipe, session, index, 17, 11)
+        window = inspection.window
+        assert window.weights.shape == (5, 5)
+        assert window.weights.sum() == pytest.approx(1.0, abs=1e-5)
+        assert window.depth_after == pytest.approx(float(states[index].depth[11, 17]), abs=1e-4)
+        assert window.mask_after == pytest.approx(float(states[index].mask[11, 17]), abs=1e-5)
+        assert "pixel (x=17, y=11)" in inspection.text
+    assert session.run.guidance is not None  # computed once, then cached
+
+
+def test_inspect_view_outlines_the_window(pipe, session, tmp_path):
+    _run(pipe, session, tmp_path)
+    plain = demo_run.inspect_view(session.scene, session.run, 2)
+    inspection = demo_run.inspect_pixel(pipe, session, 2, 0, 0)
+    assert inspection.image.shape == plain.shape
+    factor = demo.display_factor(session.scene.shape)
+    changed = np.argwhere((inspection.image != plain).any(axis=2)) // factor
+    assert changed.max(axis=0).tolist() == [4, 4]  # window of the corner pixel: rows/cols 0-4
+
+
+def test_inspect_needs_a_run(pipe, session):
+    with pytest.raises(ValueError, match="Run the refinement first"):
+        demo_run.inspect_pixel(pipe, session, 0, 1, 1)
+
+
+def test_demo_modules_do_not_import_gradio():
+    code = (
+        "import sys; sys.modules['gradio'] = None; sys.modules['spaces'] = None\n"
+        "import sdr_core.demo, sdr_core.demo_run, sdr_core.inspect\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
