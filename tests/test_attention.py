@@ -172,3 +172,8 @@ def test_torch_compile_agrees_with_eager():
     torch.testing.assert_close(
         compiled(qk, depth, mask, bias), window_attention(qk, depth, mask, bias, 5, "fast")
     )
+
+
+def test_auto_keeps_float64_off_the_float32_native_kernel():
+    assert "native" not in available_backends("cpu", dtype=torch.float64)
+    assert resolve_backend("auto", "cpu", dtype=torch.float64) == "fast"

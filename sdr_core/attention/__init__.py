@@ -54,7 +54,9 @@ def _native_prepare() -> Callable[[AffineQK, int], AttendFn] | None:
 
 
 def available_backends(
-    device: torch.device | str = "cpu", requires_grad: bool = False
+    device: torch.device | str = "cpu",
+    requires_grad: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> list[str]:
     """Backends that can run on ``device``, slowest first (so ``[-1]`` is the fastest).
 
@@ -62,18 +64,23 @@ def available_backends(
         device: where the tensors live.
         requires_grad: whether gradients must flow (training); inference-only kernels are
             left out then.
+        dtype: the tensors' dtype; the float32-only native kernel is offered for float32.
     """
     options = ["reference", "fast"]
-    if torch.device(device).type == "cpu" and not requires_grad and _native_prepare():
+    native_ok = torch.device(device).type == "cpu" and not requires_grad
+    if native_ok and dtype == torch.float32 and _native_prepare():
         options.append("native")
     return options
 
 
 def resolve_backend(
-    name: Backend, device: torch.device | str = "cpu", requires_grad: bool = False
+    name: Backend,
+    device: torch.device | str = "cpu",
+    requires_grad: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> str:
     """Turn ``"auto"`` into the fastest available backend; check an explicit choice."""
-    options = available_backends(device, requires_grad)
+    options = available_backends(device, requires_grad, dtype)
     if name == "auto":
         return options[-1]
     if name not in options:
@@ -120,7 +127,7 @@ def prepare_attention(qk: AffineQK, window: int, backend: Backend = "auto") -> A
     requires_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (qk.query_base, qk.key_base, qk.query_depth, qk.key_depth)
     )
-    name = resolve_backend(backend, qk.query_base.device, requires_grad)
+    name = resolve_backend(backend, qk.query_base.device, requires_grad, qk.query_base.dtype)
     if name == "reference":
         return prepare_reference(qk, window)
     if name == "fast":

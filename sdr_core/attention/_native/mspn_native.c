@@ -1,0 +1,716 @@
+/*
+ * MSPN pixel-to-window attention: fused CPU kernels (inference only).
+ *
+ * Plain C11 + GCC vector extensions + pthreads; no torch headers, so it compiles in a few
+ * seconds. Compiled and loaded lazily by sdr_core/attention/native.py (ctypes).
+ *
+ * Maths (see fast.py): for query pixel p and window element t (pixel p_t)
+ *     logit = m(p_t) * (T0[p,t] + d(p) alpha(p_t) + d(p_t) beta(p) + gamma d(p) d(p_t))
+ *             + bias(p_t - p)
+ *     a = softmax_t(logit); refined(p) = sum_t a_t d(p_t); next_mask(p) = sum_t a_t m(p_t)
+ * with T0[p,t] = q0(p).k0(p_t), alpha = u_q.k0, beta = q0.u_k, gamma = u_q.u_k.
+ *
+ * Vectorisation runs across V = 16 horizontally adjacent query pixels (one "chunk"), one
+ * 512-bit vector per window element t. For a chunk away from the left/right border the
+ * window element t of the 16 pixels is 16 adjacent image pixels, so every operand is a plain
+ * (unaligned) vector load. Border chunks (NATTEN rule: windows shift inward) use one load
+ * plus a lane permutation; images narrower than 16 pixels (or windows wider than 15) use a
+ * per-lane gather. T0 is stored blocked, B x H x ceil(W/16) x p^2 x 16, so a chunk reads its
+ * p^2 x 16 logits contiguously.
+ *
+ * Threads: tasks (image rows, row tiles) are handed out dynamically through an atomic counter
+ * to nthreads pthreads (the caller participates); no OpenMP runtime, so nothing spins after a
+ * call and nothing interferes with torch's own thread pool. Each output element is computed
+ * by exactly one task, so results do not depend on the thread count.
+ *
+ * Built without -ffast-math on purpose: with gcc < 13 a -ffast-math shared library links
+ * crtfastmath.o, which turns on flush-to-zero for the whole process when loaded.
+ */
+
+#include <pthread.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#define MSPN_NATIVE_ABI 1
+#define V 16
+
+typedef float vf __attribute__((vector_size(64)));
+typedef float vfu __attribute__((vector_size(64), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(64)));
+typedef uint32_t vu __attribute__((vector_size(64)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE vf loadu(const float *p) { return *(const vfu *)p; }
+INLINE void storeu(float *p, vf v) { *(vfu *)p = v; }
+INLINE vf splat(float x) { return (vf){0} + x; }
+
+INLINE vf vmax(vf a, vf b) {
+#if defined(__AVX512F__)
+    return (vf)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    vi m = a > b;
+    return (vf)((m & (vi)a) | (~m & (vi)b));
+#endif
+}
+
+/* out[l] = v[idx[l]], idx in [0, 16). */
+INLINE vf permute1(vf v, vi idx) {
+#if defined(__AVX512F__)
+    return (vf)_mm512_permutexvar_ps((__m512i)idx, (__m512)v);
+#elif defined(__GNUC__) && !defined(__clang__)
+    return __builtin_shuffle(v, idx);
+#else
+    vf out;
+    for (int l = 0; l < V; ++l) out[l] = v[idx[l] & (V - 1)];
+    return out;
+#endif
+}
+
+/* out[l] = concat(lo, hi)[idx[l]], idx in [0, 32). */
+INLINE vf permute2(vf lo, vf hi, vi idx) {
+#if defined(__AVX512F__)
+    return (vf)_mm512_permutex2var_ps((__m512)lo, (__m512i)idx, (__m512)hi);
+#elif defined(__GNUC__) && !defined(__clang__)
+    return __builtin_shuffle(lo, hi, idx);
+#else
+    vf out;
+    for (int l = 0; l < V; ++l) {
+        int k = idx[l] & (2 * V - 1);
+        out[l] = k < V ? lo[k] : hi[k - V];
+    }
+    return out;
+#endif
+}
+
+/*
+ * exp(x) for x <= 0 (softmax after subtracting the max). Cody-Waite reduction
+ * x = n ln2 + r, |r| <= ln2/2, the Cephes degree-6 minimax polynomial, 2^n assembled in the
+ * exponent bits. Arguments below -87 are clamped (exp(-87) ~ 1.6e-38, still normal), which
+ * is invisible next to the max term exp(0) = 1. Measured max relative error 8.2e-8 (1.4 ulp)
+ * on [-87, 0]. NaN propagates (so NaN inputs give NaN outputs, as in torch).
+ */
+INLINE vf vexp_nonpos(vf x) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    x = vmax(splat(-87.0f), x); /* this operand order lets a NaN through */
+    vf t = x * 1.44269504088896341f + magic;
+    vf n = t - magic;
+    vf r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    vf y = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * (r * r) + r + 1.0f;
+    vu bits = ((vu)t << 23) + 0x3f800000u; /* (n + 127) << 23 */
+    return y * (vf)bits;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Chunk geometry                                                                          */
+/* --------------------------------------------------------------------------------------- */
+
+enum { MODE_INTERIOR = 0, MODE_PERMUTE = 1, MODE_GATHER = 2 };
+
+typedef struct {
+    int mode;
+    int64_t j0;   /* first query column of the chunk */
+    int64_t cs0;  /* window start column of lane 0 */
+    int64_t qbase;
+    int nvalid;   /* lanes with j0 + l < W */
+    vi cs;        /* per-lane window start column (dead lanes: last valid lane's) */
+    vi jq;        /* per-lane query column, clamped to W - 1 */
+    vi qidx;      /* MODE_PERMUTE: jq - qbase */
+    vi bidx;      /* per-lane bias column of window column 0: cs - jq + p - 1 */
+} chunk_t;
+
+static inline int64_t clamp64(int64_t x, int64_t lo, int64_t hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+static void chunk_setup(chunk_t *c, int64_t j0, int64_t W, int64_t p) {
+    const int64_t r = p / 2;
+    c->j0 = j0;
+    c->nvalid = (int)(W - j0 < V ? W - j0 : V);
+    for (int l = 0; l < V; ++l) {
+        int64_t j = j0 + l < W ? j0 + l : W - 1;
+        int64_t s = clamp64(j - r, 0, W - p);
+        c->jq[l] = (int32_t)j;
+        c->cs[l] = (int32_t)s;
+        c->bidx[l] = (int32_t)(s - j + p - 1);
+    }
+    c->cs0 = c->cs[0];
+    c->qbase = W >= V ? (j0 < W - V ? j0 : W - V) : 0;
+    c->qidx = c->jq - (int32_t)c->qbase;
+    if (j0 >= r && j0 + V - 1 + r <= W - 1)
+        c->mode = MODE_INTERIOR;
+    else if (W >= V && p <= 15)
+        c->mode = MODE_PERMUTE;
+    else
+        c->mode = MODE_GATHER;
+}
+
+/* Geometry of every chunk of a row (64-byte aligned array, free() it). */
+static chunk_t *make_chunks(int64_t W, int64_t p) {
+    const int64_t nc = (W + V - 1) / V;
+    chunk_t *chunks = (chunk_t *)aligned_alloc(64, (size_t)nc * sizeof(chunk_t));
+    if (chunks)
+        for (int64_t ch = 0; ch < nc; ++ch) chunk_setup(&chunks[ch], ch * V, W, p);
+    return chunks;
+}
+
+/* Window element (window column kx) of every lane, from image row `row` (W floats). */
+INLINE vf load_window(const chunk_t *c, int mode, const float *row, int64_t kx, int64_t W) {
+    if (mode == MODE_INTERIOR) return loadu(row + c->cs0 + kx);
+    if (mode == MODE_PERMUTE) {
+        int64_t base = c->cs0 + kx < W - V ? c->cs0 + kx : W - V;
+        return permute1(loadu(row + base), c->cs + (int32_t)(kx - base));
+    }
+    vf out;
+    for (int l = 0; l < V; ++l) out[l] = row[c->cs[l] + kx];
+    return out;
+}
+
+/* The query pixel's own value of every lane, from image row `row`. */
+INLINE vf load_query(const chunk_t *c, int mode, const float *row) {
+    if (mode == MODE_INTERIOR) return loadu(row + c->j0);
+    if (mode == MODE_PERMUTE) return permute1(loadu(row + c->qbase), c->qidx);
+    vf out;
+    for (int l = 0; l < V; ++l) out[l] = row[c->jq[l]];
+    return out;
+}
+
+/* Bias of window column kx; brow is one bias row padded to 32 floats. */
+INLINE vf load_bias(const chunk_t *c, int mode, const float *brow, int64_t kx, int64_t r) {
+    if (mode == MODE_INTERIOR) return splat(brow[kx + r]);
+    if (mode == MODE_PERMUTE)
+        return permute2(loadu(brow), loadu(brow + V), c->bidx + (int32_t)kx);
+    vf out;
+    for (int l = 0; l < V; ++l) out[l] = brow[c->bidx[l] + kx];
+    return out;
+}
+
+static inline void store_query(const chunk_t *c, float *row, vf v) {
+    if (c->nvalid == V) {
+        storeu(row + c->j0, v);
+    } else {
+        for (int l = 0; l < c->nvalid; ++l) row[c->j0 + l] = v[l];
+    }
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Row-parallel runner                                                                     */
+/* --------------------------------------------------------------------------------------- */
+
+typedef int (*row_fn)(void *ctx, int64_t row, float *scratch);
+
+typedef struct {
+    row_fn fn;
+    void *ctx;
+    int64_t nrows;
+    int64_t next; /* atomic */
+    int error;    /* atomic */
+    size_t scratch_floats;
+} pool_t;
+
+static void *pool_worker(void *arg) {
+    pool_t *pool = (pool_t *)arg;
+    float *scratch = NULL;
+    if (pool->scratch_floats) {
+        scratch = (float *)aligned_alloc(64, ((pool->scratch_floats * sizeof(float) + 63) / 64) * 64);
+        if (!scratch) {
+            __atomic_store_n(&pool->error, 2, __ATOMIC_RELAXED);
+            return NULL;
+        }
+    }
+    for (;;) {
+        int64_t row = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED);
+        if (row >= pool->nrows) break;
+        int err = pool->fn(pool->ctx, row, scratch);
+        if (err) __atomic_store_n(&pool->error, err, __ATOMIC_RELAXED);
+    }
+    free(scratch);
+    return NULL;
+}
+
+static int run_rows(row_fn fn, void *ctx, int64_t nrows, size_t scratch_floats, int nthreads) {
+    pool_t pool = {fn, ctx, nrows, 0, 0, scratch_floats};
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 256) nthreads = 256;
+    if (nthreads > nrows) nthreads = (int)(nrows > 0 ? nrows : 1);
+    pthread_t threads[256];
+    int started = 0;
+    for (int k = 1; k < nthreads; ++k) {
+        if (pthread_create(&threads[started], NULL, pool_worker, &pool) != 0) break;
+        ++started;
+    }
+    pool_worker(&pool); /* the caller works too; rows left by failed creates are covered */
+    for (int k = 0; k < started; ++k) pthread_join(threads[k], NULL);
+    return pool.error;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Guidance term: T0 (blocked), alpha, beta                                                */
+/* --------------------------------------------------------------------------------------- */
+
+/*
+ * T0[p, t] = q0(p) . k0(p_t) is a banded correlation: for a chunk of 16 query pixels and
+ * window column kx the 16 keys are (for interior chunks) 16 adjacent pixels, so
+ *     T0[kx][l] = sum_e Q[e][j0 + l] * K[e][R][j0 - r + kx + l].
+ * Reading the E channel planes directly in that loop walks E pages per step and is cache-
+ * and TLB-miss bound, so the work runs in blocks of BAND query rows x STRIP chunks, each in
+ * two parallel phases:
+ *   1. pack: every key row R the block needs is cut into per-chunk blocks KC[R][chunk][e][pw]
+ *      (the p + 15 key columns a chunk touches, all channels, contiguous) and every query row
+ *      into QC[i][chunk][e][16] (the chunk's query vectors); each plane row segment is read
+ *      once, sequentially (alpha and beta are accumulated on the way).
+ *   2. correlate: tiles of TILE query rows; for each key row and chunk the 8 KB KC block
+ *      serves every query row of the tile whose window contains R, up to four rows at a time
+ *      so that each key vector load feeds four FMAs.
+ * Images narrower than p + 15 columns (or windows wider than 15) take a direct, unpacked,
+ * one-row-at-a-time path.
+ */
+
+#define TILE 8
+#define BAND 32
+#define STRIP 16
+
+typedef struct {
+    const float *q0, *k0, *uq, *uk;
+    int64_t B, E, H, W, p, nchunks;
+    int64_t sb, se, sy;   /* element strides of q0/k0 for batch, channel, row (column: 1) */
+    int64_t pw;           /* packed key block width: p + 15 rounded up to 16 */
+    float *t0;            /* B x H x nchunks x p^2 x V */
+    float *alpha, *beta;  /* B x H x W */
+    const chunk_t *chunks; /* geometry of every chunk (nchunks) */
+    /* current block (packed path): image b, query rows [i0, i1), chunks [ch_lo, ch_hi) */
+    int64_t b, i0, i1, R0, R1, ch_lo, ch_hi;
+    float *kc;            /* (R1 - R0) x (ch_hi - ch_lo) x E x pw */
+    float *qc;            /* (i1 - i0) x (ch_hi - ch_lo) x E x V */
+} guide_ctx;
+
+/*
+ * Output window columns kx0 .. kx0+KB-1 of NR query rows (same chunk, same key row): each
+ * key vector load feeds NR FMAs. NR * KB accumulators + NR query vectors fit the 32 zmm
+ * registers for the (NR, KB) pairs guide_keyrow uses.
+ */
+INLINE void guide_block(const guide_ctx *g, const chunk_t *c, int mode, const vf *const *q,
+                        const float *krow0, int64_t kstride, int64_t kx0, int KB, int NR,
+                        float *const *o) {
+    vf acc[4][8];
+    for (int r = 0; r < NR; ++r)
+        for (int k = 0; k < KB; ++k) acc[r][k] = splat(0.0f);
+    for (int64_t e = 0; e < g->E; ++e) {
+        const float *krow = krow0 + e * kstride;
+        vf qe[4];
+        for (int r = 0; r < NR; ++r) qe[r] = q[r][e];
+        for (int k = 0; k < KB; ++k) {
+            const vf kv = load_window(c, mode, krow, kx0 + k, g->W);
+            for (int r = 0; r < NR; ++r) acc[r][k] += qe[r] * kv;
+        }
+    }
+    for (int r = 0; r < NR; ++r)
+        for (int k = 0; k < KB; ++k) storeu(o[r] + (kx0 + k) * V, acc[r][k]);
+}
+
+/* The widest column block for NR rows: NR * KB + NR + 2 <= 32 registers. */
+#define MAX_KB(NR) ((NR) <= 2 ? 8 : (NR) == 3 ? 7 : 6)
+
+/* All p window columns of one key row for NR (1..4) query rows. */
+INLINE void guide_keyrow_n(const guide_ctx *g, const chunk_t *c, int mode, const vf *const *q,
+                           const float *krow0, int64_t kstride, float *const *o, int NR) {
+    const int64_t p = g->p, maxkb = MAX_KB(NR);
+    const int64_t nblocks = (p + maxkb - 1) / maxkb;
+    int64_t kx = 0;
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+        const int KB = (int)(p / nblocks + (blk < p % nblocks ? 1 : 0));
+        /* constant KB per call so the accumulators live in registers */
+        switch (KB) {
+#define GUIDE_CASE(n) \
+    case n: guide_block(g, c, mode, q, krow0, kstride, kx, n <= MAX_KB(NR) ? n : 1, NR, o); break;
+            GUIDE_CASE(1) GUIDE_CASE(2) GUIDE_CASE(3) GUIDE_CASE(4)
+            GUIDE_CASE(5) GUIDE_CASE(6) GUIDE_CASE(7) GUIDE_CASE(8)
+#undef GUIDE_CASE
+        }
+        kx += KB;
+    }
+}
+
+INLINE void guide_keyrow(const guide_ctx *g, const chunk_t *c, int mode, const vf *const *q,
+                         const float *krow0, int64_t kstride, float *const *o, int nr) {
+    switch (nr) {
+        case 4: guide_keyrow_n(g, c, mode, q, krow0, kstride, o, 4); break;
+        case 3: guide_keyrow_n(g, c, mode, q, krow0, kstride, o, 3); break;
+        case 2: guide_keyrow_n(g, c, mode, q, krow0, kstride, o, 2); break;
+        default: guide_keyrow_n(g, c, mode, q, krow0, kstride, o, 1); break;
+    }
+}
+
+static inline int64_t row_start(int64_t i, int64_t H, int64_t p) {
+    return clamp64(i - p / 2, 0, H - p);
+}
+
+/* First key column of the packed block of a chunk (every load of the chunk lies inside). */
+static inline int64_t pack_base(const chunk_t *c, int64_t W, int64_t pw) {
+    int64_t lo = c->cs0;
+    if (c->mode == MODE_PERMUTE && W - V < lo) lo = W - V;
+    return lo < W - pw ? lo : W - pw;
+}
+
+/*
+ * Query rows [i0, i1) of image b, one chunk. kblock(R) / qvec(i) locate the key data and the
+ * query vectors: packed blocks (packed != 0) or the planes themselves.
+ */
+INLINE void guide_rows_chunk(const guide_ctx *g, const chunk_t *c, int mode, int packed,
+                             int64_t b, int64_t i0, int64_t i1, int64_t R0, int64_t R1,
+                             vf *qv_scratch) {
+    const int64_t E = g->E, H = g->H, p = g->p, P2 = p * p, nc = g->nchunks;
+    const int64_t ch = c->j0 / V;
+    const int64_t pb = packed ? pack_base(c, g->W, g->pw) : 0;
+    const vf *qv;
+    int64_t qstride;
+    if (packed) {
+        const int64_t ncs = g->ch_hi - g->ch_lo;
+        qv = (const vf *)(g->qc + ((i0 - g->i0) * ncs + ch - g->ch_lo) * E * V);
+        qstride = ncs * E;
+    } else {
+        for (int64_t i = i0; i < i1; ++i) {
+            const float *qrow = g->q0 + b * g->sb + i * g->sy;
+            for (int64_t e = 0; e < E; ++e)
+                qv_scratch[(i - i0) * E + e] = load_query(c, mode, qrow + e * g->se);
+        }
+        qv = qv_scratch;
+        qstride = E;
+    }
+    for (int64_t R = R0; R < R1; ++R) {
+        const float *krow0;
+        int64_t kstride;
+        if (packed) {
+            const int64_t ncs = g->ch_hi - g->ch_lo;
+            krow0 = g->kc + ((R - g->R0) * ncs + ch - g->ch_lo) * E * g->pw - pb;
+            kstride = g->pw;
+        } else {
+            krow0 = g->k0 + b * g->sb + R * g->sy;
+            kstride = g->se;
+        }
+        /* query rows whose window contains key row R: a contiguous range */
+        int64_t ia = i0;
+        while (ia < i1 && row_start(ia, H, p) + p <= R) ++ia;
+        int64_t ib = ia;
+        while (ib < i1 && row_start(ib, H, p) <= R) ++ib;
+        /* several rows per key load on the packed (hot) path; one on the rare direct path,
+         * which keeps the number of specialisations and the compile time down */
+        const int64_t rows_per_pass = packed ? 4 : 1;
+        for (int64_t i = ia; i < ib; i += rows_per_pass) {
+            const int nr = (int)(ib - i < rows_per_pass ? ib - i : rows_per_pass);
+            const vf *q[4];
+            float *o[4];
+            for (int r = 0; r < nr; ++r) {
+                const int64_t ky = R - row_start(i + r, H, p);
+                q[r] = qv + (i + r - i0) * qstride;
+                o[r] = g->t0 + ((b * H + i + r) * nc + ch) * P2 * V + ky * p * V;
+            }
+            guide_keyrow(g, c, mode, q, krow0, kstride, o, nr);
+        }
+    }
+}
+
+static void guide_alpha_beta(const guide_ctx *g, int64_t b, int64_t i) {
+    const int64_t W = g->W;
+    float *arow = g->alpha + (b * g->H + i) * W;
+    float *brow = g->beta + (b * g->H + i) * W;
+    for (int64_t j = 0; j < W; ++j) arow[j] = brow[j] = 0.0f;
+    for (int64_t e = 0; e < g->E; ++e) {
+        const float *krow = g->k0 + b * g->sb + e * g->se + i * g->sy;
+        const float *qrow = g->q0 + b * g->sb + e * g->se + i * g->sy;
+        const float uq = g->uq[e], uk = g->uk[e];
+        for (int64_t j = 0; j < W; ++j) {
+            arow[j] += uq * krow[j];
+            brow[j] += uk * qrow[j];
+        }
+    }
+}
+
+/*
+ * Phase 1 task: pack key row R0 + task (task < R1 - R0) and compute its alpha, else pack
+ * query row i0 + task - (R1 - R0) and compute its beta, for the block's chunks [ch_lo, ch_hi)
+ * (alpha and beta for the columns of those chunks). Each plane row segment is read once.
+ */
+static int guide_pack(void *vctx, int64_t task, float *scratch) {
+    const guide_ctx *g = (const guide_ctx *)vctx;
+    const int64_t E = g->E, W = g->W, pw = g->pw, ncs = g->ch_hi - g->ch_lo;
+    (void)scratch;
+    const int is_key = task < g->R1 - g->R0;
+    const int64_t k = is_key ? task : task - (g->R1 - g->R0);
+    const int64_t i = is_key ? g->R0 + k : g->i0 + k;
+    const float *base = (is_key ? g->k0 : g->q0) + g->b * g->sb + i * g->sy;
+    const float *u = is_key ? g->uq : g->uk;
+    float *sum = (is_key ? g->alpha : g->beta) + (g->b * g->H + i) * W;
+    const int64_t j0 = g->ch_lo * V, j1 = g->ch_hi * V < W ? g->ch_hi * V : W;
+    for (int64_t j = j0; j < j1; ++j) sum[j] = 0.0f;
+    for (int64_t e = 0; e < E; ++e) {
+        const float *src = base + e * g->se;
+        const float ue = u[e];
+        if (e + 1 < E) /* the next plane's row: a new page the prefetchers would not enter */
+            for (int64_t j = j0; j < j1; j += V) __builtin_prefetch(src + g->se + j);
+        for (int64_t j = j0; j < j1; ++j) sum[j] += ue * src[j];
+        for (int64_t ch = g->ch_lo; ch < g->ch_hi; ++ch) {
+            const chunk_t *c = &g->chunks[ch];
+            if (is_key) {
+                float *dst = g->kc + (k * ncs + ch - g->ch_lo) * E * pw + e * pw;
+                const float *from = src + pack_base(c, W, pw);
+                for (int64_t x = 0; x < pw; x += V) storeu(dst + x, loadu(from + x));
+            } else {
+                float *dst = g->qc + ((k * ncs + ch - g->ch_lo) * E + e) * V;
+                storeu(dst, c->mode == MODE_INTERIOR ? load_query(c, MODE_INTERIOR, src)
+                                                     : load_query(c, MODE_PERMUTE, src));
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Phase 2 task (packed path): one tile of TILE query rows of the current block. Key-row
+ * outer, chunk inner: a key row's blocks stream through once, contiguously, while the tile's
+ * query blocks (TILE x STRIP x 4 KB for E = 64) stay in L2.
+ */
+static int guide_tile_packed(void *vctx, int64_t tile, float *scratch) {
+    const guide_ctx *g = (const guide_ctx *)vctx;
+    const int64_t H = g->H, p = g->p;
+    const int64_t i0 = g->i0 + tile * TILE;
+    const int64_t i1 = i0 + TILE < g->i1 ? i0 + TILE : g->i1;
+    (void)scratch;
+    const int64_t R0 = row_start(i0, H, p), R1 = row_start(i1 - 1, H, p) + p;
+    for (int64_t R = R0; R < R1; ++R) {
+        for (int64_t ch = g->ch_lo; ch < g->ch_hi; ++ch) {
+            const chunk_t *c = &g->chunks[ch];
+            if (c->mode == MODE_INTERIOR)
+                guide_rows_chunk(g, c, MODE_INTERIOR, 1, g->b, i0, i1, R, R + 1, NULL);
+            else
+                guide_rows_chunk(g, c, MODE_PERMUTE, 1, g->b, i0, i1, R, R + 1, NULL);
+        }
+    }
+    return 0;
+}
+
+/* Direct path (narrow images): one tile of TILE query rows, reading the planes. */
+static int guide_tile_direct(void *vctx, int64_t tile, float *scratch) {
+    const guide_ctx *g = (const guide_ctx *)vctx;
+    const int64_t H = g->H, tiles_per_image = (H + TILE - 1) / TILE;
+    const int64_t b = tile / tiles_per_image;
+    const int64_t i0 = (tile % tiles_per_image) * TILE;
+    const int64_t i1 = i0 + TILE < H ? i0 + TILE : H;
+    const int64_t R0 = row_start(i0, H, g->p), R1 = row_start(i1 - 1, H, g->p) + g->p;
+    for (int64_t ch = 0; ch < g->nchunks; ++ch) {
+        const chunk_t *c = &g->chunks[ch];
+        vf *qv = (vf *)scratch;
+        if (c->mode == MODE_INTERIOR)
+            guide_rows_chunk(g, c, MODE_INTERIOR, 0, b, i0, i1, R0, R1, qv);
+        else if (c->mode == MODE_PERMUTE)
+            guide_rows_chunk(g, c, MODE_PERMUTE, 0, b, i0, i1, R0, R1, qv);
+        else
+            guide_rows_chunk(g, c, MODE_GATHER, 0, b, i0, i1, R0, R1, qv);
+    }
+    for (int64_t i = i0; i < i1; ++i) guide_alpha_beta(g, b, i);
+    return 0;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Attend: one fused pass per chunk                                                        */
+/* --------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const float *t0, *alpha, *beta, *depth, *mask;
+    const float *biasp; /* (2p-1) rows padded to 32 floats (p <= 15) or to 2p-1 */
+    int64_t bstride;
+    float gamma;
+    int64_t B, H, W, p, nchunks;
+    float *refined, *next_mask;
+    const chunk_t *chunks;
+} attend_ctx;
+
+INLINE void attend_chunk(const attend_ctx *a, const chunk_t *c, int mode, int64_t b, int64_t i,
+                         float *scratch) {
+    const int64_t H = a->H, W = a->W, p = a->p, P2 = p * p, r = p / 2;
+    float *lbuf = scratch, *dbuf = scratch + P2 * V, *mbuf = scratch + 2 * P2 * V;
+    const int64_t img = b * H * W;
+    const float *t0 = a->t0 + ((b * H + i) * a->nchunks + c->j0 / V) * P2 * V;
+    const vf dq = load_query(c, mode, a->depth + img + i * W);
+    const vf bq = load_query(c, mode, a->beta + img + i * W) + a->gamma * dq;
+    const int64_t rs = clamp64(i - r, 0, H - p);
+
+    vf mx = splat(-3.0e38f);
+    for (int64_t ky = 0; ky < p; ++ky) {
+        const int64_t R = rs + ky;
+        const float *drow = a->depth + img + R * W;
+        const float *mrow = a->mask + img + R * W;
+        const float *arow = a->alpha + img + R * W;
+        const float *brow = a->biasp + (R - i + p - 1) * a->bstride;
+        for (int64_t kx = 0; kx < p; ++kx) {
+            const int64_t t = ky * p + kx;
+            vf dt = load_window(c, mode, drow, kx, W);
+            vf mt = load_window(c, mode, mrow, kx, W);
+            vf at = load_window(c, mode, arow, kx, W);
+            vf bt = load_bias(c, mode, brow, kx, r);
+            vf x = loadu(t0 + t * V) + dq * at + dt * bq;
+            vf logit = mt * x + bt;
+            storeu(lbuf + t * V, logit);
+            storeu(dbuf + t * V, dt);
+            storeu(mbuf + t * V, mt);
+            mx = vmax(mx, logit);
+        }
+    }
+    vf s0 = splat(0.0f), sd0 = s0, sm0 = s0, s1 = s0, sd1 = s0, sm1 = s0;
+    int64_t t = 0;
+    for (; t + 2 <= P2; t += 2) {
+        vf e0 = vexp_nonpos(loadu(lbuf + t * V) - mx);
+        vf e1 = vexp_nonpos(loadu(lbuf + (t + 1) * V) - mx);
+        s0 += e0;
+        s1 += e1;
+        sd0 += e0 * loadu(dbuf + t * V);
+        sd1 += e1 * loadu(dbuf + (t + 1) * V);
+        sm0 += e0 * loadu(mbuf + t * V);
+        sm1 += e1 * loadu(mbuf + (t + 1) * V);
+    }
+    if (t < P2) {
+        vf e0 = vexp_nonpos(loadu(lbuf + t * V) - mx);
+        s0 += e0;
+        sd0 += e0 * loadu(dbuf + t * V);
+        sm0 += e0 * loadu(mbuf + t * V);
+    }
+    const vf inv = 1.0f / (s0 + s1);
+    store_query(c, a->refined + img + i * W, (sd0 + sd1) * inv);
+    store_query(c, a->next_mask + img + i * W, (sm0 + sm1) * inv);
+}
+
+static int attend_row(void *vctx, int64_t row, float *scratch) {
+    const attend_ctx *a = (const attend_ctx *)vctx;
+    const int64_t b = row / a->H, i = row % a->H;
+    for (int64_t ch = 0; ch < a->nchunks; ++ch) {
+        const chunk_t *c = &a->chunks[ch];
+        if (c->mode == MODE_INTERIOR)
+            attend_chunk(a, c, MODE_INTERIOR, b, i, scratch);
+        else if (c->mode == MODE_PERMUTE)
+            attend_chunk(a, c, MODE_PERMUTE, b, i, scratch);
+        else
+            attend_chunk(a, c, MODE_GATHER, b, i, scratch);
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Entry points (ctypes). Return 0 on success, 1 on bad arguments, 2 when out of memory.   */
+/* --------------------------------------------------------------------------------------- */
+
+int mspn_native_abi(void) { return MSPN_NATIVE_ABI; }
+
+/*
+ * Ask for transparent huge pages on the 2 MiB-aligned part of a fresh, untouched buffer
+ * (Linux, THP in "madvise" mode): first touch then costs one fault per 2 MiB instead of one
+ * per 4 KiB. Advice only; returns 0 when applied, 1 when not applicable.
+ */
+int mspn_advise_hugepages(void *ptr, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)ptr + huge - 1) & ~(huge - 1);
+    uintptr_t hi = ((uintptr_t)ptr + (uintptr_t)bytes) & ~(huge - 1);
+    if (hi <= lo) return 1;
+    return madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0 ? 0 : 1;
+#else
+    (void)ptr;
+    (void)bytes;
+    return 1;
+#endif
+}
+
+int mspn_native_lanes(void) { return V; }
+
+int mspn_guidance(const float *q0, const float *k0, const float *uq, const float *uk,
+                  int64_t B, int64_t E, int64_t H, int64_t W, int64_t p, int rows_outer,
+                  float *t0, float *alpha, float *beta, int nthreads) {
+    if (B < 1 || E < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    /* rows_outer: q0/k0 are B x H x E x W (else B x E x H x W) */
+    const int64_t se = rows_outer ? W : H * W, sy = rows_outer ? E * W : W;
+    const int64_t pw = (p + 15 + V - 1) / V * V;
+    const int64_t nc = (W + V - 1) / V;
+    chunk_t *chunks = make_chunks(W, p);
+    if (!chunks) return 2;
+    guide_ctx g = {q0, k0, uq, uk, B, E, H, W, p, nc, E * H * W, se, sy, pw, t0, alpha, beta,
+                   chunks, 0, 0, 0, 0, 0, 0, 0, NULL, NULL};
+    /* packed path: every chunk is interior or permute mode and its block fits in the row */
+    if (W < pw || W < V || p > 15) {
+        const int64_t tiles = B * ((H + TILE - 1) / TILE);
+        int err = run_rows(guide_tile_direct, &g, tiles, (size_t)(TILE * E * V), nthreads);
+        free(chunks);
+        return err;
+    }
+    /*
+     * Blocks of BAND query rows x STRIP chunks: their packed keys (BAND + p - 1 rows) and
+     * queries stay cache-sized (7.5 MB for E = 64, p = 13) whatever the image width.
+     */
+    const int64_t band = BAND < H ? BAND : H;
+    const int64_t key_rows = band + p - 1 < H ? band + p - 1 : H;
+    const int64_t nstrips = (nc + STRIP - 1) / STRIP, strip = (nc + nstrips - 1) / nstrips;
+    const size_t kc_floats = (size_t)key_rows * strip * E * pw;
+    const size_t qc_floats = (size_t)band * strip * E * V;
+    float *buf = (float *)aligned_alloc(64, (kc_floats + qc_floats) * sizeof(float));
+    if (!buf) {
+        free(chunks);
+        return 2;
+    }
+    g.kc = buf;
+    g.qc = buf + kc_floats;
+    int err = 0;
+    for (int64_t b = 0; b < B && !err; ++b) {
+        for (int64_t ch = 0; ch < nc && !err; ch += strip) {
+            for (int64_t i0 = 0; i0 < H && !err; i0 += band) {
+                g.b = b;
+                g.ch_lo = ch;
+                g.ch_hi = ch + strip < nc ? ch + strip : nc;
+                g.i0 = i0;
+                g.i1 = i0 + band < H ? i0 + band : H;
+                g.R0 = row_start(g.i0, H, p);
+                g.R1 = row_start(g.i1 - 1, H, p) + p;
+                err = run_rows(guide_pack, &g, (g.R1 - g.R0) + (g.i1 - g.i0), 0, nthreads);
+                if (!err)
+                    err = run_rows(guide_tile_packed, &g, (g.i1 - g.i0 + TILE - 1) / TILE, 0,
+                                   nthreads);
+            }
+        }
+    }
+    free(buf);
+    free(chunks);
+    return err;
+}
+
+int mspn_attend(const float *t0, const float *alpha, const float *beta, float gamma,
+                const float *depth, const float *mask, const float *bias, int64_t B, int64_t H,
+                int64_t W, int64_t p, float *refined, float *next_mask, int nthreads) {
+    if (B < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    const int64_t nb = 2 * p - 1;
+    const int64_t bstride = nb <= 2 * V ? 2 * V : nb;
+    float *biasp = (float *)calloc((size_t)(nb * bstride), sizeof(float));
+    chunk_t *chunks = make_chunks(W, p);
+    if (!biasp || !chunks) {
+        free(biasp);
+        free(chunks);
+        return 2;
+    }
+    for (int64_t y = 0; y < nb; ++y) memcpy(biasp + y * bstride, bias + y * nb, nb * sizeof(float));
+    attend_ctx a = {t0,    alpha, beta, depth, mask, biasp, bstride, gamma, B, H, W, p,
+                    (W + V - 1) / V, refined, next_mask, chunks};
+    int err = run_rows(attend_row, &a, B * H, (size_t)(3 * p * p * V), nthreads);
+    free(biasp);
+    free(chunks);
+    return err;
+}

@@ -1,0 +1,383 @@
+"""Native CPU backend: the decomposed attention (see :mod:`.fast`) as fused C kernels.
+
+The C source (``_native/mspn_native.c``: plain C, GCC vector extensions, pthreads, no torch
+headers) is compiled on first use with the system C compiler and loaded through ctypes. The
+build is cached under ``~/.cache/sdr_core/native/`` (or a per-user temporary directory when
+that is not writable) in a file whose name hashes the source, the compiler, its flags, the
+machine and the CPU's feature flags, so a stale or foreign build is never loaded. Two
+processes compiling at once each write a private temporary file and rename it into place.
+
+Any failure (no compiler, compile error, load error) makes :func:`can_run_native` return
+False, logs the reason once, and the front door simply does not offer ``"native"``.
+
+Contract and limits:
+
+- Inference only: tensors requiring grad (with grad mode on) raise RuntimeError.
+- CPU tensors only. Computation is float32; other floating dtypes (float64, half) are cast to
+  float32 and the results cast back to the input dtype, so a float64 caller gets float32
+  accuracy (about 1e-6 relative), not float64.
+- Every call returns fresh tensors; nothing is reused across calls.
+- Threads: the kernels use ``torch.get_num_threads()`` threads, read at every call.
+- Logits more than 87 below the pixel's maximum contribute exp(-87) ~ 1.6e-38 instead of a
+  smaller number, invisible next to the max term. NaN inputs give NaN outputs, as in torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ._window import AffineQK
+from .reference import AttendFn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "can_run_native",
+    "guidance_window_term_native",
+    "prepare_native",
+    "window_attention_native",
+]
+
+_SOURCE = Path(__file__).with_name("_native") / "mspn_native.c"
+_ABI = 1  # must equal MSPN_NATIVE_ABI in the C source
+_BASE_FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread")
+_ARCH_FLAGS = ("-march=native",)
+_COMPILE_TIMEOUT_S = 120
+
+
+class _NativeLibrary:
+    """The loaded shared library with typed entry points."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lib = ctypes.CDLL(str(path))
+        if self.lib.mspn_native_abi() != _ABI:
+            raise OSError(f"{path} has ABI {self.lib.mspn_native_abi()}, expected {_ABI}")
+        self.lanes = int(self.lib.mspn_native_lanes())
+        ptr, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+        self.advise_hugepages = self.lib.mspn_advise_hugepages
+        self.advise_hugepages.restype = cint
+        self.advise_hugepages.argtypes = [ptr, i64]
+        self.guidance = self.lib.mspn_guidance
+        self.guidance.restype = cint
+        self.guidance.argtypes = [
+            ptr,
+            ptr,
+            ptr,
+            ptr,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            cint,
+            ptr,
+            ptr,
+            ptr,
+            cint,
+        ]
+        self.attend = self.lib.mspn_attend
+        self.attend.restype = cint
+        self.attend.argtypes = [
+            ptr,
+            ptr,
+            ptr,
+            ctypes.c_float,
+            ptr,
+            ptr,
+            ptr,
+            i64,
+            i64,
+            i64,
+            i64,
+            ptr,
+            ptr,
+            cint,
+        ]
+
+
+def _find_compiler() -> str | None:
+    for name in ("gcc", "cc"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _cpu_fingerprint() -> str:
+    """The CPU feature flags (``-march=native`` output depends on them), best effort."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith(("flags", "Features")):
+                    return line.strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def build_key(source: bytes, compiler: str, flags: tuple[str, ...]) -> str:
+    """Hash naming a build: source, compiler, flags, machine and CPU features."""
+    digest = hashlib.sha256()
+    for part in (
+        source,
+        compiler.encode(),
+        " ".join(flags).encode(),
+        platform.machine().encode(),
+        _cpu_fingerprint().encode(),
+    ):
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()[:20]
+
+
+def _cache_dirs() -> list[Path]:
+    dirs = []
+    with contextlib.suppress(RuntimeError, KeyError):  # no home directory
+        dirs.append(Path.home() / ".cache" / "sdr_core" / "native")
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    dirs.append(Path(tempfile.gettempdir()) / f"sdr_core-native-{uid}")
+    return dirs
+
+
+def _writable_dir(candidates: list[Path]) -> Path:
+    for directory in candidates:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=directory, delete=True)  # noqa: SIM115
+            probe.close()
+            return directory
+        except OSError:
+            continue
+    raise OSError(f"no writable cache directory among {[str(d) for d in candidates]}")
+
+
+def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
+    """Compile to a private temporary name in target's directory, then rename atomically."""
+    fd, tmp_name = tempfile.mkstemp(prefix=target.stem + ".", suffix=".tmp.so", dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [compiler, *flags, "-o", tmp_name, str(_SOURCE)],
+            capture_output=True,
+            text=True,
+            timeout=_COMPILE_TIMEOUT_S,
+            check=False,
+        )
+        if result.returncode != 0:
+            detail = result.stderr.strip()[-2000:]
+            raise OSError(f"{compiler} failed ({result.returncode}): {detail}")
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def _build(compiler: str, flags: tuple[str, ...]) -> Path:
+    key = build_key(_SOURCE.read_bytes(), compiler, flags)
+    directory = _writable_dir(_cache_dirs())
+    target = directory / f"mspn_native-{key}.so"
+    if not target.exists():
+        _compile(compiler, flags, target)
+    return target
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> _NativeLibrary | None:
+    """Build (or reuse) and load the library once per process; None, logged, on failure."""
+    compiler = _find_compiler()
+    if compiler is None:
+        logger.info("native attention backend unavailable: no C compiler (gcc/cc) on PATH")
+        return None
+    errors = []
+    # -march=native first; a compiler that rejects it still gets a portable build.
+    for flags in (_BASE_FLAGS + _ARCH_FLAGS, _BASE_FLAGS):
+        try:
+            return _NativeLibrary(_build(compiler, flags))
+        except (OSError, subprocess.SubprocessError, AttributeError) as error:
+            errors.append(f"{' '.join(flags)}: {error}")
+    logger.info("native attention backend unavailable: %s", " | ".join(errors))
+    return None
+
+
+def can_run_native() -> bool:
+    """Whether the native kernels compiled and loaded in this process (cached)."""
+    return _library() is not None
+
+
+def _require_library() -> _NativeLibrary:
+    lib = _library()
+    if lib is None:
+        raise RuntimeError("the native attention backend is unavailable (see the log)")
+    return lib
+
+
+def _check_no_grad(*tensors: torch.Tensor) -> None:
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        raise RuntimeError(
+            "the native attention backend is inference-only: a tensor requires grad. Use "
+            "backend='fast' for training, or run under torch.no_grad()/torch.inference_mode()."
+        )
+
+
+def _as_f32(t: torch.Tensor, name: str) -> torch.Tensor:
+    if t.device.type != "cpu":
+        raise ValueError(f"native attention runs on CPU; {name} is on {t.device}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor, got {t.dtype}")
+    return t.detach().to(torch.float32).contiguous()
+
+
+def _threads() -> int:
+    return max(1, torch.get_num_threads())
+
+
+def _check_rc(rc: int, what: str) -> None:
+    if rc == 2:
+        raise MemoryError(f"native {what}: out of memory")
+    if rc != 0:
+        raise RuntimeError(f"native {what} failed with code {rc}")
+
+
+class _Guidance:
+    """Per-layer precomputation: T0 (blocked B x H x ceil(W/16) x p^2 x 16), alpha, beta, gamma."""
+
+    def __init__(self, qk: AffineQK, window: int) -> None:
+        lib = _require_library()
+        _check_no_grad(qk.query_base, qk.key_base, qk.query_depth, qk.key_depth)
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"window must be a positive odd integer, got {window}")
+        if qk.query_base.dim() != 4 or qk.query_base.shape != qk.key_base.shape:
+            raise ValueError("query_base and key_base must both be B x E x H x W")
+        b, e, h, w = qk.query_base.shape
+        if qk.query_depth.shape != (e,) or qk.key_depth.shape != (e,):
+            raise ValueError(f"query_depth and key_depth must have shape ({e},)")
+        if h < window or w < window:
+            raise ValueError(
+                f"image of {h}x{w} pixels is smaller than the {window}x{window} window"
+            )
+        q0 = _as_f32(qk.query_base, "query_base")
+        k0 = _as_f32(qk.key_base, "key_base")
+        uq = _as_f32(qk.query_depth, "query_depth")
+        uk = _as_f32(qk.key_depth, "key_depth")
+        lanes = lib.lanes
+        chunks = (w + lanes - 1) // lanes
+        self.shape = (b, h, w)
+        self.window = window
+        self.term = torch.empty(b, h, chunks, window * window, lanes, dtype=torch.float32)
+        # Fresh and untouched: huge pages make its first touch ~10x fewer page faults.
+        lib.advise_hugepages(self.term.data_ptr(), self.term.numel() * 4)
+        self.alpha = torch.empty(b, h, w, dtype=torch.float32)
+        self.beta = torch.empty(b, h, w, dtype=torch.float32)
+        # gamma = u_q . u_k, accumulated in double then rounded once.
+        self.gamma = float(torch.dot(uq.double(), uk.double()))
+        rc = lib.guidance(
+            q0.data_ptr(),
+            k0.data_ptr(),
+            uq.data_ptr(),
+            uk.data_ptr(),
+            b,
+            e,
+            h,
+            w,
+            window,
+            0,
+            self.term.data_ptr(),
+            self.alpha.data_ptr(),
+            self.beta.data_ptr(),
+            _threads(),
+        )
+        _check_rc(rc, "guidance term")
+
+    def standard_term(self) -> torch.Tensor:
+        """T0 in the fast backend's layout, B x p^2 x H x W (a copy)."""
+        b, h, w = self.shape
+        term = self.term.permute(0, 3, 1, 2, 4).reshape(b, self.window**2, h, -1)
+        return term[..., :w].contiguous()
+
+    def attend(
+        self, depth: torch.Tensor, mask: torch.Tensor, rel_pos_bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        lib = _require_library()
+        _check_no_grad(depth, mask, rel_pos_bias)
+        b, h, w = self.shape
+        p = self.window
+        for name, t in (("depth", depth), ("mask", mask)):
+            if t.shape != (b, 1, h, w):
+                raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
+        if rel_pos_bias.shape != (2 * p - 1, 2 * p - 1):
+            raise ValueError(
+                f"rel_pos_bias must be {2 * p - 1} x {2 * p - 1}, got {tuple(rel_pos_bias.shape)}"
+            )
+        out_dtype = depth.dtype
+        d = _as_f32(depth, "depth")
+        m = _as_f32(mask, "mask")
+        bias = _as_f32(rel_pos_bias, "rel_pos_bias")
+        refined = torch.empty(b, 1, h, w, dtype=torch.float32)
+        next_mask = torch.empty(b, 1, h, w, dtype=torch.float32)
+        rc = lib.attend(
+            self.term.data_ptr(),
+            self.alpha.data_ptr(),
+            self.beta.data_ptr(),
+            self.gamma,
+            d.data_ptr(),
+            m.data_ptr(),
+            bias.data_ptr(),
+            b,
+            h,
+            w,
+            p,
+            refined.data_ptr(),
+            next_mask.data_ptr(),
+            _threads(),
+        )
+        _check_rc(rc, "attention")
+        if out_dtype != torch.float32:
+            return refined.to(out_dtype), next_mask.to(out_dtype)
+        return refined, next_mask
+
+
+def guidance_window_term_native(qk: AffineQK, window: int) -> torch.Tensor:
+    """T0 = q0(p) . k0(p_t) computed natively, in the fast backend's B x p^2 x H x W layout."""
+    return _Guidance(qk, window).standard_term()
+
+
+def prepare_native(qk: AffineQK, window: int) -> AttendFn:
+    """Precompute one layer's guidance term natively; return the per-iteration attention.
+
+    Args:
+        qk: affine query/key features (CPU; any floating dtype, computed in float32).
+        window: odd window size p; H and W must be at least p.
+
+    Returns:
+        ``attend(depth, mask, rel_pos_bias) -> (refined, next_mask)``, all B x 1 x H x W in
+        the dtype of ``depth``; fresh tensors at every call.
+
+    Raises:
+        RuntimeError: the backend is unavailable, or a tensor requires grad.
+        ValueError: bad shapes, a non-CPU tensor, or a non-floating dtype.
+    """
+    return _Guidance(qk, window).attend
+
+
+def window_attention_native(
+    qk: AffineQK,
+    depth: torch.Tensor,
+    mask: torch.Tensor,
+    rel_pos_bias: torch.Tensor,
+    window: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as ``window_attention_reference``, natively (one-shot)."""
+    return prepare_native(qk, window)(depth, mask, rel_pos_bias)
