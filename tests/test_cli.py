@@ -1,0 +1,110 @@
+"""The command line: refine end to end on a tiny saved pipeline, bench, clean errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdr_core.__main__ import main
+from sdr_core.checkpoints import save_module
+from sdr_core.data.io import write_depth_png
+from sdr_core.guidance import GuidanceConfig
+from sdr_core.mde.bundled import MonoDepthConfig
+from sdr_core.mspn import MSPNConfig
+from sdr_core.pipeline import PipelineConfig, build_untrained_pipeline
+
+TINY = PipelineConfig(
+    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
+    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
+)
+TINY_MDE = MonoDepthConfig(encoder_dims=(8, 8, 8, 8), decoder_dims=(8, 8, 8, 8))
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    pipe = build_untrained_pipeline(TINY, TINY_MDE, device="cpu")
+    folder = tmp_path / "ckpt"
+    save_module(folder / "mde.safetensors", pipe.mde.net, TINY_MDE, "mde")
+    save_module(folder / "guidance.safetensors", pipe.guidance, TINY.guidance, "guidance")
+    save_module(folder / "mspn.safetensors", pipe.mspn, TINY.mspn, "mspn")
+    return folder
+
+
+def test_refine_writes_depth_animation_and_metrics(tmp_path, checkpoints, capsys):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "i.png")
+    write_depth_png(tmp_path / "d.png", (1 + 3 * rng.random((30, 40))).astype(np.float32))
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--device",
+            "cpu",
+            "refine",
+            "--image",
+            str(tmp_path / "i.png"),
+            "--depth",
+            str(tmp_path / "d.png"),
+            "--points",
+            "20",
+            "--out",
+            str(out),
+            "--checkpoints",
+            str(checkpoints),
+        ]
+    )
+    assert code == 0
+    depth_png = np.asarray(Image.open(out / "depth.png"))
+    assert depth_png.shape == (30, 40)
+    assert depth_png.dtype == np.uint16
+    assert np.load(out / "depth.npy", allow_pickle=False).shape == (30, 40)
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n_points"] == 20
+    assert set(report["mspn"]) >= {"rmse", "mae", "rel", "d1"}
+    gif = Image.open(out / "animation.gif")
+    assert gif.size[1] >= 30
+    assert "rmse" in capsys.readouterr().out
+
+
+def test_bad_input_prints_one_line_and_exits_2(tmp_path, checkpoints, capsys):
+    code = main(
+        [
+            "refine",
+            "--image",
+            str(tmp_path / "missing.png"),
+            "--points",
+            "5",
+            "--out",
+            str(tmp_path / "o"),
+            "--checkpoints",
+            str(checkpoints),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "missing.png" in err
+
+
+def test_bench_runs_on_a_small_image(capsys):
+    assert (
+        main(
+            [
+                "--device",
+                "cpu",
+                "bench",
+                "--height",
+                "32",
+                "--width",
+                "40",
+                "--points",
+                "5",
+                "--repeats",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "full refinement" in capsys.readouterr().out
