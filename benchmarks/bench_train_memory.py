@@ -46,11 +46,13 @@ def main() -> None:
     loss.backward()
     total_s = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"| batch {b} | {h}x{w} | iterations {args.iterations[0]}+{args.iterations[1]} "
-          f"| checkpointing {not args.no_checkpointing} | peak RSS {peak:.2f} GiB "
-          f"(before step {base:.2f} GiB) | forward {forward_s:.0f} s | forward+backward "
-          f"{total_s:.0f} s | {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads |")
+    print(
+        f"| batch {b} | {h}x{w} | iterations {args.iterations[0]}+{args.iterations[1]} "
+        f"| checkpointing {not args.no_checkpointing} | peak RSS {peak:.2f} GiB "
+        f"(before step {base:.2f} GiB) | forward {forward_s:.0f} s | forward+backward "
+        f"{total_s:.0f} s | {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads |"
+    )
 
 
 if __name__ == "__main__":

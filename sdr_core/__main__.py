@@ -24,7 +24,7 @@ def _refine(args: argparse.Namespace) -> int:
     from . import load_pipeline, viz
     from .data.io import read_depth, read_image, write_depth_npy, write_depth_png
     from .metrics import compute_metrics
-    from .sparse import lidar_lines, random_points
+    from .sparse import lidar_lines, random_points, schedule_points
 
     pipe = load_pipeline(device=args.device, checkpoint_dir=args.checkpoints, backend=args.backend)
     image = read_image(args.image)
@@ -45,7 +45,8 @@ def _refine(args: argparse.Namespace) -> int:
     init = pipe.estimate_depth(image)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    states = list(pipe.refine_steps(image, sparse, init_depth=init))
+    n_lines = args.lines if (args.lines and not args.sparse) else None
+    states = list(pipe.refine_steps(image, sparse, init_depth=init, n_lines=n_lines))
     final = states[-1].depth if states else init
     write_depth_png(out / "depth.png", final)
     write_depth_npy(out / "depth.npy", final)
@@ -61,7 +62,7 @@ def _refine(args: argparse.Namespace) -> int:
         viz.frames_to_gif(frames, out / "animation.gif", fps=args.fps)
     report: dict[str, object] = {
         "n_points": int((sparse > 0).sum()),
-        "schedule": list(pipe.schedule(*sparse.shape, int((sparse > 0).sum()))),
+        "schedule": list(pipe.schedule(*sparse.shape, schedule_points(sparse, n_lines))),
     }
     if gt is not None:
         report["mspn"] = compute_metrics(final, gt)

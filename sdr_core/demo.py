@@ -530,7 +530,10 @@ def build_sparse(pipeline: SDRPipeline, session: Session, choice: SparseChoice) 
     sparse = before if session.hole is None else sparse_lib.apply_hole_mask(before, session.hole)
     n_points = sparse_lib.count_points(sparse)
     n_in_hole = sparse_lib.count_points(before) - n_points
-    schedule = pipeline.schedule(*scene.shape, n_points)
+    # LiDAR lines: eq. 13 counts the mean measurements per line (section 4.3)
+    n_lines = min(max(int(choice.n_lines), MIN_LINES), MAX_LINES)
+    lines = n_lines if choice.mode == "LiDAR lines" else None
+    schedule = pipeline.schedule(*scene.shape, sparse_lib.schedule_points(sparse, lines))
     return SparseInputs(sparse, n_points, n_in_hole, schedule, tuple(notes))
 
 

@@ -337,7 +337,7 @@ def _evaluate_scene(
             logger.warning("%s: only %d valid pixels for %d points", scene.name, n_points, level)
         if setting == "lines":
             # The paper sets N from the mean number of measurements per line (section 4).
-            schedule_points = max(1, n_points // level) if n_points else 0
+            schedule_points = sparse.schedule_points(sparse_depth, n_lines=level)
         elif setting == "hole" and config.hole_reach:
             schedule_points = min(n_points, _hole_schedule_points(height, width, hole))
         else:

@@ -273,13 +273,13 @@ class MSPN(nn.Module):
                     for iteration in range(1, n_free + 1):
                         depth, mask = layer.step(attend, depth, mask, sparse, measured)
                         if not use_mask:
-                            mask = initial_mask
+                            mask = initial_mask.clone()
                         yield PropagationState(layer_index, iteration, depth, mask)
             attend = layer.prepare(guidance)
             for iteration in range(n_free + 1, n_iterations + 1):
                 depth, mask = self._run_step(layer, attend, depth, mask, sparse, measured)
                 if not use_mask:
-                    mask = initial_mask
+                    mask = initial_mask.clone()
                 yield PropagationState(layer_index, iteration, depth, mask)
 
     def forward(

@@ -21,7 +21,7 @@ from .guidance import GuidanceConfig, GuidanceNet
 from .mde import DepthEstimator
 from .mde.bundled import BundledDepthEstimator, MonoDepthConfig, MonoDepthNet
 from .mspn import MSPN, MSPNConfig, iteration_schedule
-from .sparse import SparsityWarning, apply_hole_mask, count_points
+from .sparse import SparsityWarning, apply_hole_mask, count_points, schedule_points
 from .validation import as_depth_map, as_hole_mask, as_rgb_image, check_same_shape
 
 __all__ = [
@@ -72,7 +72,8 @@ class RefineResult:
 
     depth: np.ndarray  # H x W float32 metres, refined
     init_depth: np.ndarray  # H x W float32 metres, D0
-    mask: np.ndarray  # H x W float32, final propagation mask (ones of M0 if no iteration ran)
+    mask: np.ndarray  # H x W float32, final propagation mask (M0: 1 at measured pixels, else 0,
+    # if no iteration ran)
     schedule: tuple[int, int]  # iterations run in (layer 1, layer 2)
     n_points: int  # sparse measurements used (after the hole mask)
 
@@ -155,6 +156,7 @@ class SDRPipeline:
         hole_mask: np.ndarray | None = None,
         use_mask: bool = True,
         schedule: tuple[int, int] | None = None,
+        n_lines: int | None = None,
     ) -> Iterator[RefineState]:
         """Yield the depth and mask after every MSPN iteration of both layers.
 
@@ -165,6 +167,8 @@ class SDRPipeline:
             hole_mask: optional H x W bool; measurements inside are dropped.
             use_mask: False runs the no-mask ablation (mask fixed to 1).
             schedule: override the (layer 1, layer 2) iteration counts of eq. 13.
+            n_lines: the measurements are this many LiDAR lines: eq. 13 then uses the mean
+                number of measurements per line (section 4.3) instead of their total.
 
         Yields:
             :class:`RefineState` per iteration. With no measurement nothing is yielded and a
@@ -173,7 +177,7 @@ class SDRPipeline:
         image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
         n_points = count_points(sparse)
         if schedule is None:
-            schedule = self.schedule(*sparse.shape, n_points)
+            schedule = self.schedule(*sparse.shape, schedule_points(sparse, n_lines))
         if n_points == 0:
             warnings.warn(
                 "no sparse depth measurement: nothing to propagate, the initial depth is "
@@ -198,8 +202,9 @@ class SDRPipeline:
                     layer=state.layer,
                     iteration=state.iteration,
                     iterations_in_layer=schedule[state.layer - 1],
-                    depth=state.depth[0, 0].float().cpu().numpy(),
-                    mask=state.mask[0, 0].float().cpu().numpy(),
+                    # copies: on CPU .numpy() would share memory with the live state
+                    depth=state.depth[0, 0].float().cpu().numpy().copy(),
+                    mask=state.mask[0, 0].float().cpu().numpy().copy(),
                 )
             yield public
 
@@ -211,12 +216,13 @@ class SDRPipeline:
         hole_mask: np.ndarray | None = None,
         use_mask: bool = True,
         schedule: tuple[int, int] | None = None,
+        n_lines: int | None = None,
     ) -> RefineResult:
         """Run every iteration and return the final depth (same code path as the steps)."""
         image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
         n_points = count_points(sparse)
         if schedule is None:
-            schedule = self.schedule(*sparse.shape, n_points)
+            schedule = self.schedule(*sparse.shape, schedule_points(sparse, n_lines))
         depth, mask = np.where(sparse > 0, sparse, init_depth), (sparse > 0).astype(np.float32)
         with warnings.catch_warnings():
             if n_points == 0:  # refine_steps warns; re-issue it from here for the caller

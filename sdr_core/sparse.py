@@ -27,6 +27,7 @@ __all__ = [
     "from_clicks",
     "lidar_lines",
     "random_points",
+    "schedule_points",
 ]
 
 # Simulated LiDAR: peak row displacement of a scan line (px). With rounding to the pixel
@@ -276,3 +277,25 @@ def count_points(sparse: Any) -> int:
         sparse: HxW float array-like, metres; 0, NaN and negative values are not counted.
     """
     return int(np.count_nonzero(as_depth_map(sparse, "sparse") > 0))
+
+
+def schedule_points(sparse: np.ndarray, n_lines: int | None = None) -> int:
+    """The point count s that sets the iteration count of eq. 13.
+
+    For random points it is the number of measurements. For LiDAR lines the paper uses the
+    average number of measurements per line (section 4.3), since the gaps between lines, not
+    between single points, limit how far the mask must grow.
+
+    Args:
+        sparse: H x W float32 metres; 0 = missing.
+        n_lines: number of LiDAR lines the measurements came from, or None for points.
+
+    Returns:
+        s >= 1 when there is any measurement, else 0.
+    """
+    n_points = count_points(sparse)
+    if n_lines is None or n_points == 0:
+        return n_points
+    if n_lines < 1:
+        raise ValueError(f"n_lines must be >= 1, got {n_lines}")
+    return max(1, n_points // n_lines)

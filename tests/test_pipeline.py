@@ -141,3 +141,23 @@ def test_mspn_without_mask_baseline_matches_the_ablation(pipe, scene):
     init = pipe.estimate_depth(image)
     expected = pipe.refine(image, sparse, init_depth=init, use_mask=False).depth
     np.testing.assert_array_equal(mspn_without_mask(pipe, image, init, sparse), expected)
+
+
+def test_yielded_arrays_are_independent_copies(pipe, scene):
+    image, gt = scene
+    states = list(pipe.refine_steps(image, random_points(gt, 5, seed=8), use_mask=False))
+    states[0].depth[:] = -1.0
+    states[0].mask[:] = -1.0
+    assert (states[1].depth > 0).all()
+    assert (states[1].mask == 1).all()
+
+
+def test_lidar_lines_schedule_uses_points_per_line(pipe, scene):
+    from sdr_core.sparse import lidar_lines, schedule_points
+
+    image, gt = scene
+    sparse = lidar_lines(gt, 4, seed=0, total_lines=8, column_step=2)
+    per_line = schedule_points(sparse, n_lines=4)
+    assert per_line == max(1, int((sparse > 0).sum()) // 4)
+    result = pipe.refine(image, sparse, n_lines=4)
+    assert result.schedule == pipe.schedule(30, 40, per_line)

@@ -162,3 +162,12 @@ def test_two_process_ddp_matches_single_process(tmp_path, monkeypatch):
         b = load_file(str(single / f"{name}.safetensors"))
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_propagation_stays_float32_under_autocast(tmp_path):
+    config = tiny(tmp_path)
+    model, _ = train_module._build(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch["image"], batch["sparse"], batch["depth"] * 0.9, (6, 6), None)
+    assert out.dtype == torch.float32
