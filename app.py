@@ -45,7 +45,12 @@ Masked Spatial Propagation Network (Jun, Lee & Kim, CVPR 2024): a monocular dept
 refined from a few depth measurements by two MSPN layers that grow a confidence **mask**
 outward from the measurements. **1** pick an example or upload an image, **2** choose points
 (click the image to add or remove one) and paint a hole, **3** press *Refine* and watch
-every iteration."""
+every iteration.
+
+*The bundled networks are small and were trained by this project on its own procedural indoor
+scenes, on a CPU: the bundled depth estimator is weak, especially on real photographs, and the
+refinement is at its best with many points or lines. Upload your own initial depth ("bring
+your own MDE") for better starting points; see checkpoints/README.md for the figures.*"""
 
 
 def _gpu(duration: Any) -> Any:
