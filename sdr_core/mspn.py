@@ -24,6 +24,7 @@ Facts taken from the authors' public code rather than the paper:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -267,20 +268,22 @@ class MSPN(nn.Module):
             n_free = 0
             if grad_iterations is not None and torch.is_grad_enabled():
                 n_free = max(n_iterations - grad_iterations, 0)
-            if n_free:
-                with torch.no_grad():
-                    attend = layer.prepare(guidance.detach())
-                    for iteration in range(1, n_free + 1):
-                        depth, mask = layer.step(attend, depth, mask, sparse, measured)
-                        if not use_mask:
-                            mask = initial_mask.clone()
-                        yield PropagationState(layer_index, iteration, depth, mask)
-            attend = layer.prepare(guidance)
-            for iteration in range(n_free + 1, n_iterations + 1):
-                depth, mask = self._run_step(layer, attend, depth, mask, sparse, measured)
-                if not use_mask:
-                    mask = initial_mask.clone()
-                yield PropagationState(layer_index, iteration, depth, mask)
+            # (grad mode, first, last iteration): the first n_free run without a graph. The
+            # mode is entered around each computation, never held across a yield.
+            for mode, first, last in (
+                (torch.no_grad, 1, n_free),
+                (contextlib.nullcontext, n_free + 1, n_iterations),
+            ):
+                if first > last:
+                    continue
+                with mode():
+                    attend = layer.prepare(guidance if first > n_free else guidance.detach())
+                for iteration in range(first, last + 1):
+                    with mode():
+                        depth, mask = self._run_step(layer, attend, depth, mask, sparse, measured)
+                    if not use_mask:
+                        mask = initial_mask.clone()
+                    yield PropagationState(layer_index, iteration, depth, mask)
 
     def forward(
         self,

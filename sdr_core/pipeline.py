@@ -139,6 +139,22 @@ class SDRPipeline:
             )
         return image, sparse, init_depth
 
+    def _plan(
+        self,
+        image: np.ndarray,
+        sparse: np.ndarray,
+        init_depth: np.ndarray | None,
+        hole_mask: np.ndarray | None,
+        schedule: tuple[int, int] | None,
+        n_lines: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, tuple[int, int]]:
+        """Validated inputs, the measurement count and the iteration schedule (eq. 13)."""
+        image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
+        n_points = count_points(sparse)
+        if schedule is None:
+            schedule = self.schedule(*sparse.shape, schedule_points(sparse, n_lines))
+        return image, sparse, init_depth, n_points, schedule
+
     def _tensors(
         self, image: np.ndarray, sparse: np.ndarray, init_depth: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -174,10 +190,9 @@ class SDRPipeline:
             :class:`RefineState` per iteration. With no measurement nothing is yielded and a
             :class:`~sdr_core.sparse.SparsityWarning` says so.
         """
-        image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
-        n_points = count_points(sparse)
-        if schedule is None:
-            schedule = self.schedule(*sparse.shape, schedule_points(sparse, n_lines))
+        image, sparse, init_depth, n_points, schedule = self._plan(
+            image, sparse, init_depth, hole_mask, schedule, n_lines
+        )
         if n_points == 0:
             warnings.warn(
                 "no sparse depth measurement: nothing to propagate, the initial depth is "
@@ -219,10 +234,9 @@ class SDRPipeline:
         n_lines: int | None = None,
     ) -> RefineResult:
         """Run every iteration and return the final depth (same code path as the steps)."""
-        image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
-        n_points = count_points(sparse)
-        if schedule is None:
-            schedule = self.schedule(*sparse.shape, schedule_points(sparse, n_lines))
+        image, sparse, init_depth, n_points, schedule = self._plan(
+            image, sparse, init_depth, hole_mask, schedule, n_lines
+        )
         depth, mask = np.where(sparse > 0, sparse, init_depth), (sparse > 0).astype(np.float32)
         with warnings.catch_warnings():
             if n_points == 0:  # refine_steps warns; re-issue it from here for the caller

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import serve_tiny_app  # noqa: E402
 from PIL import Image
 
 gr = pytest.importorskip("gradio", reason="the app tests need gradio")
 gradio_client = pytest.importorskip("gradio_client", reason="the app tests need gradio_client")
 
-import app  # noqa: E402
-from sdr_core import PipelineConfig, build_untrained_pipeline, demo, iteration_count  # noqa: E402
+from sdr_core import iteration_count  # noqa: E402
 from sdr_core.data import io  # noqa: E402
-from sdr_core.guidance import GuidanceConfig  # noqa: E402
-from sdr_core.mspn import MSPNConfig  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-TINY = PipelineConfig(
-    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
-    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
-)
 SIDE = 96  # processing long side: Middlebury becomes 65 x 96
 SPARSE = ("random points", 30, 16, 0)  # mode, N, lines, seed
 
@@ -32,30 +25,10 @@ SPARSE = ("random points", 30, 16, 0)  # mode, N, lines, seed
 RUN_FRAME, RUN_CAPTION, RUN_SCRUB, RUN_TABLE, RUN_CHART, RUN_CLOUD, RUN_FILES = range(7)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
-    examples = demo.load_examples(
-        tmp_path_factory.mktemp("no_assets"), scratch_dir=tmp_path_factory.mktemp("examples")
-    )
-    blocks = app.build_demo(pipeline, examples=examples)
-    blocks.queue(default_concurrency_limit=app.CONCURRENCY, max_size=app.QUEUE_SIZE)
-    port = _free_port()
-    blocks.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **app.launch_kwargs(),
-    )
-    yield f"http://127.0.0.1:{port}/"
-    blocks.close()
+    with serve_tiny_app(tmp_path_factory) as address:
+        yield address
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ scripts/screenshots.py, which drives the same page with the full-size pipeline.
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import pytest
+from helpers import serve_tiny_app  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,44 +34,16 @@ if not CHROMIUM.exists():
         allow_module_level=True,
     )
 
-import app  # noqa: E402
-from sdr_core import PipelineConfig, build_untrained_pipeline, demo  # noqa: E402
-from sdr_core.guidance import GuidanceConfig  # noqa: E402
-from sdr_core.mspn import MSPNConfig  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-TINY = PipelineConfig(
-    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
-    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
-)
 TIMEOUT_MS = 45_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
-    examples = demo.load_examples(
-        tmp_path_factory.mktemp("no_assets"), scratch_dir=tmp_path_factory.mktemp("examples")
-    )
-    blocks = app.build_demo(pipeline, examples=examples)
-    blocks.queue(default_concurrency_limit=app.CONCURRENCY, max_size=app.QUEUE_SIZE)
-    port = _free_port()
-    blocks.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **app.launch_kwargs(),
-    )
-    yield f"http://127.0.0.1:{port}/"
-    blocks.close()
+    with serve_tiny_app(tmp_path_factory) as address:
+        yield address
 
 
 @pytest.fixture

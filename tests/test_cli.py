@@ -6,21 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import TINY, TINY_MDE
 from PIL import Image
 
 from sdr_core.__main__ import main
 from sdr_core.checkpoints import save_module
 from sdr_core.data.io import write_depth_png
-from sdr_core.guidance import GuidanceConfig
-from sdr_core.mde.bundled import MonoDepthConfig
-from sdr_core.mspn import MSPNConfig
-from sdr_core.pipeline import PipelineConfig, build_untrained_pipeline
-
-TINY = PipelineConfig(
-    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
-    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
-)
-TINY_MDE = MonoDepthConfig(encoder_dims=(8, 8, 8, 8), decoder_dims=(8, 8, 8, 8))
+from sdr_core.pipeline import build_untrained_pipeline
 
 
 @pytest.fixture

@@ -12,17 +12,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import TINY
 from PIL import Image
 
-from sdr_core import PipelineConfig, build_untrained_pipeline, demo, demo_run, viz
+from sdr_core import build_untrained_pipeline, demo, demo_run, viz
 from sdr_core.data import io
-from sdr_core.guidance import GuidanceConfig
-from sdr_core.mspn import MSPNConfig, iteration_schedule
+from sdr_core.mspn import iteration_schedule
 
-TINY = PipelineConfig(
-    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
-    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
-)
 H, W = 30, 40
 
 

@@ -8,8 +8,9 @@ import math
 
 import numpy as np
 import pytest
+from helpers import TINY  # noqa: E402
 
-from sdr_core import PipelineConfig, baselines, build_untrained_pipeline, evaluate, sparse
+from sdr_core import baselines, build_untrained_pipeline, evaluate, sparse
 from sdr_core.evaluate import (
     METHOD_LABELS,
     METHODS,
@@ -26,14 +27,8 @@ from sdr_core.evaluate import (
     write_json,
     write_plot_html,
 )
-from sdr_core.guidance import GuidanceConfig
 from sdr_core.metrics import compute_metrics
-from sdr_core.mspn import MSPNConfig
 
-TINY = PipelineConfig(
-    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
-    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
-)
 H, W = 40, 48
 CONFIG = EvalConfig(points=(1, 10), lines=(4,), hole_points=30, n_scenes=0, middlebury=False)
 

@@ -5,17 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import TINY
 
-from sdr_core import PipelineConfig, build_untrained_pipeline
+from sdr_core import build_untrained_pipeline
 from sdr_core.attention import window_attention_reference
-from sdr_core.guidance import GuidanceConfig
 from sdr_core.inspect import attention_window, guidance_feature, state_before
-from sdr_core.mspn import MSPNConfig
-
-TINY = PipelineConfig(
-    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
-    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
-)
 
 
 @pytest.fixture(scope="module")

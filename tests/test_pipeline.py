@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import TINY
 
 from sdr_core import PipelineConfig, build_untrained_pipeline, iteration_count
 from sdr_core.guidance import GuidanceConfig
 from sdr_core.mspn import MSPNConfig
 from sdr_core.sparse import SparsityWarning, random_points
-
-TINY = PipelineConfig(
-    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
-    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
-)
 
 
 @pytest.fixture(scope="module")

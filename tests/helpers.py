@@ -1,0 +1,54 @@
+"""Shared test fixtures' building blocks: a tiny pipeline config and a local app server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from sdr_core import PipelineConfig
+from sdr_core.guidance import GuidanceConfig
+from sdr_core.mde.bundled import MonoDepthConfig
+from sdr_core.mspn import MSPNConfig
+
+# Small enough that a whole refinement takes milliseconds; its outputs mean nothing.
+TINY = PipelineConfig(
+    GuidanceConfig(out_dim=8, stem_dim=4, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5),
+    MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
+)
+TINY_MDE = MonoDepthConfig(encoder_dims=(8, 8, 8, 8), decoder_dims=(8, 8, 8, 8))
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Launch app.py's UI around a tiny untrained pipeline on loopback; yields its URL."""
+    import app
+    from sdr_core import build_untrained_pipeline, demo
+
+    pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
+    examples = demo.load_examples(
+        tmp_path_factory.mktemp("no_assets"), scratch_dir=tmp_path_factory.mktemp("examples")
+    )
+    blocks = app.build_demo(pipeline, examples=examples)
+    blocks.queue(default_concurrency_limit=app.CONCURRENCY, max_size=app.QUEUE_SIZE)
+    port = free_port()
+    blocks.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **app.launch_kwargs(),
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        blocks.close()
