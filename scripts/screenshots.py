@@ -15,7 +15,6 @@ import argparse
 import io
 import logging
 import re
-import socket
 import sys
 import time
 from pathlib import Path
@@ -25,29 +24,16 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers import CHROMIUM, CHROMIUM_ARGS, serve_blocks  # noqa: E402
 
 import app  # noqa: E402
 from sdr_core import build_untrained_pipeline, load_pipeline  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 180_000
 
 logger = logging.getLogger("screenshots")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pipeline(untrained: bool):
@@ -95,7 +81,7 @@ def take(url: str, out: Path) -> None:
     """Drive the page through its main states and save one PNG per state."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
@@ -167,21 +153,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
-    blocks = app.build_demo(_pipeline(args.untrained))
-    blocks.queue(default_concurrency_limit=app.CONCURRENCY, max_size=app.QUEUE_SIZE)
-    port = _free_port()
-    blocks.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **app.launch_kwargs(),
-    )
     started = time.perf_counter()
-    try:
-        take(f"http://127.0.0.1:{port}/", args.out)
-    finally:
-        blocks.close()
+    with serve_blocks(app.build_demo(_pipeline(args.untrained))) as url:
+        take(url, args.out)
     logger.info("done in %.0f s", time.perf_counter() - started)
 
 

@@ -1,10 +1,13 @@
-"""Shared test fixtures' building blocks: a tiny pipeline config and a local app server."""
+"""Shared by the tests and scripts/screenshots.py: a tiny pipeline config, a local app
+server and the flags for Debian's headless Chromium."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,19 @@ TINY = PipelineConfig(
     MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
 )
 TINY_MDE = MonoDepthConfig(encoder_dims=(8, 8, 8, 8), decoder_dims=(8, 8, 8, 8))
+
+# Debian's Chromium, never a browser download; background networking off because this
+# machine's network is closed.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -38,7 +54,15 @@ def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     examples = demo.load_examples(
         tmp_path_factory.mktemp("no_assets"), scratch_dir=tmp_path_factory.mktemp("examples")
     )
-    blocks = app.build_demo(pipeline, examples=examples)
+    with serve_blocks(app.build_demo(pipeline, examples=examples)) as url:
+        yield url
+
+
+@contextmanager
+def serve_blocks(blocks: Any) -> Iterator[str]:
+    """Queue and launch a gr.Blocks from app.py on a free loopback port; yields its URL."""
+    import app
+
     blocks.queue(default_concurrency_limit=app.CONCURRENCY, max_size=app.QUEUE_SIZE)
     port = free_port()
     blocks.launch(

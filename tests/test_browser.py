@@ -8,21 +8,9 @@ scripts/screenshots.py, which drives the same page with the full-size pipeline.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from helpers import serve_tiny_app  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from helpers import CHROMIUM, CHROMIUM_ARGS, serve_tiny_app  # noqa: E402
 
 pytest.importorskip("gradio", reason="the browser test needs gradio")
 sync_api = pytest.importorskip(
