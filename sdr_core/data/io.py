@@ -21,6 +21,7 @@ Formats:
 from __future__ import annotations
 
 import logging
+import math
 import re
 import struct
 import zipfile
@@ -100,6 +101,7 @@ NYU_INTRINSICS_640X480: tuple[float, float, float, float] = (
 """NYUv2 Kinect colour camera (fx, fy, cx, cy) in pixels at 640 x 480."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_READ_CHUNK_BYTES = 1 << 24  # 16 MiB: see _read_exact
 
 
 class RGBDFileError(ValueError):
@@ -170,6 +172,23 @@ def _check_pixels(path: Path, height: int, width: int) -> None:
             f"image of {width}x{height} pixels exceeds the limit of "
             f"{MAX_PIXELS // 1_000_000} megapixels",
         )
+
+
+def _read_exact(path: Path, stream: IO[bytes], n_bytes: int, what: str) -> bytes:
+    """Read exactly `n_bytes` from `stream`, or refuse the file as truncated.
+
+    Reads in chunks, so memory grows with the data actually present: a file whose header
+    declares a huge payload but holds a few bytes costs a few bytes, not the declared size
+    (one `read(n)` would allocate all `n` bytes before reading any).
+    """
+    chunks, remaining = [], n_bytes
+    while remaining > 0:
+        chunk = stream.read(min(remaining, _READ_CHUNK_BYTES))
+        if not chunk:
+            raise _fail(path, f"truncated {what} data")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _png_header_size(path: Path) -> tuple[int, int] | None:
@@ -409,16 +428,17 @@ def _read_npy_stream(path: Path, stream: IO[bytes]) -> np.ndarray:
         )
     if dtype.kind not in "iuf":
         raise _fail(path, f"holds {dtype} values; expected integer or floating-point depth")
-    count = int(np.prod(shape, dtype=np.int64))
-    if count > MAX_PIXELS:
+    if any(n < 0 for n in shape):
+        raise _fail(path, f"not a valid .npy array (negative size in shape {tuple(shape)})")
+    # Python integers, so a declared 2**32 x 2**32 cannot wrap around to 0; each side is
+    # bounded too, since a zero side would otherwise let any other side through.
+    if math.prod(shape) > MAX_PIXELS or max(shape, default=0) > MAX_PIXELS:
         raise _fail(
             path,
             f"array of shape {tuple(shape)} exceeds the limit of "
             f"{MAX_PIXELS // 1_000_000} megapixels",
         )
-    data = stream.read(count * dtype.itemsize)
-    if len(data) != count * dtype.itemsize:
-        raise _fail(path, "truncated .npy data")
+    data = _read_exact(path, stream, math.prod(shape) * dtype.itemsize, ".npy")
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
@@ -470,9 +490,7 @@ def _read_pfm(path: Path) -> np.ndarray:
         except ValueError as err:
             raise _fail(path, "not a valid PFM file (bad scale)") from err
         f.seek(match.end())
-        data = f.read(4 * width * height)
-    if len(data) != 4 * width * height:
-        raise _fail(path, "truncated PFM data")
+        data = _read_exact(path, f, 4 * width * height, "PFM")
     dtype = np.dtype("<f4" if little_endian else ">f4")
     return np.frombuffer(data, dtype=dtype).reshape(height, width)[::-1]
 
@@ -512,13 +530,34 @@ def _open_h5(path: Path) -> h5py.File:
         raise _fail(path, "not a readable HDF5 file (truncated or corrupt)") from err
 
 
+def _refuse_outside_data(path: Path, h5: h5py.File, key: str) -> None:
+    """Refuse a dataset that is a link, or whose values live outside this file.
+
+    HDF5 external links, external raw storage and virtual datasets read other files on the
+    machine that opens them; an uploaded file could use them to show a server file as depth.
+    Only a dataset stored in the file under its own name (a hard link) is read; soft links
+    are refused too, since their target path may cross an external link. Links are checked
+    before they are followed, so no other file is ever opened.
+    """
+    link = h5.get(key, getlink=True)
+    if link is not None and not isinstance(link, h5py.HardLink):
+        raise _fail(
+            path, f"'{key}' is a link, not data stored in this file; links are refused for safety"
+        )
+    item = h5.get(key)
+    if isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+        raise _fail(path, f"'{key}' keeps its values in other files, which is refused for safety")
+
+
 def _read_h5_dataset(path: Path, h5: h5py.File, key: str, max_elements: int) -> np.ndarray:
     try:
+        _refuse_outside_data(path, h5, key)
         item = h5.get(key)
         if not isinstance(item, h5py.Dataset):
             found = ", ".join(repr(k) for k in h5) or "none"
             raise _fail(path, f"has no '{key}' dataset (found: {found})")
-        if int(np.prod(item.shape, dtype=np.int64)) > max_elements:
+        shape = item.shape or ()
+        if math.prod(shape) > max_elements or max(shape, default=0) > max_elements:
             raise _fail(
                 path,
                 f"'{key}' of shape {tuple(item.shape)} exceeds the limit of "
@@ -1007,9 +1046,7 @@ def read_ply_points(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
                 for i, name in enumerate(dtype.names):
                     vertices[name] = table[:, i] if count else []
             else:
-                data = f.read(count * dtype.itemsize)
-                if len(data) != count * dtype.itemsize:
-                    raise _fail(path, "truncated PLY vertex data")
+                data = _read_exact(path, f, count * dtype.itemsize, "PLY vertex")
                 vertices = np.frombuffer(data, dtype=dtype)
     except RGBDFileError:
         raise
