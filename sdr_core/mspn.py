@@ -28,13 +28,12 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from .attention import AffineQK, AttendFn, prepare_attention
+from .attention import AffineQK, AttendFn, Backend, prepare_attention
 
 __all__ = [
     "MSPN",
@@ -56,7 +55,7 @@ class MSPNConfig:
     kappa: float = 2.0  # margin on the iteration count, eq. 13
     min_iterations: int = 6  # floor of N for the first layer
     second_layer_iterations: int = 6  # fixed iteration count of the second layer
-    backend: Literal["auto", "reference", "fast", "native"] = "auto"  # attention backend
+    backend: Backend = "auto"  # attention backend, see sdr_core.attention
 
     def __post_init__(self) -> None:
         if self.window < 3 or self.window % 2 == 0:

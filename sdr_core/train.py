@@ -34,6 +34,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .attention import resolve_backend
 from .checkpoints import load_module, save_module
 from .data.mde_errors import simulate_mde_errors
 from .data.synthetic import SceneConfig, generate_scene
@@ -351,7 +352,10 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
     out.mkdir(parents=True, exist_ok=True)
     model, mde = _build(config, device)
     if config.stage == "sdr":
-        model.mspn.set_grad_checkpointing(True)
+        # native_grad keeps only each iteration's small inputs for its backward pass; the
+        # torch backends store p^2 x H x W tensors per iteration and recompute them instead.
+        backend = resolve_backend(config.mspn.backend, device, requires_grad=True)
+        model.mspn.set_grad_checkpointing(backend != "native_grad")
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )

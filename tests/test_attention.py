@@ -162,7 +162,7 @@ def test_bad_arguments_raise_clear_errors():
 
 
 def test_auto_never_picks_inference_only_backend_for_training():
-    assert resolve_backend("auto", "cpu", requires_grad=True) == "fast"
+    assert resolve_backend("auto", "cpu", requires_grad=True) in ("fast", "native_grad")
 
 
 @pytest.mark.slow

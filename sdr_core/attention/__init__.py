@@ -6,8 +6,10 @@ MSPN layer (the guidance is fixed), ``attend`` once per iteration.
 
 - ``reference``: explicit loop over window offsets; the oracle.
 - ``fast``: exact decomposition in torch; differentiable, any device.
-- ``native``: the same decomposition as a fused C loop (OpenMP, CPU, inference only),
-  compiled on first use; unavailable when no C compiler is found.
+- ``native``: the same decomposition as fused, vectorised C kernels (pthreads, CPU,
+  inference only), compiled on first use; unavailable when no C compiler is found.
+- ``native_grad``: the same decomposition as plain C loops with hand-written backward passes
+  (CPU, float32, same compiled library): what ``auto`` picks for training on CPU.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .reference import AttendFn, prepare_reference, window_attention_reference
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["auto", "reference", "fast", "native"]
+Backend = Literal["auto", "reference", "fast", "native_grad", "native"]
 
 __all__ = [
     "AffineQK",
@@ -67,9 +69,11 @@ def available_backends(
         dtype: the tensors' dtype; the float32-only native kernel is offered for float32.
     """
     options = ["reference", "fast"]
-    native_ok = torch.device(device).type == "cpu" and not requires_grad
-    if native_ok and dtype == torch.float32 and _native_prepare():
-        options.append("native")
+    on_cpu = torch.device(device).type == "cpu"
+    if on_cpu and dtype == torch.float32 and _native_prepare():
+        options.append("native_grad")
+        if not requires_grad:
+            options.append("native")
     return options
 
 
@@ -132,6 +136,10 @@ def prepare_attention(qk: AffineQK, window: int, backend: Backend = "auto") -> A
         return prepare_reference(qk, window)
     if name == "fast":
         return prepare_fast(qk, window)
+    if name == "native_grad":
+        from .native_grad import prepare_native_grad
+
+        return prepare_native_grad(qk, window)
     prepare = _native_prepare()
     assert prepare is not None  # resolve_backend only offers native when it can run
     return prepare(qk, window)

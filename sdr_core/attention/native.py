@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 _SOURCE = Path(__file__).with_name("_native") / "mspn_native.c"
-_ABI = 1  # must equal MSPN_NATIVE_ABI in the C source
+_ABI = 2  # must equal MSPN_NATIVE_ABI in the C source
 _BASE_FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread")
 _ARCH_FLAGS = ("-march=native",)
 _COMPILE_TIMEOUT_S = 120
@@ -88,6 +88,21 @@ class _NativeLibrary:
             ptr,
             cint,
         ]
+        self.train_t0 = self.lib.mspn_train_t0
+        self.train_t0.restype = cint
+        self.train_t0.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, ptr, cint]
+        self.train_t0_backward = self.lib.mspn_train_t0_backward
+        self.train_t0_backward.restype = cint
+        self.train_t0_backward.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, ptr, ptr, cint]
+        self.train_attend = self.lib.mspn_train_attend
+        self.train_attend.restype = cint
+        self.train_attend.argtypes = [ptr, ptr, ptr, ctypes.c_float, ptr, ptr, ptr]
+        self.train_attend.argtypes += [i64, i64, i64, i64, ptr, ptr, cint]
+        self.train_attend_backward = self.lib.mspn_train_attend_backward
+        self.train_attend_backward.restype = cint
+        self.train_attend_backward.argtypes = [ptr, ptr, ptr, ctypes.c_float, ptr, ptr, ptr]
+        self.train_attend_backward.argtypes += [ptr, ptr, i64, i64, i64, i64]
+        self.train_attend_backward.argtypes += [ptr] * 8 + [cint]
         self.attend = self.lib.mspn_attend
         self.attend.restype = cint
         self.attend.argtypes = [
@@ -170,7 +185,7 @@ def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
     os.close(fd)
     try:
         result = subprocess.run(
-            [compiler, *flags, "-o", tmp_name, str(_SOURCE)],
+            [compiler, *flags, "-o", tmp_name, str(_SOURCE), "-lm"],
             capture_output=True,
             text=True,
             timeout=_COMPILE_TIMEOUT_S,

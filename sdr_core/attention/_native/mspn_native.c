@@ -1,5 +1,7 @@
 /*
- * MSPN pixel-to-window attention: fused CPU kernels (inference only).
+ * MSPN pixel-to-window attention: fused CPU kernels. The blocked, vectorised kernels are
+ * inference only; the "train" kernels at the end compute the same maths in plain layouts
+ * with their backward passes, for training on CPU.
  *
  * Plain C11 + GCC vector extensions + pthreads; no torch headers, so it compiles in a few
  * seconds. Compiled and loaded lazily by sdr_core/attention/native.py (ctypes).
@@ -31,6 +33,7 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +42,7 @@
 #include <immintrin.h>
 #endif
 
-#define MSPN_NATIVE_ABI 1
+#define MSPN_NATIVE_ABI 2
 #define V 16
 
 typedef float vf __attribute__((vector_size(64)));
@@ -712,5 +715,304 @@ int mspn_attend(const float *t0, const float *alpha, const float *beta, float ga
     int err = run_rows(attend_row, &a, B * H, (size_t)(3 * p * p * V), nthreads);
     free(biasp);
     free(chunks);
+    return err;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Training kernels: the same maths with backward passes, in plain layouts                 */
+/* --------------------------------------------------------------------------------------- */
+
+/*
+ * Layouts: q0 and k0 channel-last, B x H x W x E; T0 and its gradient pixel-major,
+ * B x H x W x p^2 (t = ky * p + kx); alpha, beta, depth, mask and their gradients B x H x W;
+ * bias (2p-1) x (2p-1). Every kernel runs as row tasks whose outputs are disjoint: the
+ * scatter-shaped gradients (keys, which many queries read) are computed as gathers over the
+ * query rows whose window contains the key row, so no two tasks write the same element and
+ * the results do not depend on the thread count.
+ */
+
+/* Dot product of n floats; vector accumulators (a plain loop would not vectorise without
+ * -ffast-math, which this file avoids). */
+INLINE float dot_n(const float *a, const float *b, int64_t n) {
+    vf acc = splat(0.0f);
+    int64_t e = 0;
+    for (; e + V <= n; e += V) acc += loadu(a + e) * loadu(b + e);
+    float s = 0.0f;
+    for (int l = 0; l < V; ++l) s += acc[l];
+    for (; e < n; ++e) s += a[e] * b[e];
+    return s;
+}
+
+/* y[0:n] += s * x[0:n] */
+INLINE void axpy_n(float *y, float s, const float *x, int64_t n) {
+    int64_t e = 0;
+    const vf sv = splat(s);
+    for (; e + V <= n; e += V) storeu(y + e, loadu(y + e) + sv * loadu(x + e));
+    for (; e < n; ++e) y[e] += s * x[e];
+}
+
+/* Query rows whose window contains key row R: [*lo, *hi) (contiguous, row_start is monotone). */
+static inline void query_rows_of_key(int64_t R, int64_t H, int64_t p, int64_t *lo, int64_t *hi) {
+    int64_t a = R - p < 0 ? 0 : R - p, b = R + p + 1 < H ? R + p + 1 : H;
+    while (a < b && row_start(a, H, p) + p <= R) ++a;
+    int64_t c = a;
+    while (c < b && row_start(c, H, p) <= R) ++c;
+    *lo = a;
+    *hi = c;
+}
+
+typedef struct {
+    const float *q, *k, *g;
+    int64_t H, W, E, p;
+    float *t0, *gq, *gk;
+} t0_ctx;
+
+/* T0[b, i, j, t] = q0(i, j) . k0(window element t): one query row per task. */
+static int t0_forward_row(void *vctx, int64_t row, float *scratch) {
+    const t0_ctx *c = (const t0_ctx *)vctx;
+    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
+    const int64_t b = row / H, i = row % H, rs = row_start(i, H, p);
+    (void)scratch;
+    for (int64_t j = 0; j < W; ++j) {
+        const float *qv = c->q + ((b * H + i) * W + j) * E;
+        float *out = c->t0 + ((b * H + i) * W + j) * P2;
+        const int64_t cs = clamp64(j - p / 2, 0, W - p);
+        for (int64_t ky = 0; ky < p; ++ky) {
+            const float *krow = c->k + ((b * H + rs + ky) * W + cs) * E;
+            for (int64_t kx = 0; kx < p; ++kx) out[ky * p + kx] = dot_n(qv, krow + kx * E, E);
+        }
+    }
+    return 0;
+}
+
+/* dL/dq0(i, j) = sum_t g[i, j, t] k0(window element t): one query row per task. */
+static int t0_backward_query_row(void *vctx, int64_t row, float *scratch) {
+    const t0_ctx *c = (const t0_ctx *)vctx;
+    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
+    const int64_t b = row / H, i = row % H, rs = row_start(i, H, p);
+    (void)scratch;
+    for (int64_t j = 0; j < W; ++j) {
+        float *gq = c->gq + ((b * H + i) * W + j) * E;
+        const float *g = c->g + ((b * H + i) * W + j) * P2;
+        const int64_t cs = clamp64(j - p / 2, 0, W - p);
+        for (int64_t e = 0; e < E; ++e) gq[e] = 0.0f;
+        for (int64_t ky = 0; ky < p; ++ky) {
+            const float *krow = c->k + ((b * H + rs + ky) * W + cs) * E;
+            for (int64_t kx = 0; kx < p; ++kx) axpy_n(gq, g[ky * p + kx], krow + kx * E, E);
+        }
+    }
+    return 0;
+}
+
+/* dL/dk0(R, X) = sum over (query, t) reading key (R, X) of g[query, t] q0(query): one key
+ * row per task, gathered from the query rows whose window contains R. */
+static int t0_backward_key_row(void *vctx, int64_t row, float *scratch) {
+    const t0_ctx *c = (const t0_ctx *)vctx;
+    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
+    const int64_t b = row / H, R = row % H;
+    int64_t lo, hi;
+    (void)scratch;
+    float *gk_row = c->gk + (b * H + R) * W * E;
+    for (int64_t x = 0; x < W * E; ++x) gk_row[x] = 0.0f;
+    query_rows_of_key(R, H, p, &lo, &hi);
+    for (int64_t i = lo; i < hi; ++i) {
+        const int64_t ky = R - row_start(i, H, p);
+        for (int64_t j = 0; j < W; ++j) {
+            const float *qv = c->q + ((b * H + i) * W + j) * E;
+            const float *g = c->g + ((b * H + i) * W + j) * P2 + ky * p;
+            const int64_t cs = clamp64(j - p / 2, 0, W - p);
+            for (int64_t kx = 0; kx < p; ++kx) axpy_n(gk_row + (cs + kx) * E, g[kx], qv, E);
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const float *t0, *alpha, *beta, *depth, *mask, *bias, *gref, *gmask;
+    float gamma;
+    int64_t H, W, p;
+    float *refined, *next_mask;                    /* forward outputs */
+    float *gt0, *galpha, *gbeta, *gdepth, *gmaskin; /* backward outputs */
+    float *gbias_rows, *ggamma_rows;               /* per query row partial sums */
+    float *ca, *cd, *cm;                           /* per (query, t) key contributions */
+} train_attend_ctx;
+
+/*
+ * Logits of one query pixel (eq. 8 in the decomposed form), their softmax (eq. 8) and the
+ * window's depth and mask: fills x (the bracket before masking), l -> a (attention weights),
+ * d and m; returns nothing, sums are left to the caller.
+ */
+INLINE void train_softmax(const train_attend_ctx *c, int64_t b, int64_t i, int64_t j,
+                          float *x, float *a, float *d, float *m) {
+    const int64_t H = c->H, W = c->W, p = c->p, P2 = p * p, img = b * H * W;
+    const int64_t rs = row_start(i, H, p), cs = clamp64(j - p / 2, 0, W - p);
+    const float *t0 = c->t0 + (img + i * W + j) * P2;
+    const float dq = c->depth[img + i * W + j];
+    const float bq = c->beta[img + i * W + j] + c->gamma * dq;
+    const int64_t nb = 2 * p - 1;
+    float mx = -3.0e38f;
+    for (int64_t ky = 0; ky < p; ++ky) {
+        const int64_t off = (img + (rs + ky) * W + cs);
+        const float *brow = c->bias + (rs + ky - i + p - 1) * nb + (cs - j + p - 1);
+        for (int64_t kx = 0; kx < p; ++kx) {
+            const int64_t t = ky * p + kx;
+            const float dt = c->depth[off + kx], mt = c->mask[off + kx];
+            const float xt = t0[t] + dq * c->alpha[off + kx] + dt * bq;
+            const float lt = mt * xt + brow[kx];
+            x[t] = xt;
+            a[t] = lt;
+            d[t] = dt;
+            m[t] = mt;
+            mx = lt > mx ? lt : mx;
+        }
+    }
+    float s = 0.0f;
+    for (int64_t t = 0; t < P2; ++t) {
+        a[t] = expf(a[t] - mx);
+        s += a[t];
+    }
+    const float inv = 1.0f / s;
+    for (int64_t t = 0; t < P2; ++t) a[t] *= inv;
+}
+
+static int train_attend_row(void *vctx, int64_t row, float *scratch) {
+    const train_attend_ctx *c = (const train_attend_ctx *)vctx;
+    const int64_t H = c->H, W = c->W, P2 = c->p * c->p;
+    const int64_t b = row / H, i = row % H;
+    float *x = scratch, *a = x + P2, *d = a + P2, *m = d + P2;
+    for (int64_t j = 0; j < W; ++j) {
+        train_softmax(c, b, i, j, x, a, d, m);
+        float r = 0.0f, n = 0.0f;
+        for (int64_t t = 0; t < P2; ++t) {
+            r += a[t] * d[t];
+            n += a[t] * m[t];
+        }
+        c->refined[(b * H + i) * W + j] = r; /* eq. 9 */
+        c->next_mask[(b * H + i) * W + j] = n; /* eq. 11 */
+    }
+    return 0;
+}
+
+/*
+ * Backward, phase 1 (one query row per task). With a = softmax(l), r = sum a d, n = sum a m
+ * and upstream gradients gr, gn: dL/dl_t = a_t (gr d_t + gn m_t - gr r - gn n). Everything
+ * that belongs to the query pixel is written directly; what belongs to key pixels is stored
+ * per (query, t) in ca / cd / cm for phase 2.
+ */
+static int train_attend_backward_query_row(void *vctx, int64_t row, float *scratch) {
+    const train_attend_ctx *c = (const train_attend_ctx *)vctx;
+    const int64_t H = c->H, W = c->W, p = c->p, P2 = p * p, nb = 2 * p - 1;
+    const int64_t b = row / H, i = row % H, rs = row_start(i, H, p), img = b * H * W;
+    float *x = scratch, *a = x + P2, *d = a + P2, *m = d + P2;
+    float *gbias = c->gbias_rows + row * nb * nb;
+    double ggamma = 0.0;
+    for (int64_t t = 0; t < nb * nb; ++t) gbias[t] = 0.0f;
+    for (int64_t j = 0; j < W; ++j) {
+        const int64_t q = img + i * W + j, cs = clamp64(j - p / 2, 0, W - p);
+        train_softmax(c, b, i, j, x, a, d, m);
+        const float gr = c->gref[q], gn = c->gmask[q], dq = c->depth[q];
+        const float bq = c->beta[q] + c->gamma * dq;
+        float r = 0.0f, n = 0.0f;
+        for (int64_t t = 0; t < P2; ++t) {
+            r += a[t] * d[t];
+            n += a[t] * m[t];
+        }
+        const float sr = gr * r + gn * n;
+        float gbeta = 0.0f, gdq = 0.0f, gg = 0.0f;
+        float *gt0 = c->gt0 + q * P2, *ca = c->ca + q * P2, *cd = c->cd + q * P2;
+        float *cm = c->cm + q * P2;
+        for (int64_t ky = 0; ky < p; ++ky) {
+            const int64_t off = img + (rs + ky) * W + cs;
+            float *brow = gbias + (rs + ky - i + p - 1) * nb + (cs - j + p - 1);
+            for (int64_t kx = 0; kx < p; ++kx) {
+                const int64_t t = ky * p + kx;
+                const float gl = a[t] * (gr * d[t] + gn * m[t] - sr);
+                const float glm = gl * m[t];
+                gt0[t] = glm;
+                gbeta += glm * d[t];
+                gdq += glm * (c->alpha[off + kx] + c->gamma * d[t]);
+                gg += glm * dq * d[t];
+                brow[kx] += gl;
+                ca[t] = glm * dq;
+                cd[t] = glm * bq + a[t] * gr;
+                cm[t] = gl * x[t] + a[t] * gn;
+            }
+        }
+        c->gbeta[q] = gbeta;
+        c->gdepth[q] = gdq; /* query part; phase 2 adds the key part */
+        ggamma += gg;
+    }
+    c->ggamma_rows[row] = (float)ggamma;
+    return 0;
+}
+
+/* Backward, phase 2 (one key row per task): gather ca / cd / cm into the key pixels. */
+static int train_attend_backward_key_row(void *vctx, int64_t row, float *scratch) {
+    const train_attend_ctx *c = (const train_attend_ctx *)vctx;
+    const int64_t H = c->H, W = c->W, p = c->p, P2 = p * p;
+    const int64_t b = row / H, R = row % H, img = b * H * W;
+    int64_t lo, hi;
+    (void)scratch;
+    float *galpha = c->galpha + img + R * W, *gdepth = c->gdepth + img + R * W;
+    float *gmask = c->gmaskin + img + R * W;
+    for (int64_t X = 0; X < W; ++X) galpha[X] = gmask[X] = 0.0f;
+    query_rows_of_key(R, H, p, &lo, &hi);
+    for (int64_t i = lo; i < hi; ++i) {
+        const int64_t ky = R - row_start(i, H, p);
+        for (int64_t j = 0; j < W; ++j) {
+            const int64_t q = (img + i * W + j) * P2 + ky * p;
+            const int64_t cs = clamp64(j - p / 2, 0, W - p);
+            for (int64_t kx = 0; kx < p; ++kx) {
+                galpha[cs + kx] += c->ca[q + kx];
+                gdepth[cs + kx] += c->cd[q + kx];
+                gmask[cs + kx] += c->cm[q + kx];
+            }
+        }
+    }
+    return 0;
+}
+
+int mspn_train_t0(const float *q, const float *k, int64_t B, int64_t H, int64_t W, int64_t E,
+                  int64_t p, float *t0, int nthreads) {
+    if (B < 1 || E < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    t0_ctx c = {q, k, NULL, H, W, E, p, t0, NULL, NULL};
+    return run_rows(t0_forward_row, &c, B * H, 0, nthreads);
+}
+
+int mspn_train_t0_backward(const float *q, const float *k, const float *g, int64_t B, int64_t H,
+                           int64_t W, int64_t E, int64_t p, float *gq, float *gk, int nthreads) {
+    if (B < 1 || E < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    t0_ctx c = {q, k, g, H, W, E, p, NULL, gq, gk};
+    int err = run_rows(t0_backward_query_row, &c, B * H, 0, nthreads);
+    if (!err) err = run_rows(t0_backward_key_row, &c, B * H, 0, nthreads);
+    return err;
+}
+
+int mspn_train_attend(const float *t0, const float *alpha, const float *beta, float gamma,
+                      const float *depth, const float *mask, const float *bias, int64_t B,
+                      int64_t H, int64_t W, int64_t p, float *refined, float *next_mask,
+                      int nthreads) {
+    if (B < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    train_attend_ctx c = {.t0 = t0, .alpha = alpha, .beta = beta, .depth = depth,
+                          .mask = mask, .bias = bias, .gamma = gamma, .H = H, .W = W, .p = p,
+                          .refined = refined, .next_mask = next_mask};
+    return run_rows(train_attend_row, &c, B * H, (size_t)(4 * p * p), nthreads);
+}
+
+int mspn_train_attend_backward(const float *t0, const float *alpha, const float *beta,
+                               float gamma, const float *depth, const float *mask,
+                               const float *bias, const float *gref, const float *gmask,
+                               int64_t B, int64_t H, int64_t W, int64_t p, float *gt0,
+                               float *galpha, float *gbeta, float *gdepth, float *gmaskin,
+                               float *gbias_rows, float *ggamma_rows, float *work,
+                               int nthreads) {
+    if (B < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    const int64_t n = B * H * W * p * p;
+    train_attend_ctx c = {t0, alpha, beta, depth, mask, bias, gref, gmask, gamma, H, W, p,
+                          NULL, NULL, gt0, galpha, gbeta, gdepth, gmaskin, gbias_rows,
+                          ggamma_rows, work, work + n, work + 2 * n};
+    int err = run_rows(train_attend_backward_query_row, &c, B * H, (size_t)(4 * p * p),
+                       nthreads);
+    if (!err) err = run_rows(train_attend_backward_key_row, &c, B * H, 0, nthreads);
     return err;
 }
