@@ -27,6 +27,7 @@ import gradio as gr
 
 from sdr_core import SDRPipeline, build_untrained_pipeline, demo, demo_run, load_pipeline
 from sdr_core.data import io
+from sdr_core.mde import DepthEstimator
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 MAX_FILE_SIZE = "64mb"  # uploads; images are also refused above io.MAX_PIXELS
@@ -37,7 +38,6 @@ GPU_SECONDS_PER_MPX_ITERATION = 0.5  # generous ZeroGPU budget per iteration and
 
 IMAGE_TYPES = [*io.IMAGE_EXTENSIONS, ".h5", ".hdf5"]
 DEPTH_TYPES = list(io.DEPTH_EXTENSIONS)
-INIT_SOURCES = ["bundled MDE", "uploaded initial depth"]
 EMPTY_TABLE = {"headers": demo_run.TABLE_HEADERS, "data": []}
 
 INTRO = """# MSPN Studio · sparsity-adaptive depth refinement
@@ -76,13 +76,18 @@ def launch_kwargs() -> dict[str, Any]:
 def build_demo(
     pipeline: SDRPipeline,
     examples: list[demo.Example] | None = None,
+    estimators: dict[str, DepthEstimator] | None = None,
 ) -> gr.Blocks:
     """Build the UI around a pipeline; tests pass a tiny untrained one.
 
     Args:
         pipeline: loaded once, shared read-only by every session.
         examples: gallery scenes; default ``assets/examples.json`` plus Middlebury.
+        estimators: optional MDEs that loaded (``demo.load_optional_estimators``), offered as
+            initial-depth choices; shared read-only like the pipeline.
     """
+    estimators = estimators or {}
+    init_sources = demo.init_sources(estimators)
     if examples is None:
         examples = demo.load_examples(ASSETS_DIR)
     on_gpu_device = pipeline.device.type == "cuda"
@@ -130,7 +135,7 @@ def build_demo(
                         list(demo.UNIT_CHOICES), value="auto (by file type)", label="Depth units"
                     )
                     init_source = gr.Radio(
-                        INIT_SOURCES, value=INIT_SOURCES[0], label="Initial depth D0"
+                        init_sources, value=demo.INIT_BUNDLED, label="Initial depth D0"
                     )
                     init_file = gr.File(
                         label="Initial depth from your own MDE (same size as the image)",
@@ -333,7 +338,7 @@ def build_demo(
                 image_file: str(example.image),
                 depth_file: None if example.depth is None else str(example.depth),
                 units: demo.unit_choice(example.units),
-                init_source: INIT_SOURCES[0],
+                init_source: demo.INIT_BUNDLED,
                 current_example: int(index),
             }
 
@@ -355,24 +360,27 @@ def build_demo(
                 if depth is not None:
                     gr.Warning("Upload the image as well; the depth map alone cannot be refined.")
                 return {}
-            if source == INIT_SOURCES[1] and init is None:
+            if source == demo.INIT_UPLOADED and init is None:
                 gr.Warning("Upload the initial depth file; using the bundled MDE meanwhile.")
+            estimator, unavailable = demo.pick_estimator(source, estimators)
+            if unavailable:
+                gr.Warning(unavailable)
             try:
                 scene = demo.load_scene(
                     pipeline,
                     image,
                     depth,
                     units=demo.UNIT_CHOICES.get(unit, None if example is None else example.units),
-                    init_depth_path=init if source == INIT_SOURCES[1] else None,
+                    init_depth_path=init if source == demo.INIT_UPLOADED else None,
                     long_side=int(side),
                     intrinsics=None if example is None else example.intrinsics,
                     name=None if example is None else example.title,
+                    estimator=estimator,
                 )
             except ValueError as error:
                 raise _error(error) from error
-            for note in scene.notes:
-                if note.startswith("Ground truth ignored"):
-                    gr.Warning(note)
+            for note in demo.warning_notes(scene):
+                gr.Warning(note)
             return scene_updates(state, scene, _choice(*widgets))
 
         def on_upload(*values: Any) -> dict:
@@ -687,6 +695,13 @@ def main() -> None:
     parser.add_argument("--host", default=None, help="server name, e.g. 0.0.0.0")
     parser.add_argument("--port", type=int, default=None, help="server port (default 7860)")
     parser.add_argument("--untrained", action="store_true", help="random weights (development)")
+    parser.add_argument(
+        "--depth-anything",
+        default=None,
+        metavar="MODEL_ID",
+        help="metric Depth Anything V2 model offered as initial depth when `transformers` is "
+        "installed and the weights load (default: the indoor small one; 'off' to skip)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     if args.untrained:
@@ -699,7 +714,13 @@ def main() -> None:
                 f"Could not load the bundled checkpoints ({error}). Train them first, or run "
                 "`python app.py --untrained` to try the interface with random weights."
             ) from error
-    build_demo(pipeline).queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE).launch(
+    estimators: dict[str, DepthEstimator] = {}
+    if args.depth_anything != "off":
+        estimators, notes = demo.load_optional_estimators(pipeline.device, args.depth_anything)
+        for note in notes:
+            logging.getLogger(__name__).warning("%s; it is not offered in the app", note)
+    blocks = build_demo(pipeline, estimators=estimators)
+    blocks.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE).launch(
         server_name=args.host, server_port=args.port, **launch_kwargs()
     )
 

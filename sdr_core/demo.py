@@ -7,6 +7,9 @@ This module covers the inputs side:
 - :class:`Scene`: an image at processing resolution with optional ground truth, the initial
   depth D0 and the camera; :func:`load_scene` reads it from files with the project's own
   readers (16-bit PNG, KITTI, .npy, NYUv2 .h5, ...), :func:`load_example` from the gallery.
+- Initial-depth sources: the bundled MDE, a user's file, or an optional estimator loaded once
+  at start-up (:func:`load_optional_estimators`, Depth Anything V2) and offered only when it
+  loaded (:func:`init_sources`).
 - :class:`Session`: one user's state (scene, clicked / removed points, hole mask, last run).
   The app keeps it in ``gr.State``; nothing here is global or shared between users.
 - :func:`build_sparse`: the sparse depth S from the UI choices (random points, LiDAR lines,
@@ -26,7 +29,7 @@ import logging
 import math
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,9 +41,13 @@ from . import sparse as sparse_lib
 from . import viz
 from .data import io
 from .mde.from_file import StaticDepthEstimator
+from .validation import as_depth_map
 
 if TYPE_CHECKING:
+    import torch
+
     from .demo_run import RunRecord
+    from .mde import DepthEstimator
     from .pipeline import SDRPipeline
 
 logger = logging.getLogger(__name__)
@@ -48,6 +55,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_LONG_SIDE_CPU",
     "DEFAULT_LONG_SIDE_GPU",
+    "INIT_BUNDLED",
+    "INIT_DEPTH_ANYTHING",
+    "INIT_UPLOADED",
     "MAX_LINES",
     "MAX_LONG_SIDE",
     "MAX_POINTS",
@@ -63,9 +73,12 @@ __all__ = [
     "current_estimate",
     "display_factor",
     "hole_from_layers",
+    "init_sources",
     "load_example",
     "load_examples",
+    "load_optional_estimators",
     "load_scene",
+    "pick_estimator",
     "plan_text",
     "points_from_slider",
     "points_preview",
@@ -76,6 +89,7 @@ __all__ = [
     "to_processing",
     "toggle_point",
     "unit_choice",
+    "warning_notes",
 ]
 
 DEFAULT_LONG_SIDE_CPU = 304  # 228 x 304 for a 4:3 image, the paper's NYUv2 crop
@@ -93,6 +107,11 @@ UNIT_CHOICES: dict[str, io.DepthUnits | None] = {
     "KITTI (16-bit PNG / 256)": "kitti",
     "metres (.npy, NYUv2 .h5)": "m",
 }
+
+# Choices of the initial depth D0 in the UI; optional estimators sit between these two.
+INIT_BUNDLED = "bundled MDE"
+INIT_UPLOADED = "uploaded initial depth"
+INIT_DEPTH_ANYTHING = "Depth Anything V2"  # offered only when it could be loaded
 
 SparseMode = Literal["random points", "LiDAR lines", "clicks only"]
 SPARSE_MODES: tuple[str, ...] = ("random points", "LiDAR lines", "clicks only")
@@ -284,6 +303,33 @@ def _read_init_depth(path: Path, shape: tuple[int, int], size: tuple[int, int]) 
     return estimator.depth.copy()
 
 
+def _bundled_init_depth(pipeline: SDRPipeline, image: np.ndarray) -> tuple[np.ndarray, str]:
+    name = getattr(pipeline.mde, "name", "bundled")
+    return pipeline.estimate_depth(image), f"bundled MDE ({name})"
+
+
+def _estimated_init_depth(
+    pipeline: SDRPipeline, image: np.ndarray, estimator: DepthEstimator | None
+) -> tuple[np.ndarray, str, list[str]]:
+    """D0 from ``estimator`` (default the pipeline's MDE), its source in words, and notes.
+
+    An optional estimator that fails (out of memory, a broken model) or returns an unusable
+    map must not cost the user the scene: the bundled MDE stands in, and a note says so.
+    """
+    if estimator is None:
+        return *_bundled_init_depth(pipeline, image), []
+    name = getattr(estimator, "name", type(estimator).__name__)
+    try:
+        depth = as_depth_map(estimator.estimate(image), f"{name} depth")
+        if depth.shape != image.shape[:2] or not (depth > 0).all():
+            raise ValueError("its depth map is not positive everywhere at the image's size")
+    except (RuntimeError, ValueError) as error:
+        logger.warning("%s failed; falling back to the bundled MDE: %s", name, error)
+        depth, source = _bundled_init_depth(pipeline, image)
+        return depth, source, [f"{name} failed on this image ({error}); the bundled MDE was used."]
+    return depth, name, []
+
+
 def load_scene(
     pipeline: SDRPipeline,
     image_path: str | Path,
@@ -294,6 +340,7 @@ def load_scene(
     long_side: int = DEFAULT_LONG_SIDE_CPU,
     intrinsics: Sequence[float] | None = None,
     name: str | None = None,
+    estimator: DepthEstimator | None = None,
 ) -> Scene:
     """Read an image (and optional ground truth) and prepare it at processing resolution.
 
@@ -308,6 +355,9 @@ def load_scene(
         long_side: processing resolution (long side in pixels).
         intrinsics: (fx, fy, cx, cy) at file resolution; None assumes NYUv2's camera.
         name: scene name for the UI; default the image file's stem.
+        estimator: an MDE to use instead of the pipeline's (e.g. Depth Anything V2) when no
+            ``init_depth_path`` is given; if it fails, the bundled MDE is used and a note
+            says so.
 
     Returns:
         The :class:`Scene`.
@@ -338,8 +388,8 @@ def load_scene(
         init_depth = _read_init_depth(Path(init_depth_path), original, size)
         init_source = f"uploaded ({Path(init_depth_path).name})"
     else:
-        init_depth = pipeline.estimate_depth(image)
-        init_source = f"bundled MDE ({getattr(pipeline.mde, 'name', 'bundled')})"
+        init_depth, init_source, init_notes = _estimated_init_depth(pipeline, image, estimator)
+        notes += init_notes
     if intrinsics is not None:
         camera = io.scale_intrinsics(intrinsics, size[1] / original[1], size[0] / original[0])
     else:
@@ -466,6 +516,82 @@ def unit_choice(units: io.DepthUnits | None) -> str:
 def new_session(scene: Scene) -> Session:
     """A fresh session for a newly loaded scene (points, hole and run cleared)."""
     return Session(scene=scene)
+
+
+# ----------------------------------------------------------------------------- initial depth
+def init_sources(estimators: Mapping[str, DepthEstimator] | None = None) -> list[str]:
+    """The initial-depth choices of the UI: bundled MDE, each loaded optional MDE, upload.
+
+    Args:
+        estimators: optional MDEs that loaded, by UI label (see
+            :func:`load_optional_estimators`); one that failed to load is simply absent.
+    """
+    return [INIT_BUNDLED, *(estimators or {}), INIT_UPLOADED]
+
+
+def load_optional_estimators(
+    device: torch.device | str = "cpu",
+    depth_anything_id: str | None = None,
+    timeout_s: float | None = None,
+) -> tuple[dict[str, DepthEstimator], tuple[str, ...]]:
+    """Load the optional MDEs once, for every session to share read-only.
+
+    Today that is Depth Anything V2 (needs ``transformers`` and its weights). Failing to load
+    is normal (no ``transformers``, no network) and never raises: the estimator is left out
+    and a note says why, for the server log.
+
+    Args:
+        device: where the models run (the pipeline's device).
+        depth_anything_id: Hugging Face model id or local folder of a metric Depth Anything
+            model; default :data:`sdr_core.mde.depth_anything.DEFAULT_MODEL_ID`.
+        timeout_s: how long the Hub may take to answer; default that module's
+            ``HUB_TIMEOUT_S``.
+
+    Returns:
+        ``({label: estimator}, notes)``; labels are the UI choices, e.g.
+        :data:`INIT_DEPTH_ANYTHING`.
+    """
+    from .mde import depth_anything
+
+    model_id = depth_anything_id or depth_anything.DEFAULT_MODEL_ID
+    timeout = depth_anything.HUB_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        estimator = depth_anything.load_depth_anything(model_id, device, timeout_s=timeout)
+    except depth_anything.DepthAnythingUnavailable as error:
+        return {}, (str(error),)
+    except Exception as error:  # an optional extra must never stop the app from starting
+        logger.exception("unexpected error while loading %s", model_id)
+        return {}, (f"Depth Anything V2 could not be loaded: {type(error).__name__}: {error}",)
+    return {INIT_DEPTH_ANYTHING: estimator}, ()
+
+
+def pick_estimator(
+    source: str, estimators: Mapping[str, DepthEstimator] | None = None
+) -> tuple[DepthEstimator | None, str | None]:
+    """The estimator for an initial-depth choice, and a warning if that choice is unknown.
+
+    None means the pipeline's bundled MDE (or, for :data:`INIT_UPLOADED`, the user's file).
+    A choice naming an estimator this server could not load (say, Depth Anything V2 asked
+    for through the API) falls back to the bundled MDE with a plain-words warning.
+    """
+    estimators = estimators or {}
+    if source in (INIT_BUNDLED, INIT_UPLOADED):
+        return None, None
+    if source in estimators:
+        return estimators[source], None
+    return None, (
+        f"{source!r} is not available on this server (it needs the optional `transformers` "
+        "package and downloadable weights); the bundled MDE was used instead."
+    )
+
+
+def warning_notes(scene: Scene) -> list[str]:
+    """The notes of ``scene`` worth a pop-up: ignored ground truth, a failed optional MDE."""
+    return [
+        note
+        for note in scene.notes
+        if note.startswith("Ground truth ignored") or "the bundled MDE was used" in note
+    ]
 
 
 # ----------------------------------------------------------------------------- sparse depth
