@@ -219,6 +219,7 @@ def build_demo(
                         False, label="No mask (ablation): watch errors propagate", scale=2
                     )
                     run_btn = gr.Button("Refine ▶", variant="primary", scale=1)
+                    stop_btn = gr.Button("Stop ■", variant="stop", scale=1, elem_id="stop")
 
         # ---------------------------------------------------------------- 3 animation
         gr.Markdown("### 3 · Refinement, iteration by iteration")
@@ -603,13 +604,16 @@ def build_demo(
                     inspect_img: demo_run.inspect_view(state.scene, state.run, update.index),
                 }
 
-        run_btn.click(
+        run_event = run_btn.click(
             on_run,
             [session, editor, *sparse_widgets, no_mask],
             [session, *run_outputs],
             api_name="run",
             concurrency_limit=CONCURRENCY,
         )
+        # Stop (like a closed tab) cancels the run: the generator is closed between two
+        # iterations, so its worker is free for the next request; frames so far stay.
+        stop_btn.click(None, None, None, cancels=[run_event], api_name=False)
 
         # ---------------------------------------------------------------- scrub / play
         def on_scrub(state: demo.Session, index: float) -> dict:
