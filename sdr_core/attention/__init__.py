@@ -10,6 +10,9 @@ MSPN layer (the guidance is fixed), ``attend`` once per iteration.
   inference only), compiled on first use; unavailable when no C compiler is found.
 - ``native_grad``: the same decomposition as plain C loops with hand-written backward passes
   (CPU, float32, same compiled library): what ``auto`` picks for training on CPU.
+- ``triton``: the same decomposition as fused Triton kernels (CUDA, inference only);
+  offered when the ``triton`` package imports, which happens lazily, so machines
+  without it never import it. ``auto`` picks it for CUDA inference.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .reference import AttendFn, prepare_reference, window_attention_reference
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["auto", "reference", "fast", "native_grad", "native"]
+Backend = Literal["auto", "reference", "fast", "native_grad", "native", "triton"]
 
 __all__ = [
     "AffineQK",
@@ -55,6 +58,16 @@ def _native_prepare() -> Callable[[AffineQK, int], AttendFn] | None:
     return native.prepare_native if native.can_run_native() else None
 
 
+_TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _triton_unavailable_reason(device: torch.device | str) -> str | None:
+    """Why the Triton backend cannot run on ``device`` (None if it can); never raises."""
+    from .triton import triton_unavailable_reason  # imports the package lazily
+
+    return triton_unavailable_reason(device)
+
+
 def available_backends(
     device: torch.device | str = "cpu",
     requires_grad: bool = False,
@@ -66,7 +79,8 @@ def available_backends(
         device: where the tensors live.
         requires_grad: whether gradients must flow (training); inference-only kernels are
             left out then.
-        dtype: the tensors' dtype; the float32-only native kernel is offered for float32.
+        dtype: the tensors' dtype; the float32-only native kernel is offered for float32,
+            the Triton kernels for float32, float16 and bfloat16.
     """
     options = ["reference", "fast"]
     on_cpu = torch.device(device).type == "cpu"
@@ -74,6 +88,9 @@ def available_backends(
         options.append("native_grad")
         if not requires_grad:
             options.append("native")
+    triton_ok = torch.device(device).type == "cuda" and not requires_grad
+    if triton_ok and dtype in _TRITON_DTYPES and _triton_unavailable_reason(device) is None:
+        options.append("triton")
     return options
 
 
@@ -88,9 +105,13 @@ def resolve_backend(
     if name == "auto":
         return options[-1]
     if name not in options:
+        why = ""
+        if name == "triton":
+            reason = _triton_unavailable_reason(device)
+            why = f" ({reason})" if reason else ""
         raise ValueError(
             f"attention backend {name!r} is not available on {torch.device(device)}"
-            f"{' with gradients' if requires_grad else ''}; choose from {options}"
+            f"{' with gradients' if requires_grad else ''}{why}; choose from {options}"
         )
     return name
 
@@ -140,6 +161,10 @@ def prepare_attention(qk: AffineQK, window: int, backend: Backend = "auto") -> A
         from .native_grad import prepare_native_grad
 
         return prepare_native_grad(qk, window)
+    if name == "triton":
+        from .triton import prepare_triton
+
+        return prepare_triton(qk, window)
     prepare = _native_prepare()
     assert prepare is not None  # resolve_backend only offers native when it can run
     return prepare(qk, window)
