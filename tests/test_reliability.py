@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -107,6 +108,55 @@ def test_plain_pickle_checkpoint_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"^guidance\.safetensors: not a readable"):
         read_metadata(path)
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- hostile uploads
+
+
+def _hostile_files(root: Path) -> dict[str, Path]:
+    from PIL import Image
+
+    files = {"image": root / "photo.png", "sliver": root / "sliver.png"}
+    Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(files["image"])
+    Image.fromarray(np.zeros((1, 5000, 3), np.uint8)).save(files["sliver"])
+    files["nan"] = root / "nan.npy"
+    np.save(files["nan"], np.full((48, 64), np.nan, np.float32))
+    files["pickle"] = root / "pickled.npy"
+    np.save(files["pickle"], np.array([None], dtype=object), allow_pickle=True)
+    files["link"] = root / "linked.h5"
+    with h5py.File(root / "other.h5", "w") as other:
+        other["depth"] = np.ones((48, 64), np.float32)
+    with h5py.File(files["link"], "w") as h5:
+        h5["depth"] = h5py.ExternalLink(str(root / "other.h5"), "/depth")
+    return files
+
+
+@pytest.mark.parametrize(
+    ("image", "gt", "init", "expected"),
+    [
+        ("sliver", None, None, r"the image \(5000x1 pixels\) .* narrower than the 5x5 MSPN"),
+        ("image", "nan", None, "Ground truth ignored: nan.npy has no valid depth"),
+        ("image", "pickle", None, "Ground truth ignored: pickled.npy: contains Python objects"),
+        ("image", "link", None, "Ground truth ignored: linked.h5: 'depth' is a link"),
+        ("image", None, "nan", "nan.npy has no valid depth value to start from"),
+        ("image", None, "pickle", "pickled.npy: contains Python objects"),
+        ("image", None, "link", "linked.h5: 'depth' is a link"),
+    ],
+)
+def test_hostile_uploads_end_in_a_clear_message(tmp_path, image, gt, init, expected):
+    # The upload handler calls demo.load_scene and shows a ValueError as it is (gr.Error);
+    # a bad ground truth is dropped with a note instead, so the image stays usable.
+    files = _hostile_files(tmp_path)
+    pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
+    try:
+        scene = demo.load_scene(
+            pipeline, files[image], gt and files[gt], init_depth_path=init and files[init]
+        )
+    except ValueError as error:
+        message = str(error)
+    else:
+        message = " ".join(scene.notes)
+    assert re.search(expected, message), message
 
 
 # ----------------------------------------------------------------------------- generators
