@@ -19,6 +19,7 @@ import gc
 import json
 import pickle
 import re
+import select
 import subprocess
 import sys
 import textwrap
@@ -340,7 +341,9 @@ def test_clients_that_leave_free_their_workers(served):
     try:
         waiting = _client(served, 2)
         closed = counter.closed
-        for process in leaving:
+        for process in leaving:  # bounded wait: a stuck client must fail, not hang
+            ready, _, _ = select.select([process.stdout], [], [], 60)
+            assert ready, "the leaving client never started streaming"
             assert process.stdout.readline().strip() == "streaming"
         for process in leaving:  # the tab closes: the connection drops without a word
             process.kill()
