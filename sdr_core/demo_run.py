@@ -257,7 +257,11 @@ def run_steps(
 
     started = time.perf_counter()
     steps = pipeline.refine_steps(
-        scene.image, inputs.sparse, init_depth=scene.init_depth, use_mask=use_mask
+        scene.image,
+        inputs.sparse,
+        init_depth=scene.init_depth,
+        use_mask=use_mask,
+        schedule=inputs.schedule,  # the plan shown to the user (LiDAR lines: per line, eq. 13)
     )
     for state in _each_in_inference_mode(steps):
         frame = FrameState(
@@ -323,7 +327,11 @@ def _method_predictions(
     """Final depth of the run, the MDE, the classical baselines and the other mask setting."""
     final = record.states[-1].depth
     other = pipeline.refine(
-        scene.image, record.sparse, init_depth=scene.init_depth, use_mask=not record.use_mask
+        scene.image,
+        record.sparse,
+        init_depth=scene.init_depth,
+        use_mask=not record.use_mask,
+        schedule=record.schedule,
     ).depth
     mspn = "MSPN" if record.use_mask else "MSPN without mask (ablation)"
     other_name = "MSPN without mask (ablation)" if record.use_mask else "MSPN"

@@ -408,6 +408,16 @@ def test_run_streams_every_iteration_with_captions(pipe, session, tmp_path):
     assert [h["iteration"] for h in session.run.history[:3]] == [0, 1, 2]
 
 
+def test_lidar_run_follows_the_shown_plan(pipe, session, tmp_path):
+    """Lines set eq. 13 from points per line: the run must iterate exactly as planned."""
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("LiDAR lines", n_lines=8))
+    first, second = inputs.schedule
+    assert first > pipe.schedule(*inputs.sparse.shape, inputs.n_points)[0]  # differs from s
+    updates = list(demo_run.run_steps(pipe, session, inputs, True, out_dir=tmp_path))
+    assert len(updates) == 1 + first + second + 1
+    assert updates[-2].caption == viz.caption(2, second, second)
+
+
 def test_run_keeps_measurements_and_matches_the_pipeline(pipe, session, tmp_path):
     inputs, _ = _run(pipe, session, tmp_path)
     final = session.run.states[-1].depth
