@@ -176,6 +176,8 @@ def _parser() -> argparse.ArgumentParser:
         ("width", int),
         ("lr", float),
         ("lines-fraction", float),
+        ("min-points", int),
+        ("max-points", int),
         ("simulated-mde-fraction", float),
         ("grad-iterations", int),
         ("seed", int),
