@@ -611,9 +611,19 @@ def build_demo(
             api_name="run",
             concurrency_limit=CONCURRENCY,
         )
+
+        def on_stop(state: demo.Session) -> Any:
+            count = demo_run.recorded_frames(state)
+            if count < 2:
+                return gr.Slider()
+            return gr.Slider(minimum=0, maximum=count - 1, value=count - 1, interactive=True)
+
         # Stop (like a closed tab) cancels the run: the generator is closed between two
-        # iterations, so its worker is free for the next request; frames so far stay.
-        stop_btn.click(None, None, None, cancels=[run_event], api_name=False)
+        # iterations, so its worker is free for the next request; frames so far stay and
+        # become scrubbable.
+        stop_btn.click(
+            on_stop, [session], [scrub], cancels=[run_event], api_name=False, queue=False
+        )
 
         # ---------------------------------------------------------------- scrub / play
         def on_scrub(state: demo.Session, index: float) -> dict:

@@ -181,6 +181,17 @@ def frame_at(session: Session, index: int) -> tuple[np.ndarray, str]:
     return render_frame(scene, session.run, index)
 
 
+def recorded_frames(session: Session | None) -> int:
+    """How many frames the session's last run has stored (0 without a run).
+
+    After Stop the run is cancelled between two iterations; the frames computed so far stay
+    scrubbable, and this is how many there are.
+    """
+    if session is None or session.run is None:
+        return 0
+    return len(session.run.states)
+
+
 def _frame_metrics(
     scene: Scene, depth: np.ndarray, region: np.ndarray | None = None
 ) -> dict[str, float] | None:

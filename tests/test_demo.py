@@ -418,6 +418,21 @@ def test_lidar_run_follows_the_shown_plan(pipe, session, tmp_path):
     assert updates[-2].caption == viz.caption(2, second, second)
 
 
+def test_stopped_run_keeps_its_frames_scrubbable(pipe, session, tmp_path):
+    """Stop closes the generator between iterations; the frames so far stay available."""
+    assert demo_run.recorded_frames(None) == 0
+    assert demo_run.recorded_frames(session) == 0
+    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 12))
+    updates = demo_run.run_steps(pipe, session, inputs, True, out_dir=tmp_path)
+    for _ in range(4):  # the initial frame and three iterations
+        next(updates)
+    updates.close()
+    assert demo_run.recorded_frames(session) == 4
+    image, caption = demo_run.frame_at(session, 3)
+    assert caption.startswith("layer 1")
+    assert image.ndim == 3
+
+
 def test_run_keeps_measurements_and_matches_the_pipeline(pipe, session, tmp_path):
     inputs, _ = _run(pipe, session, tmp_path)
     final = session.run.states[-1].depth

@@ -285,7 +285,11 @@ def test_stop_button_cancels_the_run(served):
     on_stop = [d for d in config["dependencies"] if (ids["stop"], "click") in d["targets"]]
     # gradio registers the click and, beside it, the cancelling dependency
     assert [d["cancels"] for d in on_stop if d["cancels"]] == [[run["id"]]]
-    assert not any(d["backend_fn"] for d in on_stop)  # no handler: cancelling is all it does
+    # its only handler re-enables the scrub slider over the frames so far, outside the queue
+    handlers = [d for d in on_stop if d["backend_fn"]]
+    assert handlers
+    assert all(d["queue"] is False for d in handlers)
+    assert all(len(d["outputs"]) == 1 for d in handlers)
 
 
 @pytest.mark.e2e
