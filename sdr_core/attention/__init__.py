@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from ._window import AffineQK, gather_windows, relative_bias_windows, window_starts
+from ._window import AffineQK, check_qk, gather_windows, relative_bias_windows, window_starts
 from .fast import guidance_window_term, prepare_fast, window_attention_fast
 from .reference import AttendFn, prepare_reference, window_attention_reference
 
@@ -118,21 +118,11 @@ def resolve_backend(
 
 def _check_inputs(qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, window: int) -> None:
     """Validate shapes once, at the front door, so the backends stay pure maths."""
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"window must be a positive odd integer, got {window}")
-    if qk.query_base.dim() != 4 or qk.query_base.shape != qk.key_base.shape:
-        raise ValueError(
-            "query_base and key_base must both be B x E x H x W, got "
-            f"{tuple(qk.query_base.shape)} and {tuple(qk.key_base.shape)}"
-        )
-    b, e, h, w = qk.query_base.shape
-    if qk.query_depth.shape != (e,) or qk.key_depth.shape != (e,):
-        raise ValueError(f"query_depth and key_depth must have shape ({e},)")
+    check_qk(qk, window)
+    b, _, h, w = qk.query_base.shape
     for name, t in (("depth", depth), ("mask", mask)):
         if t.shape != (b, 1, h, w):
             raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
-    if h < window or w < window:
-        raise ValueError(f"image of {h}x{w} pixels is smaller than the {window}x{window} window")
 
 
 def prepare_attention(qk: AffineQK, window: int, backend: Backend = "auto") -> AttendFn:

@@ -43,6 +43,26 @@ class AffineQK:
         return (self.key_base + depth * self.key_depth.view(1, -1, 1, 1)) * mask
 
 
+def check_qk(qk: AffineQK, window: int) -> None:
+    """Shape checks every backend shares: odd window, matching bases, image >= window.
+
+    Raises:
+        ValueError: naming the first problem found.
+    """
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd integer, got {window}")
+    if qk.query_base.dim() != 4 or qk.query_base.shape != qk.key_base.shape:
+        raise ValueError(
+            "query_base and key_base must both be B x E x H x W, got "
+            f"{tuple(qk.query_base.shape)} and {tuple(qk.key_base.shape)}"
+        )
+    _, e, h, w = qk.query_base.shape
+    if qk.query_depth.shape != (e,) or qk.key_depth.shape != (e,):
+        raise ValueError(f"query_depth and key_depth must have shape ({e},)")
+    if h < window or w < window:
+        raise ValueError(f"image of {h}x{w} pixels is smaller than the {window}x{window} window")
+
+
 def window_starts(length: int, window: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """First in-image index of each position's window along one axis (NATTEN border rule).
 

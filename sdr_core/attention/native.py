@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from ._window import AffineQK
+from ._window import AffineQK, check_qk
 from .reference import AttendFn
 
 logger = logging.getLogger(__name__)
@@ -272,17 +272,8 @@ class _Guidance:
     def __init__(self, qk: AffineQK, window: int) -> None:
         lib = _require_library()
         _check_no_grad(qk.query_base, qk.key_base, qk.query_depth, qk.key_depth)
-        if window < 1 or window % 2 == 0:
-            raise ValueError(f"window must be a positive odd integer, got {window}")
-        if qk.query_base.dim() != 4 or qk.query_base.shape != qk.key_base.shape:
-            raise ValueError("query_base and key_base must both be B x E x H x W")
+        check_qk(qk, window)
         b, e, h, w = qk.query_base.shape
-        if qk.query_depth.shape != (e,) or qk.key_depth.shape != (e,):
-            raise ValueError(f"query_depth and key_depth must have shape ({e},)")
-        if h < window or w < window:
-            raise ValueError(
-                f"image of {h}x{w} pixels is smaller than the {window}x{window} window"
-            )
         q0 = _as_f32(qk.query_base, "query_base")
         k0 = _as_f32(qk.key_base, "key_base")
         uq = _as_f32(qk.query_depth, "query_depth")

@@ -38,7 +38,7 @@ from types import ModuleType
 
 import torch
 
-from ._window import AffineQK
+from ._window import AffineQK, check_qk
 from .reference import AttendFn
 
 logger = logging.getLogger(__name__)
@@ -147,17 +147,8 @@ class TritonAttention:
     def __init__(self, qk: AffineQK, window: int, term_dtype: torch.dtype = torch.float32) -> None:
         kernels = _require_kernels()
         _check_no_grad(qk.query_base, qk.key_base, qk.query_depth, qk.key_depth)
-        if window < 1 or window % 2 == 0:
-            raise ValueError(f"window must be a positive odd integer, got {window}")
-        if qk.query_base.dim() != 4 or qk.query_base.shape != qk.key_base.shape:
-            raise ValueError("query_base and key_base must both be B x E x H x W")
+        check_qk(qk, window)
         b, e, h, w = qk.query_base.shape
-        if qk.query_depth.shape != (e,) or qk.key_depth.shape != (e,):
-            raise ValueError(f"query_depth and key_depth must have shape ({e},)")
-        if h < window or w < window:
-            raise ValueError(
-                f"image of {h}x{w} pixels is smaller than the {window}x{window} window"
-            )
         if term_dtype not in _KERNEL_DTYPES:
             raise ValueError(f"term_dtype must be one of {_KERNEL_DTYPES}, got {term_dtype}")
         device = qk.query_base.device
