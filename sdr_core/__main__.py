@@ -83,6 +83,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule")  # MSPNConfig fields the CLI sets
+
+
 def _train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
@@ -90,6 +93,9 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     if "crop" in overrides:
         overrides["crop"] = tuple(overrides["crop"])
+    schedule = {k: v for k, v in vars(args).items() if k in _SCHEDULE_FIELDS and v is not None}
+    if schedule:
+        overrides["mspn"] = dataclasses.replace(TrainConfig().mspn, **schedule)
     config = TrainConfig(**overrides)
     out = train(config, device=args.device)
     print(f"checkpoints written to {out}")
@@ -190,6 +196,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=["l1l2", "silog"])
     train.add_argument("--mde-checkpoint", dest="mde_checkpoint")
     train.add_argument("--init-dir", dest="init_dir")
+    train.add_argument("--kappa", type=float, help="margin of eq. 13 (default 2)")
+    train.add_argument(
+        "--second-layer-schedule",
+        dest="second_layer_schedule",
+        choices=["fixed", "eq13"],
+        help="second MSPN layer: the paper's 6 iterations, or as many as the first (eq. 13)",
+    )
     train.set_defaults(func=_train)
 
     bench = sub.add_parser("bench", help="time a full refinement (untrained weights)")

@@ -28,6 +28,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.utils.checkpoint
@@ -54,7 +55,12 @@ class MSPNConfig:
     window: int = 13  # p, odd window size of the pixel-to-window attention
     kappa: float = 2.0  # margin on the iteration count, eq. 13
     min_iterations: int = 6  # floor of N for the first layer
-    second_layer_iterations: int = 6  # fixed iteration count of the second layer
+    second_layer_iterations: int = 6  # iteration count of the second layer (its minimum
+    # under "eq13")
+    # "fixed": the paper's second layer, always second_layer_iterations. "eq13": the second
+    # layer runs as many iterations as the first (eq. 13), never fewer than
+    # second_layer_iterations; a project choice, see iteration_schedule.
+    second_layer_schedule: Literal["fixed", "eq13"] = "fixed"
     backend: Backend = "auto"  # attention backend, see sdr_core.attention
 
     def __post_init__(self) -> None:
@@ -65,6 +71,11 @@ class MSPNConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kappa <= 0:
             raise ValueError(f"kappa must be > 0, got {self.kappa}")
+        if self.second_layer_schedule not in ("fixed", "eq13"):
+            raise ValueError(
+                f"second_layer_schedule must be 'fixed' or 'eq13', "
+                f"got {self.second_layer_schedule!r}"
+            )
 
 
 def iteration_count(
@@ -101,9 +112,22 @@ def iteration_count(
 
 
 def iteration_schedule(h: int, w: int, s: int, config: MSPNConfig) -> tuple[int, int]:
-    """Iterations of (layer 1, layer 2) for ``s`` points; (0, 0) when ``s == 0``."""
+    """Iterations of (layer 1, layer 2) for ``s`` points; (0, 0) when ``s == 0``.
+
+    Layer 1 runs N of eq. 13. Layer 2 runs ``config.second_layer_iterations`` (6 in the
+    paper) under the ``"fixed"`` schedule, or ``max(N, second_layer_iterations)`` under
+    ``"eq13"``: with few measurements the second layer then has as many iterations as the
+    first to refine the whole image, with many it is the paper's 6 (N = 6 from about 1000
+    points at 228 x 304). The shipped model uses ``"eq13"``, chosen on a validation split
+    (``scripts/select_schedule.py``, checkpoints/README.md).
+    """
     first = iteration_count(h, w, s, config.window, config.kappa, config.min_iterations)
-    return (first, config.second_layer_iterations if first else 0)
+    if not first:
+        return (0, 0)
+    second = config.second_layer_iterations
+    if config.second_layer_schedule == "eq13":
+        second = max(first, second)
+    return (first, second)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,13 @@ many users at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,6 +105,30 @@ class SDRPipeline:
         self.guidance = guidance.to(self.device).eval()
         self.mspn = mspn.to(self.device).eval()
         self.config = PipelineConfig(guidance.config, mspn.config)
+
+    def with_mspn_config(self, **changes: Any) -> SDRPipeline:
+        """The same weights with some MSPN settings changed, as a new pipeline.
+
+        For settings that do not change the weights' shapes: the iteration schedule
+        (``kappa``, ``min_iterations``, ``second_layer_iterations``,
+        ``second_layer_schedule``) or the attention ``backend``. The MDE and the guidance
+        network are shared with this pipeline, not copied. Example: the paper's schedule,
+        ``pipe.with_mspn_config(kappa=2.0, second_layer_schedule="fixed")``.
+
+        Raises:
+            ValueError: for an unknown or invalid setting, or one that changes the shape of
+                the MSPN's weights.
+        """
+        shaped = {"guidance_dim", "embed_dim", "window"} & changes.keys()
+        if shaped:
+            raise ValueError(f"{sorted(shaped)} would change the MSPN weights' shapes")
+        try:
+            config = dataclasses.replace(self.config.mspn, **changes)
+        except TypeError as error:  # an unknown field name
+            raise ValueError(f"unknown MSPN setting: {error}") from None
+        mspn = MSPN(config).to(self.device).eval()
+        mspn.load_state_dict(self.mspn.state_dict())
+        return SDRPipeline(self.mde, self.guidance, mspn, self.device)
 
     def estimate_depth(self, image: np.ndarray) -> np.ndarray:
         """D0 from the pipeline's MDE (H x W float32 metres)."""
@@ -281,8 +307,6 @@ def load_pipeline(
     Returns:
         A ready :class:`SDRPipeline` in eval mode.
     """
-    import dataclasses
-
     device = resolve_device(device)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT_DIR
     mde_net = load_module(folder / "mde.safetensors", "mde", MonoDepthConfig, MonoDepthNet, device)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,12 +36,13 @@ from torch import nn
 
 from .attention import resolve_backend
 from .checkpoints import load_module, save_module
+from .data.datasets import VALIDATION_SEED_START
 from .data.mde_errors import simulate_mde_errors
 from .data.synthetic import SceneConfig, generate_scene
 from .guidance import GuidanceConfig, GuidanceNet
 from .losses import l1_l2_loss, silog_loss
 from .mde.bundled import MonoDepthConfig, MonoDepthNet
-from .mspn import MSPN, MSPNConfig, iteration_count
+from .mspn import MSPN, MSPNConfig, iteration_schedule
 from .sparse import count_points, lidar_lines, random_points, schedule_points
 
 __all__ = ["SDRModel", "TrainConfig", "sample_sparse", "train"]
@@ -166,13 +167,14 @@ def _random_crop(
     return np.ascontiguousarray(rgb[window]), np.ascontiguousarray(depth[window])
 
 
-def _batch(config: TrainConfig, step: int, rank: int) -> dict[str, torch.Tensor | int]:
+def _batch(config: TrainConfig, step: int, rank: int) -> dict[str, Any]:
     """Render the batch of ``step`` for process ``rank`` (deterministic)."""
     scene_config = SceneConfig(height=config.height, width=config.width)
     rng = np.random.default_rng([config.seed, step, rank])
     images, depths, sparses, counts = [], [], [], []
     for i in range(config.batch_size):
-        scene_seed = (config.seed * 1_000_003 + step * 9973 + rank * 101 + i) % 9_000_000
+        mixed = config.seed * 1_000_003 + step * 9973 + rank * 101 + i
+        scene_seed = mixed % VALIDATION_SEED_START  # validation and evaluation never seen
         scene = generate_scene(scene_seed, scene_config)
         rgb, depth = _random_crop(scene.rgb, scene.depth, config.crop, rng)
         images.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
@@ -181,21 +183,14 @@ def _batch(config: TrainConfig, step: int, rank: int) -> dict[str, torch.Tensor 
             sparse, s = sample_sparse(depth, rng, config)
             sparses.append(torch.from_numpy(sparse)[None])
             counts.append(s)
-    batch: dict[str, torch.Tensor | int] = {
+    batch: dict[str, Any] = {
         "image": torch.stack(images),
         "depth": torch.stack(depths),
     }
     if config.stage == "sdr":
         batch["sparse"] = torch.stack(sparses)
         height, width = depths[0].shape[-2:]
-        batch["n1"] = iteration_count(
-            height,
-            width,
-            min(counts),
-            config.mspn.window,
-            config.mspn.kappa,
-            config.mspn.min_iterations,
-        )
+        batch["schedule"] = iteration_schedule(height, width, min(counts), config.mspn)
         batch["mde_seed"] = int(rng.integers(2**31))
         batch["use_simulated"] = int(rng.random() < config.simulated_mde_fraction)
     return batch
@@ -272,7 +267,10 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
         guidance = load_module(
             folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet
         )
-        mspn = load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+        # The run's MSPNConfig (schedule, backend) governs; the weights must fit it.
+        mspn.load_state_dict(
+            load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, MSPN).state_dict()
+        )
     mde = None
     if config.mde_checkpoint and Path(config.mde_checkpoint).is_file():
         mde = load_module(config.mde_checkpoint, "mde", MonoDepthConfig, MonoDepthNet, device)
@@ -302,8 +300,7 @@ def _loss_step(
     else:
         with torch.no_grad():
             init = mde(image)
-    schedule = (batch["n1"], config.mspn.second_layer_iterations)
-    pred = model(image, sparse, init, schedule, config.grad_iterations)
+    pred = model(image, sparse, init, batch["schedule"], config.grad_iterations)
     return l1_l2_loss(pred, gt) if config.loss == "l1l2" else silog_loss(pred, gt)
 
 

@@ -207,3 +207,32 @@ def test_truncated_backprop_matches_forward_and_reaches_guidance():
     truncated.mean().backward()
     assert guidance_leaf.grad is not None
     assert guidance_leaf.grad.abs().sum() > 0
+
+
+def test_eq13_second_layer_schedule_matches_the_first_layer_with_a_floor():
+    paper = MSPNConfig()
+    eq13 = MSPNConfig(second_layer_schedule="eq13")
+    # 10 points at 228 x 304: N = 28 (eq. 13); the paper's second layer stays at 6.
+    assert iteration_schedule(228, 304, 10, paper) == (28, 6)
+    assert iteration_schedule(228, 304, 10, eq13) == (28, 28)
+    # Many points: N = 6, so both rules give the paper's schedule.
+    assert iteration_schedule(228, 304, 1000, eq13) == (6, 6)
+    assert iteration_schedule(228, 304, 0, eq13) == (0, 0)
+    floor = MSPNConfig(second_layer_schedule="eq13", second_layer_iterations=8)
+    assert iteration_schedule(228, 304, 1000, floor) == (6, 8)
+    with pytest.raises(ValueError, match="second_layer_schedule"):
+        MSPNConfig(second_layer_schedule="longer")
+
+
+def test_mspn_runs_the_eq13_schedule():
+    config = MSPNConfig(guidance_dim=4, embed_dim=4, window=5, second_layer_schedule="eq13")
+    model = MSPN(config).eval()
+    depth = torch.full((1, 1, 24, 24), 2.0)
+    sparse = torch.zeros_like(depth)
+    sparse[0, 0, 3, 3] = 1.0
+    guidance = torch.randn(1, 4, 24, 24)
+    n1, n2 = model.schedule(24, 24, 1)
+    assert n1 == n2 > 6
+    with torch.no_grad():
+        states = list(model.refine_steps(depth, sparse, guidance))
+    assert [s.layer for s in states] == [1] * n1 + [2] * n2

@@ -157,3 +157,37 @@ def test_lidar_lines_schedule_uses_points_per_line(pipe, scene):
     assert per_line == max(1, int((sparse > 0).sum()) // 4)
     result = pipe.refine(image, sparse, n_lines=4)
     assert result.schedule == pipe.schedule(30, 40, per_line)
+
+
+def test_with_mspn_config_shares_weights_and_changes_only_the_schedule(pipe, scene):
+    image, gt = scene
+    sparse = random_points(gt, 3, seed=4)
+    longer = pipe.with_mspn_config(second_layer_schedule="eq13")
+    assert longer.mde is pipe.mde
+    assert longer.guidance is pipe.guidance
+    assert pipe.config.mspn.second_layer_schedule == "fixed"  # the original is untouched
+    n1, n2 = longer.schedule(30, 40, 3)
+    assert n2 == n1 == pipe.schedule(30, 40, 3)[0]
+    assert pipe.schedule(30, 40, 3)[1] == 6
+    # Same weights: with the original schedule forced, both give the same depth.
+    init = pipe.estimate_depth(image)
+    schedule = pipe.schedule(30, 40, 3)
+    a = pipe.refine(image, sparse, init_depth=init, schedule=schedule).depth
+    b = longer.refine(image, sparse, init_depth=init, schedule=schedule).depth
+    np.testing.assert_array_equal(a, b)
+    assert len(list(longer.refine_steps(image, sparse, init_depth=init))) == n1 + n2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"window": 7}, "shapes"),
+        ({"embed_dim": 8}, "shapes"),
+        ({"colour": "red"}, "unknown MSPN setting"),
+        ({"second_layer_schedule": "longer"}, "second_layer_schedule"),
+        ({"kappa": -1.0}, "kappa"),
+    ],
+)
+def test_with_mspn_config_rejects_bad_settings(pipe, changes, message):
+    with pytest.raises(ValueError, match=message):
+        pipe.with_mspn_config(**changes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ import sdr_core.train as train_module
 from sdr_core.checkpoints import load_module
 from sdr_core.guidance import GuidanceConfig, GuidanceNet
 from sdr_core.mde.bundled import MonoDepthConfig
-from sdr_core.mspn import MSPNConfig
+from sdr_core.mspn import MSPN, MSPNConfig
 from sdr_core.train import TrainConfig, _batch, sample_sparse, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def fake_batch(config: TrainConfig, step: int, rank: int) -> dict:
         "image": image.clamp(0, 1),
         "depth": depth.contiguous(),
         "sparse": torch.where(keep, depth, torch.zeros_like(depth)),
-        "n1": 6,
+        "schedule": (6, 6),
         "mde_seed": step,
         "use_simulated": 1,
     }
@@ -116,7 +117,7 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
 def rank_independent_batch(config: TrainConfig, step: int, rank: int) -> dict:
     """Same data on every rank, with an iteration count that changes per step."""
     batch = fake_batch(config, step, 0)
-    batch["n1"] = 6 + 3 * step
+    batch["schedule"] = (6 + 3 * step, 6)
     return batch
 
 
@@ -171,3 +172,40 @@ def test_propagation_stays_float32_under_autocast(tmp_path):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(batch["image"], batch["sparse"], batch["depth"] * 0.9, (6, 6), None)
     assert out.dtype == torch.float32
+
+
+def test_run_schedule_governs_batches_and_the_exported_model(tmp_path, monkeypatch):
+    # A first run with the paper's schedule ...
+    first = train(tiny(tmp_path / "a", steps=1), device="cpu")
+    eq13 = dataclasses.replace(tiny(tmp_path).mspn, second_layer_schedule="eq13")
+    config = tiny(tmp_path / "b", steps=1, mspn=eq13, init_dir=str(first))
+    # ... its batches get the second layer's eq. 13 count (>= 6, equal to the first's) ...
+    batch = _batch(config, 0, 0)
+    assert batch["schedule"][1] == max(batch["schedule"][0], 6)
+    seen = []
+    real_forward = train_module.SDRModel.forward
+
+    def spy(self, image, sparse, init_depth, schedule, grad_iterations=None):
+        seen.append(schedule)
+        return real_forward(self, image, sparse, init_depth, schedule, grad_iterations)
+
+    monkeypatch.setattr(train_module.SDRModel, "forward", spy)
+    out = train(config, device="cpu")
+    assert seen == [batch["schedule"]]
+    # ... and a run started from its files exports the run's schedule with their weights.
+    mspn = load_module(out / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+    assert mspn.config.second_layer_schedule == "eq13"
+
+
+def test_cli_schedule_flags_reach_the_config(monkeypatch):
+    from sdr_core import __main__ as cli
+
+    captured = {}
+    monkeypatch.setattr(
+        train_module, "train", lambda config, device=None: captured.setdefault("c", config)
+    )
+    argv = ["train", "--out-dir", "x", "--kappa", "3", "--second-layer-schedule", "eq13"]
+    assert cli.main(argv) == 0
+    assert captured["c"].mspn.kappa == 3.0
+    assert captured["c"].mspn.second_layer_schedule == "eq13"
+    assert captured["c"].mspn.backend == "auto"

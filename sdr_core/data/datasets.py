@@ -36,6 +36,7 @@ from sdr_core.data.synthetic import Scene, SceneConfig, generate_scene
 __all__ = [
     "EVAL_SEED_START",
     "TRAIN_SEED_START",
+    "VALIDATION_SEED_START",
     "SyntheticSceneDataset",
     "SyntheticSceneSplit",
     "evaluation_split",
@@ -47,6 +48,11 @@ TRAIN_SEED_START = 0
 
 EVAL_SEED_START = 10_000_000
 """First seed of evaluation splits; training streams stop before it."""
+
+VALIDATION_SEED_START = 9_000_000
+"""First seed of the validation split (choices made after training, e.g. the iteration
+schedule): `sdr_core.train` draws scene seeds below it, evaluation starts at
+`EVAL_SEED_START`."""
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
