@@ -196,6 +196,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=["l1l2", "silog"])
     train.add_argument("--mde-checkpoint", dest="mde_checkpoint")
     train.add_argument("--init-dir", dest="init_dir")
+    train.add_argument(
+        "--no-mask",
+        dest="use_mask",
+        action="store_const",
+        const=False,
+        help="train the mask ablation (Fig. 10d): propagation mask fixed to 1",
+    )
     train.add_argument("--kappa", type=float, help="margin of eq. 13 (default 2)")
     train.add_argument(
         "--second-layer-schedule",

@@ -130,6 +130,25 @@ class SDRPipeline:
         mspn.load_state_dict(self.mspn.state_dict())
         return SDRPipeline(self.mde, self.guidance, mspn, self.device)
 
+    def with_networks_from(self, folder: str | Path) -> SDRPipeline:
+        """This pipeline's MDE with the guidance and MSPN networks stored in ``folder``.
+
+        For comparing trained refiners on the same D0, e.g. the mask ablation trained
+        without the mask (``checkpoints/ablation_no_mask``). The folder needs
+        ``guidance.safetensors`` and ``mspn.safetensors`` only; the MSPN keeps this
+        pipeline's attention backend.
+        """
+        folder = Path(folder)
+        guidance = load_module(
+            folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet, self.device
+        )
+
+        def build_mspn(config: MSPNConfig) -> MSPN:
+            return MSPN(dataclasses.replace(config, backend=self.config.mspn.backend))
+
+        mspn = load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, build_mspn, self.device)
+        return SDRPipeline(self.mde, guidance, mspn, self.device)
+
     def estimate_depth(self, image: np.ndarray) -> np.ndarray:
         """D0 from the pipeline's MDE (H x W float32 metres)."""
         return self.mde.estimate(as_rgb_image(image))

@@ -75,6 +75,8 @@ class TrainConfig:
     mde_checkpoint: str | None = "checkpoints/mde.safetensors"  # frozen MDE for stage "sdr"
     init_dir: str | None = None  # start from guidance/mspn (or mde) weights in this folder
     grad_iterations: int | None = 4  # backprop through the last k iterations per layer
+    # False trains the paper's mask ablation (Fig. 10d): the propagation mask is fixed to 1.
+    use_mask: bool = True
     guidance: GuidanceConfig = dataclasses.field(default_factory=GuidanceConfig)
     mspn: MSPNConfig = dataclasses.field(default_factory=lambda: MSPNConfig(backend="auto"))
     mde: MonoDepthConfig = dataclasses.field(default_factory=MonoDepthConfig)
@@ -119,6 +121,7 @@ class SDRModel(nn.Module):
         init_depth: torch.Tensor,
         schedule: tuple[int, int],
         grad_iterations: int | None = None,
+        use_mask: bool = True,
     ) -> torch.Tensor:
         """Refined depth B x 1 x H x W (metres) from image, S and D0."""
         guidance = self.guidance(image, sparse, init_depth)
@@ -130,7 +133,7 @@ class SDRModel(nn.Module):
                 sparse.float(),
                 guidance.float(),
                 schedule,
-                True,
+                use_mask,
                 grad_iterations,
             )
 
@@ -300,7 +303,7 @@ def _loss_step(
     else:
         with torch.no_grad():
             init = mde(image)
-    pred = model(image, sparse, init, batch["schedule"], config.grad_iterations)
+    pred = model(image, sparse, init, batch["schedule"], config.grad_iterations, config.use_mask)
     return l1_l2_loss(pred, gt) if config.loss == "l1l2" else silog_loss(pred, gt)
 
 

@@ -299,10 +299,11 @@ def test_run_evaluation_writes_all_outputs(pipe, scenes, tmp_path, monkeypatch):
 def test_cli_arguments_build_the_config():
     parser = argparse.ArgumentParser()
     add_evaluate_arguments(parser)
-    assert config_from_args(parser.parse_args([])) == EvalConfig()
+    assert config_from_args(parser.parse_args(["--no-mask-checkpoints", ""])) == EvalConfig()
     args = parser.parse_args(
         ["--points", "1,10", "--lines", "", "--no-hole", "--n-scenes", "2", "--size", "30", "40"]
         + ["--methods", "mspn,mde", "--no-middlebury", "--out-dir", "x"]
+        + ["--no-mask-checkpoints", ""]
     )
     config = config_from_args(args)
     assert config == EvalConfig(
@@ -327,3 +328,66 @@ def test_heldout_split_is_deterministic():
     assert first[0].rgb.shape == (24, 32, 3)
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a.depth, b.depth)
+
+
+def _save_refiner(pipe, folder):
+    from sdr_core.checkpoints import save_module
+
+    save_module(folder / "guidance.safetensors", pipe.guidance, pipe.config.guidance, "guidance")
+    save_module(folder / "mspn.safetensors", pipe.mspn, pipe.config.mspn, "mspn")
+
+
+def test_retrained_ablation_runs_without_the_mask_on_the_same_d0(pipe, scenes, tmp_path):
+    # With the pipeline's own weights as the "retrained" ablation, it must equal the
+    # inference-time ablation exactly: same D0, same sparse input, same schedule.
+    _save_refiner(pipe, tmp_path)
+    config = EvalConfig(
+        points=(1, 10), lines=(4,), hole=False, n_scenes=0, middlebury=False,
+        methods=("mspn", "mspn_no_mask", "mspn_no_mask_trained"),
+        no_mask_checkpoints=str(tmp_path),
+    )  # fmt: skip
+    out = evaluate_scenes(pipe, scenes, config)
+    for setting, levels in (("points", (1, 10)), ("lines", (4,))):
+        for level in levels:
+            trained = out[setting]["mspn_no_mask_trained"][level]["rmse"]
+            assert trained == out[setting]["mspn_no_mask"][level]["rmse"]
+
+
+def test_retrained_ablation_method_and_folder_go_together(tmp_path):
+    with pytest.raises(ValueError, match="go together"):
+        EvalConfig(methods=("mspn", "mspn_no_mask_trained"))
+    with pytest.raises(ValueError, match="go together"):
+        EvalConfig(no_mask_checkpoints=str(tmp_path))
+
+
+def test_cli_finds_the_shipped_ablation_next_to_the_checkpoints(pipe, tmp_path):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoints")
+    add_evaluate_arguments(parser)
+    # No ablation folder: the method is not run.
+    assert (
+        "mspn_no_mask_trained"
+        not in config_from_args(parser.parse_args(["--checkpoints", str(tmp_path)])).methods
+    )
+    _save_refiner(pipe, tmp_path / evaluate.ABLATION_SUBDIR)
+    found = config_from_args(parser.parse_args(["--checkpoints", str(tmp_path)]))
+    assert found.methods[-1] == "mspn_no_mask_trained"
+    assert found.no_mask_checkpoints == str(tmp_path / evaluate.ABLATION_SUBDIR)
+    skipped = config_from_args(
+        parser.parse_args(["--checkpoints", str(tmp_path), "--no-mask-checkpoints", ""])
+    )
+    assert skipped.no_mask_checkpoints is None
+    assert "mspn_no_mask_trained" not in skipped.methods
+
+
+def test_quality_bar_uses_the_retrained_ablation_when_present():
+    heldout = _hand_results(0.1, 0.08, 0.2, 0.4)  # the inference-time ablation wins ...
+    for level in heldout["points"]["mspn"]:
+        heldout["points"].setdefault("mspn_no_mask_trained", {})[level] = {"rmse": 0.3}
+    report = {"heldout": heldout, "middlebury": _hand_results(0.1, 0.3, 0.2, 0.4)}
+    assert check_quality_bar(report) == []  # ... but the paper's ablation is the retrained one
+    heldout["points"]["mspn_no_mask_trained"][10]["rmse"] = 0.09
+    failures = check_quality_bar(report)
+    assert len(failures) == 1
+    assert "@ 10 points" in failures[0]
+    assert "mspn_no_mask_trained" in failures[0]

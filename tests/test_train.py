@@ -185,9 +185,9 @@ def test_run_schedule_governs_batches_and_the_exported_model(tmp_path, monkeypat
     seen = []
     real_forward = train_module.SDRModel.forward
 
-    def spy(self, image, sparse, init_depth, schedule, grad_iterations=None):
+    def spy(self, image, sparse, init_depth, schedule, *rest):
         seen.append(schedule)
-        return real_forward(self, image, sparse, init_depth, schedule, grad_iterations)
+        return real_forward(self, image, sparse, init_depth, schedule, *rest)
 
     monkeypatch.setattr(train_module.SDRModel, "forward", spy)
     out = train(config, device="cpu")
@@ -201,11 +201,31 @@ def test_cli_schedule_flags_reach_the_config(monkeypatch):
     from sdr_core import __main__ as cli
 
     captured = {}
-    monkeypatch.setattr(
-        train_module, "train", lambda config, device=None: captured.setdefault("c", config)
-    )
+
+    def fake_train(config, device=None):
+        captured["c"] = config
+        return Path("x")
+
+    monkeypatch.setattr(train_module, "train", fake_train)
     argv = ["train", "--out-dir", "x", "--kappa", "3", "--second-layer-schedule", "eq13"]
     assert cli.main(argv) == 0
+    assert captured["c"].use_mask is True
+    assert cli.main([*argv, "--no-mask"]) == 0
+    assert captured["c"].use_mask is False
     assert captured["c"].mspn.kappa == 3.0
     assert captured["c"].mspn.second_layer_schedule == "eq13"
     assert captured["c"].mspn.backend == "auto"
+
+
+def test_no_mask_training_runs_the_ablation(tmp_path, monkeypatch):
+    seen = []
+    real_forward = train_module.MSPN.forward
+
+    def spy(self, init_depth, sparse, guidance, schedule=None, use_mask=True, *rest):
+        seen.append(use_mask)
+        return real_forward(self, init_depth, sparse, guidance, schedule, use_mask, *rest)
+
+    monkeypatch.setattr(train_module.MSPN, "forward", spy)
+    monkeypatch.setattr(train_module, "_batch", fake_batch)
+    train(tiny(tmp_path, steps=1, use_mask=False), device="cpu")
+    assert seen == [False]
