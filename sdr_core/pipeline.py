@@ -138,15 +138,7 @@ class SDRPipeline:
         ``guidance.safetensors`` and ``mspn.safetensors`` only; the MSPN keeps this
         pipeline's attention backend.
         """
-        folder = Path(folder)
-        guidance = load_module(
-            folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet, self.device
-        )
-
-        def build_mspn(config: MSPNConfig) -> MSPN:
-            return MSPN(dataclasses.replace(config, backend=self.config.mspn.backend))
-
-        mspn = load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, build_mspn, self.device)
+        guidance, mspn = _load_refiner(Path(folder), self.device, self.config.mspn.backend)
         return SDRPipeline(self.mde, guidance, mspn, self.device)
 
     def estimate_depth(self, image: np.ndarray) -> np.ndarray:
@@ -311,6 +303,23 @@ def build_untrained_pipeline(
     return SDRPipeline(mde, GuidanceNet(config.guidance), MSPN(config.mspn), device)
 
 
+def _load_refiner(
+    folder: Path, device: torch.device, backend: str | None
+) -> tuple[GuidanceNet, MSPN]:
+    """The guidance network and MSPN stored in ``folder``; ``backend`` overrides the file's."""
+    guidance = load_module(
+        folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet, device
+    )
+
+    def build_mspn(config: MSPNConfig) -> MSPN:
+        if backend is not None:
+            config = dataclasses.replace(config, backend=backend)
+        return MSPN(config)
+
+    mspn = load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, build_mspn, device)
+    return guidance, mspn
+
+
 def load_pipeline(
     device: torch.device | str | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -329,15 +338,6 @@ def load_pipeline(
     device = resolve_device(device)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT_DIR
     mde_net = load_module(folder / "mde.safetensors", "mde", MonoDepthConfig, MonoDepthNet, device)
-    guidance = load_module(
-        folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet, device
-    )
-
-    def build_mspn(config: MSPNConfig) -> MSPN:
-        if backend is not None:
-            config = dataclasses.replace(config, backend=backend)
-        return MSPN(config)
-
-    mspn = load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, build_mspn, device)
+    guidance, mspn = _load_refiner(folder, device, backend)
     logger.info("loaded pipeline from %s on %s", folder, device)
     return SDRPipeline(BundledDepthEstimator(mde_net, device), guidance, mspn, device)
