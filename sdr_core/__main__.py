@@ -109,6 +109,7 @@ def _bench(args: argparse.Namespace) -> int:
     from .sparse import random_points
 
     pipe = build_untrained_pipeline(device=args.device)
+    pipe = pipe.with_mspn_config(second_layer_schedule=args.second_layer_schedule)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
     gt = (1 + 4 * rng.random((args.height, args.width))).astype(np.float32)
@@ -217,6 +218,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--width", type=int, default=304)
     bench.add_argument("--points", type=int, default=100)
     bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument(
+        "--second-layer-schedule",
+        choices=["fixed", "eq13"],
+        default="eq13",
+        help="second MSPN layer: the paper's 6 iterations, or as many as the first (shipped)",
+    )
     bench.set_defaults(func=_bench)
     return parser
 

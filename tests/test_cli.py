@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -100,3 +101,11 @@ def test_bench_runs_on_a_small_image(capsys):
         == 0
     )
     assert "full refinement" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("schedule", "second"), [("eq13", "N"), ("fixed", "6")])
+def test_bench_times_the_chosen_second_layer_schedule(capsys, schedule, second):
+    argv = ["--device", "cpu", "bench", "--height", "32", "--width", "40", "--points", "1"]
+    assert main([*argv, "--repeats", "1", "--second-layer-schedule", schedule]) == 0
+    first, layer2 = re.search(r"schedule \((\d+), (\d+)\)", capsys.readouterr().out).groups()
+    assert layer2 == (first if second == "N" else "6")
