@@ -12,14 +12,20 @@ The methods (keys of the results) are ``"mspn"`` (both layers), ``"mspn_layer1"`
 layer only, Fig. 10a), ``"mspn_no_mask"`` (mask fixed to 1, Fig. 10d), ``"mde"`` (D0 alone),
 ``"ls_align"`` (D0 with one least-squares scale and shift) and ``"ls_interp"`` (LS-aligned D0
 plus inverse-distance-weighted residuals). All methods of a scene refine the *same* D0: the
-pipeline's MDE runs once per scene and its output is passed as ``init_depth``.
+pipeline's MDE runs once per scene and its output is passed as ``init_depth``. With
+``init_source="simulated"`` D0 is instead the ground truth with the simulated MDE errors of
+training (seeded per scene): the paper's Fig. 10b question, does the refinement also help a
+different depth estimator.
 
 Results are nested dicts ``{setting: {method: {level: {metric: mean over scenes}}}}`` with
 integer levels (points, lines, or the hole's outside point count) and the metrics of
 :func:`sdr_core.metrics.compute_metrics` plus ``n_points`` (measurements used).
 :func:`run_evaluation` does the held-out synthetic split and the Middlebury scene and writes
 ``results.json``, ``results.md`` and ``results.html``; :func:`check_quality_bar` lists where
-the results fall short of the project's quality bar.
+the results fall short of the project's quality bar. The report also holds, under
+``"paired"``, every method's scene-by-scene RMSE difference to MSPN with a 95 % bootstrap
+interval (:func:`sdr_core.metrics.paired_difference`): whether a gap is larger than the scene
+draw moves it.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from sdr_core import baselines, sparse
-from sdr_core.metrics import compute_metrics
+from sdr_core.metrics import compute_metrics, paired_difference
 
 if TYPE_CHECKING:
     import argparse
@@ -51,6 +57,7 @@ __all__ = [
     "BASELINE_METHODS",
     "DEFAULT_LINES",
     "DEFAULT_POINTS",
+    "INIT_SOURCES",
     "METHODS",
     "METHOD_LABELS",
     "SETTINGS",
@@ -63,9 +70,11 @@ __all__ = [
     "config_from_args",
     "evaluate_scenes",
     "heldout_scenes",
+    "initial_depth",
     "markdown_report",
     "markdown_table",
     "middlebury_scenes",
+    "paired_rmse",
     "read_json",
     "run_evaluation",
     "write_json",
@@ -79,6 +88,12 @@ DEFAULT_LINES = (4, 8, 16, 32, 64)  # Fig. 6 x-axis
 SETTINGS = ("points", "lines", "hole")
 METHODS = ("mspn", "mspn_layer1", "mspn_no_mask", "mde", "ls_align", "ls_interp")
 BASELINE_METHODS = ("mde", "ls_align", "ls_interp")
+# Where every method's D0 comes from: the pipeline's MDE, or GT + simulated MDE errors.
+INIT_SOURCES = ("mde", "simulated")
+_INIT_LABELS = {
+    "mde": "the pipeline's MDE",
+    "simulated": "ground truth with simulated MDE errors",
+}
 METHOD_LABELS = {
     "mspn": "MSPN",
     "mspn_layer1": "MSPN, layer 1 only",
@@ -92,7 +107,7 @@ METHOD_LABELS = {
 _HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3"})
 _METRIC_UNITS = {"rmse": "m", "mae": "m", "irmse": "1/km", "imae": "1/km"}
 # Stable per-setting tags mixed into the sampling seeds (never reorder: results would move).
-_SETTING_TAGS = {"points": 1, "lines": 2, "hole": 3}
+_SETTING_TAGS = {"points": 1, "lines": 2, "hole": 3, "init": 4}
 # Where the shipped mask ablation (trained without the mask) lives, under the checkpoints.
 ABLATION_SUBDIR = "ablation_no_mask"
 # The quality bar: no-mask ablation must lose to MSPN at this many points or fewer.
@@ -150,6 +165,7 @@ class EvalConfig:
     # Folder with guidance + MSPN trained without the mask (train --no-mask): the method
     # "mspn_no_mask_trained", the paper's Fig. 10d ablation. None: not evaluated.
     no_mask_checkpoints: str | None = None
+    init_source: str = "mde"  # one of INIT_SOURCES: where D0 comes from
 
     def __post_init__(self) -> None:
         for name in ("points", "lines"):
@@ -182,6 +198,8 @@ class EvalConfig:
                 "method 'mspn_no_mask_trained' and no_mask_checkpoints go together: give both "
                 "or neither"
             )
+        if self.init_source not in INIT_SOURCES:
+            raise ValueError(f"init_source must be one of {INIT_SOURCES}, got {self.init_source!r}")
 
 
 # ----------------------------------------------------------------------------- scenes
@@ -332,6 +350,47 @@ def _levels(config: EvalConfig) -> list[tuple[str, int]]:
     return pairs
 
 
+def initial_depth(
+    pipe: SDRPipeline, scene: SceneLike, source: str = "mde", seed: int = 0
+) -> np.ndarray:
+    """D0 of a scene, shared by every method and level (H x W float32 metres).
+
+    Args:
+        pipe: the pipeline whose MDE runs for ``source="mde"``.
+        scene: the scene (its ``rgb``, and its ``depth`` for ``"simulated"``).
+        source: ``"mde"`` (the pipeline's estimator on the image) or ``"simulated"`` (the
+            ground truth with training's simulated MDE errors: global scale and shift,
+            low-frequency warp, blur across edges, sometimes a wrong region). Pixels without
+            ground truth take the nearest valid depth first, so D0 stays dense.
+        seed: mixed with the scene name into the simulation seed.
+
+    Returns:
+        H x W float32 metres; deterministic for a (scene name, source, seed).
+
+    Raises:
+        ValueError: for an unknown source, or ``"simulated"`` on a scene without any ground
+            truth.
+    """
+    if source == "mde":
+        return pipe.estimate_depth(np.asarray(scene.rgb))
+    if source != "simulated":
+        raise ValueError(f"init source must be one of {INIT_SOURCES}, got {source!r}")
+    import torch
+    from scipy import ndimage
+
+    from sdr_core.data.mde_errors import simulate_mde_errors
+
+    gt = np.asarray(scene.depth, dtype=np.float32)
+    valid = gt > 0
+    if not valid.any():
+        raise ValueError(f"scene {scene.name!r} has no ground truth to simulate a D0 from")
+    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    dense = gt[tuple(nearest)]
+    generator = torch.Generator().manual_seed(_sampling_seed(seed, scene.name, "init", 0))
+    simulated = simulate_mde_errors(torch.from_numpy(dense)[None, None], generator)
+    return simulated[0, 0].numpy().astype(np.float32)
+
+
 def _evaluate_scene(
     pipe: SDRPipeline,
     scene: SceneLike,
@@ -342,7 +401,7 @@ def _evaluate_scene(
     gt = np.asarray(scene.depth, dtype=np.float32)
     rgb = np.asarray(scene.rgb)
     height, width = gt.shape
-    init = pipe.estimate_depth(rgb)  # D0, shared by every method and level of this scene
+    init = initial_depth(pipe, scene, config.init_source, config.seed)  # shared by all
     hole = centre_hole_mask(height, width)
     out: dict[tuple[str, str, int], dict[str, float]] = {}
     for setting, level in _levels(config):
@@ -378,13 +437,77 @@ def _evaluate_scene(
     return out
 
 
+PerScene = dict[tuple[str, str, int], list[dict[str, float]]]
+
+
+def _collect(pipe: SDRPipeline, scenes: Iterable[SceneLike], config: EvalConfig) -> PerScene:
+    """Every scene's metrics per (setting, method, level), in scene order."""
+    ablation = None
+    if config.no_mask_checkpoints:
+        ablation = pipe.with_networks_from(config.no_mask_checkpoints)
+    per_scene: PerScene = {}
+    names: set[str] = set()
+    for scene in scenes:
+        if scene.name in names:
+            raise ValueError(f"scene name {scene.name!r} is repeated (it seeds the sampling)")
+        names.add(scene.name)
+        start = time.perf_counter()
+        for key, metrics in _evaluate_scene(pipe, scene, config, ablation).items():
+            per_scene.setdefault(key, []).append(metrics)
+        logger.info("evaluated %s in %.1f s", scene.name, time.perf_counter() - start)
+    if not names:
+        raise ValueError("no scene to evaluate")
+    return per_scene
+
+
+def _means(
+    per_scene: PerScene, config: EvalConfig
+) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    results: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+    for setting, level in _levels(config):
+        for method in config.methods:
+            rows = per_scene[(setting, method, level)]
+            mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+            results.setdefault(setting, {}).setdefault(method, {})[level] = mean
+    return results
+
+
+def paired_rmse(
+    per_scene: Mapping[tuple[str, str, int], list[Mapping[str, float]]],
+    confidence: float = 0.95,
+) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """Every method's scene-by-scene RMSE minus MSPN's, with a bootstrap interval.
+
+    Args:
+        per_scene: ``{(setting, method, level): [metrics of scene 1, scene 2, ...]}`` with
+            the scenes in the same order for every key; must include ``"mspn"``.
+        confidence: coverage of the interval.
+
+    Returns:
+        ``{setting: {method: {level: {"mean", "low", "high", "n", "share_positive"}}}}``
+        (metres; > 0 means MSPN has the lower RMSE), for every method other than MSPN;
+        empty when MSPN was not run.
+    """
+    out: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+    for (setting, method, level), rows in per_scene.items():
+        reference = per_scene.get((setting, "mspn", level))
+        if method == "mspn" or reference is None:
+            continue
+        diff = paired_difference(
+            [row["rmse"] for row in reference], [row["rmse"] for row in rows], confidence
+        )
+        out.setdefault(setting, {}).setdefault(method, {})[level] = dataclasses.asdict(diff)
+    return out
+
+
 def evaluate_scenes(
     pipe: SDRPipeline, scenes: Iterable[SceneLike], config: EvalConfig | None = None
 ) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
     """Run every method at every level of every setting and average over scenes.
 
     Args:
-        pipe: the pipeline; its MDE gives D0 (once per scene) and its MSPN refines it.
+        pipe: the pipeline; its MDE gives D0 (once per scene, unless the config simulates
+            it) and its MSPN refines it.
         scenes: objects with ``name`` (str, unique), ``rgb`` (H x W x 3 uint8) and ``depth``
             (H x W float32 metres, 0 = no ground truth).
         config: levels, methods and seeds; default :class:`EvalConfig`.
@@ -400,29 +523,7 @@ def evaluate_scenes(
         ValueError: if ``scenes`` is empty or two scenes share a name.
     """
     config = config or EvalConfig()
-    ablation = None
-    if config.no_mask_checkpoints:
-        ablation = pipe.with_networks_from(config.no_mask_checkpoints)
-    per_scene: dict[tuple[str, str, int], list[dict[str, float]]] = {}
-    names: set[str] = set()
-    for scene in scenes:
-        if scene.name in names:
-            raise ValueError(f"scene name {scene.name!r} is repeated (it seeds the sampling)")
-        names.add(scene.name)
-        start = time.perf_counter()
-        for key, metrics in _evaluate_scene(pipe, scene, config, ablation).items():
-            per_scene.setdefault(key, []).append(metrics)
-        logger.info("evaluated %s in %.1f s", scene.name, time.perf_counter() - start)
-    if not names:
-        raise ValueError("no scene to evaluate")
-
-    results: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
-    for setting, level in _levels(config):
-        for method in config.methods:
-            rows = per_scene[(setting, method, level)]
-            mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
-            results.setdefault(setting, {}).setdefault(method, {})[level] = mean
-    return results
+    return _means(_collect(pipe, scenes, config), config)
 
 
 def run_evaluation(
@@ -436,9 +537,10 @@ def run_evaluation(
         out_dir: folder for ``results.json``, ``results.md`` and ``results.html``; created.
 
     Returns:
-        ``{"meta": {...}, "heldout": results, "middlebury": results}`` where each
-        ``results`` is as returned by :func:`evaluate_scenes` (a split is absent when the
-        config skips it) and ``meta`` holds the config, scene names and quality-bar failures.
+        ``{"meta": {...}, "heldout": results, "middlebury": results, "paired": {...}}``
+        where each ``results`` is as returned by :func:`evaluate_scenes` (a split is absent
+        when the config skips it), ``paired`` maps each split to :func:`paired_rmse`, and
+        ``meta`` holds the config, scene names and quality-bar failures.
     """
     config = config or EvalConfig()
     out = Path(out_dir)
@@ -454,7 +556,9 @@ def run_evaluation(
     for split, scenes in splits:
         logger.info("evaluating %d %s scene(s)", len(scenes), split)
         report["meta"]["scenes"][split] = [scene.name for scene in scenes]
-        report[split] = evaluate_scenes(pipe, scenes, config)
+        per_scene = _collect(pipe, scenes, config)
+        report[split] = _means(per_scene, config)
+        report.setdefault("paired", {})[split] = paired_rmse(per_scene)
     report["meta"]["quality_bar_failures"] = check_quality_bar(report)
     write_json(report, out / "results.json")
     (out / "results.md").write_text(markdown_report(report), encoding="utf-8")
@@ -508,7 +612,7 @@ def check_quality_bar(report: Mapping[str, Any]) -> list[str]:
         elif not ours < theirs:
             failures.append(
                 f"{split} {setting} @ {level} {unit}: mspn RMSE {ours:.4f} m is not below "
-                f"{worse} {theirs:.4f} m"
+                f"{worse} {theirs:.4f} m{_interval_note(report, split, setting, worse, level)}"
             )
 
     def levels(split: str, setting: str) -> list[int]:
@@ -538,6 +642,20 @@ def check_quality_bar(report: Mapping[str, Any]) -> list[str]:
     return failures
 
 
+def _interval_note(
+    report: Mapping[str, Any], split: str, setting: str, method: str, level: int
+) -> str:
+    """`` (difference ..., 95 % CI [...] over n scenes)`` when the report has it, else ''."""
+    try:
+        diff = report["paired"][split][setting][method][level]
+    except KeyError:
+        return ""
+    return (
+        f" (paired difference {diff['mean']:+.4f} m, 95 % CI [{diff['low']:+.4f}, "
+        f"{diff['high']:+.4f}] over {diff['n']} scenes)"
+    )
+
+
 # ----------------------------------------------------------------------------- writers
 
 
@@ -545,7 +663,9 @@ def _split_items(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any
     """``[(split, results)]`` for a report, or ``[("", results)]`` for one split's results."""
     if set(results) <= set(SETTINGS):
         return [("", results)]
-    return [(k, v) for k, v in results.items() if k != "meta" and isinstance(v, Mapping)]
+    return [
+        (k, v) for k, v in results.items() if k not in ("meta", "paired") and isinstance(v, Mapping)
+    ]
 
 
 def write_json(results: Mapping[str, Any], path: str | Path) -> None:
@@ -622,6 +742,51 @@ def markdown_table(
     return "\n\n".join(blocks) + "\n"
 
 
+def paired_table(paired: Mapping[str, Any], setting: str) -> str:
+    """Markdown table of :func:`paired_rmse` for one setting of one split.
+
+    Rows are methods, columns levels; each cell is the mean RMSE difference to MSPN (m,
+    > 0: MSPN better) and its interval, bold where the interval excludes 0 (the sign holds
+    for any likely draw of scenes).
+    """
+    by_method = paired[setting]
+    levels = sorted({level for rows in by_method.values() for level in rows})
+    lines = [
+        "| method | " + " | ".join(str(level) for level in levels) + " |",
+        "|---|" + "---:|" * len(levels),
+    ]
+    for method, rows in by_method.items():
+        cells = []
+        for level in levels:
+            if level not in rows:
+                cells.append("")
+                continue
+            diff = rows[level]
+            text = f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}]"
+            clear = diff["low"] > 0 or diff["high"] < 0
+            cells.append(f"**{text}**" if clear else text)
+        lines.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _paired_section(report: Mapping[str, Any], split: str) -> list[str]:
+    """Markdown lines of a split's paired differences; none for a single scene."""
+    paired = report.get("paired", {}).get(split, {})
+    n_scenes = len(report.get("meta", {}).get("scenes", {}).get(split, []))
+    if not paired or n_scenes < 2:
+        return []
+    parts = [
+        f"RMSE difference to MSPN, scene by scene (m; method minus MSPN, > 0: MSPN better), "
+        f"mean and 95 % bootstrap interval over the {n_scenes} scenes; bold: the interval "
+        "excludes 0.",
+        "",
+    ]
+    for setting in SETTINGS:
+        if setting in paired:
+            parts += [f"{_SETTING_TITLES[setting]}:", "", paired_table(paired, setting)]
+    return parts
+
+
 def markdown_report(report: Mapping[str, Any], metric: str = "rmse") -> str:
     """A markdown page: one section per split with its tables, then the quality bar."""
     parts = ["# MSPN evaluation", ""]
@@ -632,7 +797,8 @@ def markdown_report(report: Mapping[str, Any], metric: str = "rmse") -> str:
             f"Held-out synthetic scenes: {config.get('n_scenes')} at {config.get('size')}; "
             f"hole setting: {config.get('hole_points')} random points outside a centre hole "
             "of half the height and width, metrics inside the hole. Every method refines the "
-            "same D0 (the pipeline's MDE) per scene; values are means over scenes.",
+            f"same D0 ({_INIT_LABELS.get(config.get('init_source', 'mde'), '?')}) per scene; "
+            "values are means over scenes.",
             "",
         ]
     for split, results in _split_items(report):
@@ -640,6 +806,7 @@ def markdown_report(report: Mapping[str, Any], metric: str = "rmse") -> str:
             names = meta.get("scenes", {}).get(split)
             parts += [f"## {split}" + (f" ({len(names)} scene(s))" if names else ""), ""]
         parts.append(markdown_table(results, metric))
+        parts += _paired_section(report, split)
     if "heldout" in report or "middlebury" in report:
         failures = check_quality_bar(report)
         parts += ["## Quality bar", ""]
@@ -787,6 +954,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "skips it",
     )
     parser.add_argument(
+        "--init-source",
+        choices=INIT_SOURCES,
+        default=default.init_source,
+        help="D0 of every method: the pipeline's MDE, or the ground truth with simulated MDE "
+        "errors (does the refinement help another estimator? the paper's Fig. 10b)",
+    )
+    parser.add_argument(
         "--out-dir",
         default="eval_results",
         help="folder for results.json, results.md and results.html",
@@ -818,4 +992,5 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         seed=args.seed,
         methods=methods,
         no_mask_checkpoints=ablation or None,
+        init_source=args.init_source,
     )

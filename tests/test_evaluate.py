@@ -21,7 +21,10 @@ from sdr_core.evaluate import (
     check_quality_bar,
     config_from_args,
     evaluate_scenes,
+    initial_depth,
+    markdown_report,
     markdown_table,
+    paired_rmse,
     read_json,
     run_evaluation,
     write_json,
@@ -216,6 +219,7 @@ def test_repeated_scene_names_and_empty_input_are_rejected(pipe, scenes):
         ({"hole_points": 0}, "hole_points"),
         ({"size": (4, 4)}, "size"),
         ({"points": (), "lines": (), "hole": False}, "nothing to evaluate"),
+        ({"init_source": "oracle"}, "init_source"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):
@@ -391,3 +395,131 @@ def test_quality_bar_uses_the_retrained_ablation_when_present():
     assert len(failures) == 1
     assert "@ 10 points" in failures[0]
     assert "mspn_no_mask_trained" in failures[0]
+
+
+# ----------------------------------------------------------------------------- paired differences
+
+
+def _rows(*rmses: float) -> list[dict[str, float]]:
+    return [{"rmse": value, "mae": 0.0} for value in rmses]
+
+
+def test_paired_rmse_by_hand():
+    per_scene = {
+        ("points", "mspn", 5): _rows(1.0, 2.0),
+        ("points", "ls_align", 5): _rows(1.5, 2.5),  # worse by 0.5 on both scenes
+        ("points", "mde", 5): _rows(0.5, 3.0),  # -0.5 and +1.0
+        ("lines", "mde", 4): _rows(1.0, 1.0),  # no MSPN at this level: left out
+    }
+    paired = paired_rmse(per_scene)
+    assert list(paired) == ["points"]
+    assert set(paired["points"]) == {"ls_align", "mde"}
+    gap = paired["points"]["ls_align"][5]
+    assert gap == {"mean": 0.5, "low": 0.5, "high": 0.5, "n": 2, "share_positive": 1.0}
+    mixed = paired["points"]["mde"][5]
+    assert mixed["mean"] == pytest.approx(0.25)
+    assert mixed["share_positive"] == 0.5
+    assert mixed["low"] == pytest.approx(-0.5)
+    assert mixed["high"] == pytest.approx(1.0)
+    assert paired_rmse({("points", "mde", 5): _rows(1.0)}) == {}
+
+
+def test_report_pairs_every_method_with_mspn(pipe, scenes, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate, "heldout_scenes", lambda n, size: scenes[:n])
+    config = EvalConfig(points=(10,), lines=(), hole=False, n_scenes=2, middlebury=False)
+    report = run_evaluation(pipe, config, tmp_path / "out")
+    paired = report["paired"]["heldout"]["points"]
+    assert set(paired) == set(METHODS) - {"mspn"}
+    means = report["heldout"]["points"]
+    for method, by_level in paired.items():
+        diff = by_level[10]
+        # The mean of the per-scene differences is the difference of the means.
+        expected = means[method][10]["rmse"] - means["mspn"][10]["rmse"]
+        assert diff["mean"] == pytest.approx(expected, abs=1e-12)
+        assert diff["low"] <= diff["mean"] <= diff["high"]
+        assert diff["n"] == 2
+    assert read_json(tmp_path / "out" / "results.json") == report
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert "RMSE difference to MSPN, scene by scene" in markdown
+    assert "## paired" not in markdown  # not a split of its own
+
+
+def test_paired_table_bolds_intervals_that_exclude_zero():
+    report = {
+        "meta": {"scenes": {"heldout": ["a", "b"]}},
+        "heldout": _hand_results(0.1, 0.3, 0.2, 0.4),
+        "paired": {
+            "heldout": {
+                "points": {
+                    "ls_align": {10: {"mean": 0.1, "low": 0.05, "high": 0.2, "n": 2}},
+                    "mspn_no_mask": {10: {"mean": -0.01, "low": -0.03, "high": 0.02, "n": 2}},
+                }
+            }
+        },
+    }
+    markdown = markdown_report(report)
+    assert "| LS scale + shift | **+0.100 [+0.050, +0.200]** |" in markdown
+    assert "| MSPN w/o mask | -0.010 [-0.030, +0.020] |" in markdown
+    report["meta"]["scenes"]["heldout"] = ["a"]  # one scene: no interval to show
+    assert "RMSE difference to MSPN" not in markdown_report(report)
+
+
+def test_quality_bar_failure_quotes_the_interval():
+    heldout = _hand_results(0.1, 0.3, 0.2, 0.4)
+    heldout["points"]["mspn_no_mask"][10]["rmse"] = 0.09
+    diff = {"mean": -0.01, "low": -0.03, "high": 0.02, "n": 24}
+    report = {
+        "heldout": heldout,
+        "middlebury": _hand_results(0.1, 0.3, 0.2, 0.4),
+        "paired": {"heldout": {"points": {"mspn_no_mask": {10: diff}}}},
+    }
+    (failure,) = check_quality_bar(report)
+    assert failure.endswith(
+        "(paired difference -0.0100 m, 95 % CI [-0.0300, +0.0200] over 24 scenes)"
+    )
+
+
+# ----------------------------------------------------------------------------- D0 sources
+
+
+def test_simulated_initial_depth_is_dense_seeded_and_not_the_truth(pipe, scenes):
+    scene = scenes[0]
+    assert (scene.depth == 0).any()  # the hand-made scene has holes in its ground truth
+    a = initial_depth(pipe, scene, "simulated", seed=0)
+    assert a.shape == scene.depth.shape
+    assert a.dtype == np.float32
+    assert np.isfinite(a).all()
+    assert (a > 0).all()
+    np.testing.assert_array_equal(a, initial_depth(pipe, scene, "simulated", seed=0))
+    assert not np.array_equal(a, initial_depth(pipe, scene, "simulated", seed=1))
+    assert not np.array_equal(a, initial_depth(pipe, scenes[1], "simulated", seed=0)[:H, :W])
+    valid = scene.depth > 0
+    assert not np.allclose(a[valid], scene.depth[valid])
+    np.testing.assert_array_equal(initial_depth(pipe, scene, "mde"), pipe.estimate_depth(scene.rgb))
+
+
+def test_simulated_initial_depth_rejects_bad_input(pipe, scenes):
+    with pytest.raises(ValueError, match="init source"):
+        initial_depth(pipe, scenes[0], "oracle")
+    empty = EvalScene("empty", scenes[0].rgb, np.zeros((H, W), np.float32))
+    with pytest.raises(ValueError, match="no ground truth"):
+        initial_depth(pipe, empty, "simulated")
+
+
+def test_evaluation_refines_the_simulated_d0(pipe, scenes):
+    config = EvalConfig(
+        points=(10,), lines=(), hole=False, n_scenes=0, middlebury=False,
+        methods=("mde",), init_source="simulated",
+    )  # fmt: skip
+    out = evaluate_scenes(pipe, [scenes[0]], config)
+    expected = compute_metrics(initial_depth(pipe, scenes[0], "simulated"), scenes[0].depth)
+    assert out["points"]["mde"][10] == {**expected, "n_points": 10.0}
+
+
+def test_cli_init_source():
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    args = parser.parse_args(["--init-source", "simulated", "--no-mask-checkpoints", ""])
+    assert config_from_args(args).init_source == "simulated"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--init-source", "oracle"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdr_core.metrics import MIN_PREDICTION_M, compute_metrics
+from sdr_core.metrics import MIN_PREDICTION_M, compute_metrics, paired_difference
 
 KEYS = {"rmse", "mae", "rel", "irmse", "imae", "d1", "d2", "d3", "n_valid"}
 
@@ -121,3 +121,57 @@ def test_no_valid_pixel_in_region():
 def test_region_shape_mismatch():
     with pytest.raises(ValueError, match="region is 3x3 but expected shape is 2x2"):
         compute_metrics(PRED, GT, region=np.ones((3, 3), bool))
+
+
+# ----------------------------------------------------------------------------- paired_difference
+
+
+def test_paired_difference_mean_share_and_constant_gap():
+    # Differences other - reference = [0.1, 0.1, 0.1]: every resample has mean 0.1.
+    diff = paired_difference([1.0, 2.0, 3.0], [1.1, 2.1, 3.1])
+    assert diff.mean == pytest.approx(0.1)
+    assert diff.low == pytest.approx(0.1)
+    assert diff.high == pytest.approx(0.1)
+    assert diff.n == 3
+    assert diff.share_positive == 1.0
+
+
+def test_paired_difference_interval_by_hand():
+    # Two scenes with differences [-1, +1]: a resample of 2 scenes has mean -1 (1/4),
+    # 0 (1/2) or +1 (1/4), so the 95 % interval of the resampled means is [-1, +1] and the
+    # 40 % interval (quantiles 0.3 and 0.7) is [0, 0].
+    reference, other = [2.0, 2.0], [1.0, 3.0]
+    wide = paired_difference(reference, other, n_resamples=4000, seed=1)
+    assert wide.mean == 0.0
+    assert wide.share_positive == 0.5
+    assert (wide.low, wide.high) == (-1.0, 1.0)
+    narrow = paired_difference(reference, other, confidence=0.4, n_resamples=4000, seed=1)
+    assert (narrow.low, narrow.high) == (0.0, 0.0)
+
+
+def test_paired_difference_is_reproducible_and_brackets_the_mean():
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0.5, 1.5, 24)
+    other = reference + rng.normal(0.02, 0.05, 24)
+    a, b = paired_difference(reference, other), paired_difference(reference, other)
+    assert a == b
+    assert a.low < a.mean < a.high
+    # One scene: nothing to resample but that scene.
+    single = paired_difference([1.0], [1.5])
+    assert (single.mean, single.low, single.high, single.n) == (0.5, 0.5, 0.5, 1)
+
+
+@pytest.mark.parametrize(
+    ("reference", "other", "kwargs", "match"),
+    [
+        ([], [], {}, "non-empty 1-D"),
+        ([[1.0]], [[1.0]], {}, "non-empty 1-D"),
+        ([1.0, 2.0], [1.0], {}, "2 scenes but other has 1"),
+        ([1.0, float("nan")], [1.0, 1.0], {}, "finite"),
+        ([1.0], [1.0], {"confidence": 1.0}, "confidence"),
+        ([1.0], [1.0], {"n_resamples": 0}, "n_resamples"),
+    ],
+)
+def test_paired_difference_rejects_bad_input(reference, other, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        paired_difference(reference, other, **kwargs)
