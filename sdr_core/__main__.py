@@ -14,19 +14,46 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .pipeline import SDRPipeline
 
 __all__ = ["main"]
 
 
+def _load(args: argparse.Namespace) -> SDRPipeline:
+    """The pipeline named by --checkpoints, --mde-checkpoint, --backend and --device."""
+    from . import load_pipeline
+
+    folder = Path(args.checkpoints) if args.checkpoints else None
+    if (
+        folder is not None
+        and args.mde_checkpoint is None
+        and (folder / "mspn.safetensors").is_file()
+        and not (folder / "mde.safetensors").is_file()
+    ):
+        raise ValueError(
+            f"{folder} holds guidance + MSPN but no mde.safetensors (a 'train --stage sdr' "
+            "folder?): name the MDE with --mde-checkpoint, e.g. checkpoints/mde.safetensors"
+        )
+    return load_pipeline(
+        device=args.device,
+        checkpoint_dir=args.checkpoints,
+        backend=args.backend,
+        mde_checkpoint=args.mde_checkpoint,
+    )
+
+
 def _refine(args: argparse.Namespace) -> int:
-    from . import load_pipeline, viz
+    from . import viz
     from .data.io import read_depth, read_image, write_depth_npy, write_depth_png
     from .metrics import compute_metrics
     from .sparse import lidar_lines, random_points, schedule_points
 
-    pipe = load_pipeline(device=args.device, checkpoint_dir=args.checkpoints, backend=args.backend)
+    pipe = _load(args)
     image = read_image(args.image)
     gt = read_depth(args.depth, units=args.units).depth if args.depth else None
     if gt is not None and gt.shape != image.shape[:2]:
@@ -73,9 +100,9 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from . import evaluate, load_pipeline
+    from . import evaluate
 
-    pipe = load_pipeline(device=args.device, checkpoint_dir=args.checkpoints, backend=args.backend)
+    pipe = _load(args)
     report = evaluate.run_evaluation(pipe, evaluate.config_from_args(args), Path(args.out_dir))
     failures = evaluate.check_quality_bar(report)
     print(evaluate.markdown_report(report))
@@ -144,6 +171,15 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_mde_checkpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mde-checkpoint",
+        default=None,
+        help="the MDE's .safetensors file (default: mde.safetensors in --checkpoints); lets "
+        "a 'train --stage sdr' output folder, which holds only guidance + MSPN, load as is",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sdr_core", description=__doc__)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
@@ -162,12 +198,14 @@ def _parser() -> argparse.ArgumentParser:
     refine.add_argument("--fps", type=int, default=8)
     refine.add_argument("--backend", default=None)
     refine.add_argument("--checkpoints", default=None, help="folder of the three .safetensors")
+    _add_mde_checkpoint(refine)
     refine.add_argument("--out", required=True)
     refine.set_defaults(func=_refine)
 
     evaluate = sub.add_parser("evaluate", help="sparsity sweep -> JSON, markdown, HTML plot")
     evaluate.add_argument("--checkpoints", default=None)
     evaluate.add_argument("--backend", default=None)
+    _add_mde_checkpoint(evaluate)
     from .evaluate import add_evaluate_arguments
 
     add_evaluate_arguments(evaluate)

@@ -324,6 +324,7 @@ def load_pipeline(
     device: torch.device | str | None = None,
     checkpoint_dir: str | Path | None = None,
     backend: str | None = None,
+    mde_checkpoint: str | Path | None = None,
 ) -> SDRPipeline:
     """Load the bundled checkpoints (``mde``, ``guidance``, ``mspn`` .safetensors).
 
@@ -331,13 +332,17 @@ def load_pipeline(
         device: ``None`` picks CUDA when available, else CPU.
         checkpoint_dir: folder holding the three files; default ``checkpoints/`` of the repo.
         backend: override the MSPN attention backend stored in the checkpoint ("auto", ...).
+        mde_checkpoint: the MDE's file, default ``<checkpoint_dir>/mde.safetensors``. A
+            refinement training run (``train --stage sdr``) writes only guidance + MSPN, so
+            point this at the MDE it was trained with to load the run's folder as is.
 
     Returns:
         A ready :class:`SDRPipeline` in eval mode.
     """
     device = resolve_device(device)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT_DIR
-    mde_net = load_module(folder / "mde.safetensors", "mde", MonoDepthConfig, MonoDepthNet, device)
+    mde_path = Path(mde_checkpoint) if mde_checkpoint is not None else folder / "mde.safetensors"
+    mde_net = load_module(mde_path, "mde", MonoDepthConfig, MonoDepthNet, device)
     guidance, mspn = _load_refiner(folder, device, backend)
     logger.info("loaded pipeline from %s on %s", folder, device)
     return SDRPipeline(BundledDepthEstimator(mde_net, device), guidance, mspn, device)

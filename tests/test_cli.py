@@ -81,6 +81,23 @@ def test_bad_input_prints_one_line_and_exits_2(tmp_path, checkpoints, capsys):
     assert "missing.png" in err
 
 
+def test_evaluate_loads_a_refinement_run_folder_with_a_separate_mde(tmp_path, checkpoints, capsys):
+    """A 'train --stage sdr' folder has no mde.safetensors: --mde-checkpoint supplies it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("guidance.safetensors", "mspn.safetensors"):
+        (run / name).write_bytes((checkpoints / name).read_bytes())
+    args = ["--device", "cpu", "evaluate", "--checkpoints", str(run), "--points", "3"]
+    args += ["--lines", "", "--no-hole", "--n-scenes", "1", "--size", "24", "32"]
+    args += ["--no-middlebury", "--methods", "mspn,mde", "--no-mask-checkpoints", ""]
+    assert main([*args, "--out-dir", str(tmp_path / "e0")]) == 2
+    assert "no mde.safetensors" in capsys.readouterr().err  # says what to pass instead
+    mde = str(checkpoints / "mde.safetensors")
+    assert main([*args, "--mde-checkpoint", mde, "--out-dir", str(tmp_path / "e1")]) == 0
+    report = json.loads((tmp_path / "e1" / "results.json").read_text())
+    assert report["heldout"]["points"]["mspn"]["3"]["rmse"] > 0
+
+
 def test_bench_runs_on_a_small_image(capsys):
     assert (
         main(
