@@ -28,17 +28,6 @@ def _load(args: argparse.Namespace) -> SDRPipeline:
     """The pipeline named by --checkpoints, --mde-checkpoint, --backend and --device."""
     from . import load_pipeline
 
-    folder = Path(args.checkpoints) if args.checkpoints else None
-    if (
-        folder is not None
-        and args.mde_checkpoint is None
-        and (folder / "mspn.safetensors").is_file()
-        and not (folder / "mde.safetensors").is_file()
-    ):
-        raise ValueError(
-            f"{folder} holds guidance + MSPN but no mde.safetensors (a 'train --stage sdr' "
-            "folder?): name the MDE with --mde-checkpoint, e.g. checkpoints/mde.safetensors"
-        )
     return load_pipeline(
         device=args.device,
         checkpoint_dir=args.checkpoints,

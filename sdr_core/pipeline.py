@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoints import load_module
+from .checkpoints import CheckpointError, load_module
 from .guidance import GuidanceConfig, GuidanceNet
 from .mde import DepthEstimator
 from .mde.bundled import BundledDepthEstimator, MonoDepthConfig, MonoDepthNet
@@ -342,6 +342,13 @@ def load_pipeline(
     device = resolve_device(device)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT_DIR
     mde_path = Path(mde_checkpoint) if mde_checkpoint is not None else folder / "mde.safetensors"
+    refiner_only = not mde_path.is_file() and (folder / "mspn.safetensors").is_file()
+    if mde_checkpoint is None and refiner_only:
+        raise CheckpointError(
+            f"{folder} holds guidance + MSPN but no mde.safetensors (a 'train --stage sdr' "
+            "folder?): name the MDE with mde_checkpoint (CLI: --mde-checkpoint), e.g. "
+            "checkpoints/mde.safetensors"
+        )
     mde_net = load_module(mde_path, "mde", MonoDepthConfig, MonoDepthNet, device)
     guidance, mspn = _load_refiner(folder, device, backend)
     logger.info("loaded pipeline from %s on %s", folder, device)

@@ -91,7 +91,9 @@ def test_evaluate_loads_a_refinement_run_folder_with_a_separate_mde(tmp_path, ch
     args += ["--lines", "", "--no-hole", "--n-scenes", "1", "--size", "24", "32"]
     args += ["--no-middlebury", "--methods", "mspn,mde", "--no-mask-checkpoints", ""]
     assert main([*args, "--out-dir", str(tmp_path / "e0")]) == 2
-    assert "no mde.safetensors" in capsys.readouterr().err  # says what to pass instead
+    err = capsys.readouterr().err
+    assert "no mde.safetensors" in err
+    assert "--mde-checkpoint" in err  # says what to pass instead
     mde = str(checkpoints / "mde.safetensors")
     assert main([*args, "--mde-checkpoint", mde, "--out-dir", str(tmp_path / "e1")]) == 0
     report = json.loads((tmp_path / "e1" / "results.json").read_text())
