@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
-from sdr_core.checkpoints import load_module, save_module
-from sdr_core.mspn import MSPN, MSPNConfig
+# Run as `python scripts/<name>.py` from the repository root without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdr_core.checkpoints import load_module, save_module  # noqa: E402
+from sdr_core.mspn import MSPN, MSPNConfig  # noqa: E402
 
 
 def main() -> None:

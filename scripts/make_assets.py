@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from sdr_core.data.io import write_depth_png
-from sdr_core.data.synthetic import SceneConfig, generate_scene
-from sdr_core.viz import colorize_depth, side_by_side
+# Run as `python scripts/<name>.py` from the repository root without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdr_core.data.io import write_depth_png  # noqa: E402
+from sdr_core.data.synthetic import SceneConfig, generate_scene  # noqa: E402
+from sdr_core.viz import colorize_depth, side_by_side  # noqa: E402
 
 # (name, seed, sensor_effects, title, description)
 EXAMPLES = [

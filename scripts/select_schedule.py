@@ -23,14 +23,18 @@ import argparse
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from sdr_core import load_pipeline
-from sdr_core.checkpoints import read_metadata, save_module
-from sdr_core.data.datasets import VALIDATION_SEED_START
-from sdr_core.evaluate import EvalConfig, evaluate_scenes, heldout_scenes
+# Run as `python scripts/<name>.py` from the repository root without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdr_core import load_pipeline  # noqa: E402
+from sdr_core.checkpoints import read_metadata, save_module  # noqa: E402
+from sdr_core.data.datasets import VALIDATION_SEED_START  # noqa: E402
+from sdr_core.evaluate import EvalConfig, evaluate_scenes, heldout_scenes  # noqa: E402
 
 PAPER = {"kappa": 2.0, "second_layer_schedule": "fixed"}
 

@@ -1,0 +1,55 @@
+"""The helper scripts the model card names run as written: `python scripts/<name>.py` from the
+repository root, without the package installed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdr_core.checkpoints import load_module
+from sdr_core.mspn import MSPN, MSPNConfig
+from sdr_core.pipeline import DEFAULT_CHECKPOINT_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, f"scripts/{name}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["init_layer1_from_layer2.py", "select_schedule.py", "make_assets.py"]
+)
+def test_script_starts_from_the_repository_root(name):
+    result = _run_script(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
+
+
+def test_init_layer1_from_layer2_copies_the_second_layer(tmp_path):
+    result = _run_script(
+        "init_layer1_from_layer2.py", "--src", str(DEFAULT_CHECKPOINT_DIR), "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    out = load_module(tmp_path / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+    src = load_module(DEFAULT_CHECKPOINT_DIR / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+    for name, value in out.layers[0].state_dict().items():
+        torch.testing.assert_close(value, src.layers[1].state_dict()[name], rtol=0, atol=0)
+    for name, value in out.layers[1].state_dict().items():
+        torch.testing.assert_close(value, src.layers[1].state_dict()[name], rtol=0, atol=0)
+    assert (tmp_path / "guidance.safetensors").read_bytes() == (
+        DEFAULT_CHECKPOINT_DIR / "guidance.safetensors"
+    ).read_bytes()
