@@ -46,10 +46,10 @@ def test_init_layer1_from_layer2_copies_the_second_layer(tmp_path):
     assert result.returncode == 0, result.stderr
     out = load_module(tmp_path / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
     src = load_module(DEFAULT_CHECKPOINT_DIR / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
-    for name, value in out.layers[0].state_dict().items():
-        torch.testing.assert_close(value, src.layers[1].state_dict()[name], rtol=0, atol=0)
-    for name, value in out.layers[1].state_dict().items():
-        torch.testing.assert_close(value, src.layers[1].state_dict()[name], rtol=0, atol=0)
+    layer2 = src.layers[1].state_dict()
+    for layer in out.layers:  # layer 1 now equals layer 2, and layer 2 is unchanged
+        for name, value in layer.state_dict().items():
+            torch.testing.assert_close(value, layer2[name], rtol=0, atol=0)
     assert (tmp_path / "guidance.safetensors").read_bytes() == (
         DEFAULT_CHECKPOINT_DIR / "guidance.safetensors"
     ).read_bytes()
