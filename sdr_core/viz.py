@@ -1,9 +1,10 @@
 """Images, animations and plotly figures of depth refinement (numpy in, arrays / figures out).
 
 Everything that turns numbers into pixels lives here, so the Gradio app and the CLI show
-the same colours: depth, propagation-mask and error colormaps (pure numpy look-up tables),
-sparse-point and hole overlays, labelled mosaics, GIF / MP4 writers, and plotly figures
-(metric per MSPN iteration, a coloured point cloud, the sparsity sweep of Fig. 5).
+the same colours: depth, propagation-mask and error colormaps (OpenCV's exact look-up
+tables), colour bars with a scale in metres, sparse-point and hole overlays, labelled
+mosaics, GIF / MP4 writers, and plotly figures (metric per MSPN iteration, a coloured point
+cloud, the sparsity sweep of Fig. 5).
 
 Colour conventions:
 
@@ -24,9 +25,10 @@ by :func:`frames_to_mp4`; neither is needed for the image functions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,98 +48,84 @@ __all__ = [
     "ITERATION_METRICS",
     "NYU_INTRINSICS",
     "caption",
+    "colorbar",
     "colorize_depth",
     "colorize_error",
     "colorize_mask",
     "depth_range",
+    "depth_with_colorbar",
     "draw_hole",
     "draw_points",
     "error_range",
     "frames_to_gif",
     "frames_to_mp4",
     "iteration_metrics_figure",
+    "plotly_colorscale",
     "point_cloud_figure",
     "side_by_side",
     "sparsity_figure",
+    "with_colorbar",
 ]
 
 Colormap = Literal["turbo", "viridis", "magma", "gray"]
 RGB = tuple[int, int, int]
 
 # ---------------------------------------------------------------------------- colormaps
-# Turbo (Anton Mikhailov, Google, 2019; LUT published under Apache-2.0): every 8th entry of
-# the 256-entry sRGB table plus the last, interpolated linearly. Against 19 held-out entries
-# the largest error is 1.8/255 (mean 0.4/255); the popular 5th-degree polynomial fit is off by
-# up to 32/255, worst at the dark far end, which it turns nearly black.
-_TURBO_EVERY_8TH = (
-    (0.18995, 0.07176, 0.23217), (0.22500, 0.16354, 0.45096), (0.25107, 0.25237, 0.63374),
-    (0.26816, 0.33825, 0.78050), (0.27628, 0.42118, 0.89123), (0.27543, 0.50115, 0.96594),
-    (0.25862, 0.57958, 0.99876), (0.21382, 0.65886, 0.97959), (0.15844, 0.73551, 0.92305),
-    (0.11167, 0.80569, 0.84525), (0.09267, 0.86554, 0.76230), (0.12014, 0.91193, 0.68660),
-    (0.19659, 0.94901, 0.59466), (0.30513, 0.97697, 0.48987), (0.42778, 0.99419, 0.38575),
-    (0.54658, 0.99907, 0.29581), (0.64362, 0.98999, 0.23356), (0.72596, 0.96470, 0.20640),
-    (0.80473, 0.92452, 0.20459), (0.87530, 0.87267, 0.21555), (0.93301, 0.81236, 0.22667),
-    (0.97323, 0.74682, 0.22536), (0.99314, 0.67408, 0.20348), (0.99593, 0.58703, 0.16899),
-    (0.98360, 0.49291, 0.12849), (0.95801, 0.39958, 0.08831), (0.92105, 0.31489, 0.05475),
-    (0.87422, 0.24526, 0.03297), (0.81608, 0.18462, 0.01809), (0.74617, 0.13098, 0.00851),
-    (0.66449, 0.08436, 0.00424), (0.57103, 0.04474, 0.00529), (0.47960, 0.01583, 0.01055),
-)  # fmt: skip
-_TURBO_INDEX = (*range(0, 256, 8), 255)  # LUT entries of the rows above
-# Viridis and magma: degree-6 minimax fits to matplotlib's tables by Matt Zucker
-# (shadertoy WlfXRN, CC0), data from github.com/BIDS/colormap (CC0).
-_VIRIDIS = (
-    (0.2777273272234177, 0.1050930431085774, -0.3308618287255563, -4.634230498983486,
-     6.228269936347081, 4.776384997670288, -5.435455855934631),
-    (0.005407344544966578, 1.404613529898575, 0.214847559468213, -5.799100973351585,
-     14.17993336680509, -13.74514537774601, 4.645852612178535),
-    (0.3340998053353061, 1.384590162594685, 0.09509516302823659, -19.33244095627987,
-     56.69055260068105, -65.35303263337234, 26.3124352495832),
-)  # fmt: skip
-_MAGMA = (
-    (-0.002136485053939582, 0.2516605407371642, 8.353717279216625, -27.66873308576866,
-     52.17613981234068, -50.76852536473588, 18.65570506591883),
-    (-0.000749655052795221, 0.6775232436837668, -3.577719514958484, 14.26473078096533,
-     -27.94360607168351, 29.04658282127291, -11.48977351997711),
-    (-0.005386127855323933, 2.494026599312351, 0.3144679030132573, -13.64921318813922,
-     12.94416944238394, 4.23415299384598, -5.601961508734096),
-)  # fmt: skip
+# OpenCV's colormap tables, read once from the library itself (cv2.applyColorMap on the ramp
+# 0..255), never copied by hand: Turbo (Anton Mikhailov, Google, 2019) and matplotlib's
+# viridis and magma (BIDS, CC0), exact to the last bit as OpenCV ships them.
+_OPENCV_COLORMAPS = MappingProxyType(
+    {"turbo": "COLORMAP_TURBO", "viridis": "COLORMAP_VIRIDIS", "magma": "COLORMAP_MAGMA"}
+)
 
 
-def _to_lut(rgb: np.ndarray) -> np.ndarray:
-    """256 x 3 floats in [0, 1] -> read-only 256 x 3 uint8 table."""
-    lut = np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+def _read_only(lut: np.ndarray) -> np.ndarray:
+    lut = np.ascontiguousarray(lut, dtype=np.uint8)
     lut.setflags(write=False)
     return lut
 
 
-def _polynomial_lut(coefficients: Sequence[Sequence[float]]) -> np.ndarray:
-    """Table from per-channel polynomials (lowest order first) evaluated on [0, 1]."""
-    t = np.linspace(0.0, 1.0, 256)
-    return _to_lut(np.stack([np.polynomial.polynomial.polyval(t, c) for c in coefficients], -1))
-
-
-def _interpolated_lut(index: Sequence[int], rows: Sequence[Sequence[float]]) -> np.ndarray:
-    """Table from RGB rows known at some of the 256 entries, linear in between."""
-    samples = np.asarray(rows)
-    entries = np.arange(256)
-    return _to_lut(np.stack([np.interp(entries, index, samples[:, c]) for c in range(3)], -1))
+@functools.cache
+def _opencv_lut(name: str) -> np.ndarray:
+    """OpenCV's 256-entry table ``name`` as read-only 256 x 3 uint8 RGB (computed once)."""
+    try:
+        import cv2
+    except ImportError as error:  # a runtime dependency; this only words the failure
+        raise ImportError(
+            "sdr_core.viz needs OpenCV's colormap tables: pip install opencv-python-headless"
+        ) from error
+    ramp = np.arange(256, dtype=np.uint8)[:, None]  # 256 x 1 grey image
+    bgr = cv2.applyColorMap(ramp, getattr(cv2, _OPENCV_COLORMAPS[name]))  # 256 x 1 x 3 BGR
+    return _read_only(bgr[:, 0, ::-1])
 
 
 def _gray_lut() -> np.ndarray:
-    lut = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-    lut.setflags(write=False)
-    return lut
+    return _read_only(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
 
+
+class _Colormaps(Mapping[str, np.ndarray]):
+    """Read-only ``{name: 256 x 3 uint8}``; OpenCV's tables are read on first use."""
+
+    _names = (*_OPENCV_COLORMAPS, "gray")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name == "gray":
+            return _GRAY_LUT
+        if name in _OPENCV_COLORMAPS:
+            return _opencv_lut(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+_GRAY_LUT = _gray_lut()
 
 #: Read-only 256 x 3 uint8 look-up tables; entry 0 is the low end, entry 255 the high end.
-COLORMAPS: Mapping[str, np.ndarray] = MappingProxyType(
-    {
-        "turbo": _interpolated_lut(_TURBO_INDEX, _TURBO_EVERY_8TH),
-        "viridis": _polynomial_lut(_VIRIDIS),
-        "magma": _polynomial_lut(_MAGMA),
-        "gray": _gray_lut(),
-    }
-)
+COLORMAPS: Mapping[str, np.ndarray] = _Colormaps()
 
 #: NYUv2 Kinect colour intrinsics (fx, fy, cx, cy) in pixels at 640 x 480.
 NYU_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)
@@ -514,19 +502,31 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, max_width: float)
     return text + "..." if text else ""
 
 
+def _font_px(height: int) -> int:
+    """Label size that follows the tallest panel: 11-28 px."""
+    return int(np.clip(round(height / 14), 11, 28))
+
+
+def _ink(fill: np.ndarray) -> tuple[int, int, int]:
+    luminance = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2]
+    return (20, 20, 20) if luminance > 128 else (235, 235, 235)
+
+
 def side_by_side(
     panels: Sequence[np.ndarray],
     labels: Sequence[str] | None = None,
     gap: int = 4,
     background: RGB = (255, 255, 255),
+    title: str | None = None,
 ) -> np.ndarray:
     """Place panels left to right, vertically centred, with optional labels above.
 
     Labels use Pillow's built-in font (no font file) at a size that follows the tallest
     panel (11-28 px); the label strip height depends only on that size, so the mosaic's
     shape does not depend on which Pillow font backend is installed. Labels too wide for
-    their panel are cut with "...". The font covers Latin-1 (the caption's "·" included),
-    not Greek.
+    their panel are cut with "..."; keep them short and put long text in `title`, a line
+    across the whole mosaic above the labels (cut only if wider than the mosaic). The font
+    covers Latin-1 (the caption's "·" included), not Greek.
 
     Args:
         panels: HxWx3 uint8 images (or anything :func:`~sdr_core.validation.as_rgb_image`
@@ -534,9 +534,10 @@ def side_by_side(
         labels: One string per panel, or None for no label strip.
         gap: Pixels between panels, >= 0.
         background: RGB of the gaps, padding and label strip.
+        title: One line over all panels (e.g. the frame caption), or None.
 
     Returns:
-        (H_max [+ label strip]) x (sum W + gap (n - 1)) x 3 uint8 image.
+        ([title strip +] [label strip +] H_max) x (sum W + gap (n - 1)) x 3 uint8 image.
 
     Raises:
         ValueError: If `panels` is empty, `labels` has a different length, `gap` < 0 or a
@@ -553,29 +554,161 @@ def side_by_side(
     fill = _as_color(background, "background")
     height = max(image.shape[0] for image in images)
     width = sum(image.shape[1] for image in images) + gap * (len(images) - 1)
-    font_px = int(np.clip(round(height / 14), 11, 28))
-    strip = 0 if labels is None else font_px + font_px // 2 + 4
-    mosaic = np.empty((strip + height, width, 3), dtype=np.uint8)
+    font_px = _font_px(height)
+    line = font_px + font_px // 2 + 4
+    top_strip = (0 if title is None else line) + (0 if labels is None else line)
+    mosaic = np.empty((top_strip + height, width, 3), dtype=np.uint8)
     mosaic[:] = fill
     x = 0
     for image in images:
-        top = strip + (height - image.shape[0]) // 2
+        top = top_strip + (height - image.shape[0]) // 2
         mosaic[top : top + image.shape[0], x : x + image.shape[1]] = image
         x += image.shape[1] + gap
-    if labels is None:
+    if labels is None and title is None:
         return mosaic
     canvas = Image.fromarray(mosaic)
     draw = ImageDraw.Draw(canvas)
     font = _label_font(font_px)
-    luminance = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2]
-    ink = (20, 20, 20) if luminance > 128 else (235, 235, 235)
+    ink = _ink(fill)
+    y = 2
+    if title is not None:
+        text = _fit_text(draw, str(title), font, width - 4)
+        draw.text(((width - draw.textlength(text, font=font)) / 2, y), text, fill=ink, font=font)
+        y += line
     x = 0
-    for image, label in zip(images, labels, strict=True):
+    for image, label in zip(images, labels or (), strict=False):
         text = _fit_text(draw, str(label), font, image.shape[1] - 4)
         text_width = draw.textlength(text, font=font)
-        draw.text((x + (image.shape[1] - text_width) / 2, 2), text, fill=ink, font=font)
+        draw.text((x + (image.shape[1] - text_width) / 2, y), text, fill=ink, font=font)
         x += image.shape[1] + gap
     return np.asarray(canvas)
+
+
+# ----------------------------------------------------------------------------- colour bars
+def _nice_ticks(vmin: float, vmax: float, target: int = 5) -> list[float]:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten) inside [vmin, vmax].
+
+    The step whose tick count is closest to `target` wins (at least two ticks when the
+    range allows; otherwise the range's ends).
+    """
+    power = 10.0 ** math.floor(math.log10((vmax - vmin) / max(target - 1, 1)))
+    best: list[float] = []
+    for step in (m * power for m in (0.5, 1.0, 2.0, 2.5, 5.0, 10.0)):
+        first = math.ceil(vmin / step - 1e-9)
+        last = math.floor(vmax / step + 1e-9)
+        ticks = [round(k * step, 10) for k in range(first, last + 1)]
+        if len(ticks) >= 2 and (not best or abs(len(ticks) - target) < abs(len(best) - target)):
+            best = ticks
+    return best or [vmin, vmax]
+
+
+def _tick_text(value: float, ticks: Sequence[float], unit: str) -> str:
+    """``value`` with the fewest decimals (at most 3) that write every tick exactly."""
+    decimals = next(
+        (d for d in range(4) if all(abs(round(t, d) - t) < 1e-9 * max(1.0, abs(t)) for t in ticks)),
+        3,
+    )
+    return f"{value:.{decimals}f} {unit}".rstrip()
+
+
+def colorbar(
+    vmin: float,
+    vmax: float,
+    height: int,
+    cmap: Colormap = "turbo",
+    unit: str = "m",
+    reverse: bool = False,
+    background: RGB = (255, 255, 255),
+) -> np.ndarray:
+    """A vertical colour bar with round tick values, larger values at the top.
+
+    The bar shows exactly the mapping of the panel beside it: pass the panel's
+    ``(vmin, vmax)`` and colormap. ``reverse=True`` is the depth convention of
+    :func:`colorize_depth` (near = ``vmin`` = high end of the colormap), so a depth bar has
+    far (blue for turbo) at the top and near (dark red) at the bottom.
+
+    Args:
+        vmin: Value of the bar's bottom, in `unit`.
+        vmax: Value of the bar's top, > `vmin`.
+        height: Pixels, the panel's height (>= 8).
+        cmap: Colormap name, as for the panel.
+        unit: Appended to every tick label ("m" for depth and error, "" for the mask).
+        reverse: True when `vmin` gets the high end of the colormap (depth).
+        background: RGB behind the labels.
+
+    Returns:
+        height x w x 3 uint8 (w depends on the label width, about 40-110 px).
+
+    Raises:
+        ValueError: On a non-finite or empty range, a height below 8 or an unknown colormap.
+    """
+    if not (math.isfinite(vmin) and math.isfinite(vmax) and vmax > vmin):
+        raise ValueError(f"need finite vmin < vmax, got vmin={vmin}, vmax={vmax}")
+    if int(height) != height or height < 8:
+        raise ValueError(f"height must be an integer >= 8 pixels, got {height}")
+    height = int(height)
+    lut = _lut(cmap)
+    fill = _as_color(background, "background")
+    font_px = max(9, _font_px(height) - 2)
+    font = _label_font(font_px)
+    ticks = _nice_ticks(vmin, vmax)
+    texts = [_tick_text(t, ticks, unit) for t in ticks]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_width = int(max(probe.textlength(t, font=font) for t in texts)) + 2
+    margin = font_px // 2 + 1  # room for the top and bottom labels
+    bar_px, tick_px = max(8, font_px), 4
+    width = 3 + bar_px + tick_px + 2 + text_width
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[:] = fill
+    rows = np.arange(height - 2 * margin)
+    values = vmax - (vmax - vmin) * rows / max(len(rows) - 1, 1)  # top = vmax
+    t = (values - vmin) / (vmax - vmin)
+    colours = _apply_lut(1.0 - t if reverse else t, lut)  # (height - 2 margin) x 3
+    canvas[margin : height - margin, 3 : 3 + bar_px] = colours[:, None, :]
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    ink = _ink(fill)
+    span = height - 2 * margin - 1
+    for value, text in zip(ticks, texts, strict=True):
+        y = margin + round(span * (vmax - value) / (vmax - vmin))
+        draw.line([(3 + bar_px, y), (3 + bar_px + tick_px, y)], fill=ink, width=1)
+        draw.text((3 + bar_px + tick_px + 2, y - font_px / 2 - 1), text, fill=ink, font=font)
+    return np.asarray(image)
+
+
+def with_colorbar(
+    panel: np.ndarray,
+    vmin: float,
+    vmax: float,
+    cmap: Colormap = "turbo",
+    unit: str = "m",
+    reverse: bool = False,
+) -> np.ndarray:
+    """``panel`` with its :func:`colorbar` to the right (same height, white background)."""
+    image = as_rgb_image(panel, "panel")
+    bar = colorbar(vmin, vmax, max(8, image.shape[0]), cmap, unit, reverse)
+    if bar.shape[0] != image.shape[0]:  # panels lower than 8 px: pad the panel
+        padded = np.full((bar.shape[0], image.shape[1], 3), 255, dtype=np.uint8)
+        padded[: image.shape[0]] = image
+        image = padded
+    return np.concatenate([image, bar], axis=1)
+
+
+def depth_with_colorbar(panel: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """A :func:`colorize_depth` panel (turbo, near = warm) with its scale in metres."""
+    return with_colorbar(panel, vmin, vmax, "turbo", "m", reverse=True)
+
+
+def plotly_colorscale(cmap: Colormap = "turbo", reverse: bool = False, n: int = 32) -> list:
+    """The colormap as a plotly ``colorscale`` (``[[t, "rgb(r,g,b)"], ...]``, n stops).
+
+    ``reverse=True`` maps the low end of the data to the high end of the table, the depth
+    convention of :func:`colorize_depth`, so a heatmap and an image panel agree.
+    """
+    lut = _lut(cmap)
+    stops = np.linspace(0.0, 1.0, max(2, int(n)))
+    index = np.rint((1.0 - stops if reverse else stops) * 255).astype(int)
+    return [[float(t), "rgb({},{},{})".format(*lut[i])] for t, i in zip(stops, index, strict=True)]
 
 
 def caption(layer: int, iteration: int, iterations_in_layer: int) -> str:

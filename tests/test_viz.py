@@ -50,6 +50,67 @@ def test_turbo_table_hits_published_values():
     np.testing.assert_allclose(turbo[255], [122, 4, 3], atol=1)
 
 
+@pytest.mark.parametrize(
+    ("name", "flag"),
+    [("turbo", "COLORMAP_TURBO"), ("viridis", "COLORMAP_VIRIDIS"), ("magma", "COLORMAP_MAGMA")],
+)
+def test_colormaps_are_opencvs_tables_exactly(name, flag):
+    cv2 = pytest.importorskip("cv2")
+    ramp = np.arange(256, dtype=np.uint8)[None, :]  # 1 x 256 grey image
+    expected = cv2.applyColorMap(ramp, getattr(cv2, flag))[0, :, ::-1]  # BGR -> RGB
+    np.testing.assert_array_equal(viz.COLORMAPS[name], expected)
+    # and the public functions use them: a mask ramp is the table itself
+    if name == "viridis":
+        np.testing.assert_array_equal(viz.colorize_mask(ramp / 255.0)[0], expected)
+
+
+def test_colorbar_shows_the_panels_mapping_with_round_ticks_in_metres():
+    bar = viz.colorbar(1.2, 5.7, 200, "turbo", "m", reverse=True)
+    assert bar.shape[0] == 200
+    assert bar.dtype == np.uint8
+    column = bar[:, 6].astype(int)  # inside the gradient strip
+    turbo = viz.COLORMAPS["turbo"].astype(int)
+    inside = column[column.sum(axis=1) < 3 * 250]  # drop the white margins
+    # top = far = vmax = low end of turbo (blue), bottom = near = high end (dark red)
+    np.testing.assert_array_equal(inside[0], turbo[0])
+    np.testing.assert_array_equal(inside[-1], turbo[255])
+    assert viz._nice_ticks(1.2, 5.7) == [2.0, 3.0, 4.0, 5.0]
+    assert viz._tick_text(0.25, [0.0, 0.25, 0.5], "m") == "0.25 m"
+    assert viz._tick_text(0.5, [0.0, 0.5, 1.0], "") == "0.5"
+    mask_bar = viz.colorbar(0.0, 1.0, 200, "viridis", "")
+    mask_inside = mask_bar[:, 6][mask_bar[:, 6].astype(int).sum(axis=1) < 3 * 250]
+    np.testing.assert_array_equal(mask_inside[0], viz.COLORMAPS["viridis"][255])  # 1 on top
+
+
+def test_with_colorbar_keeps_the_panel_and_adds_a_bar():
+    panel = viz.colorize_depth(_ramp(40, 60), 1.0, 9.0)
+    out = viz.depth_with_colorbar(panel, 1.0, 9.0)
+    assert out.shape[0] == 40
+    assert out.shape[1] > 60 + 20
+    np.testing.assert_array_equal(out[:, :60], panel)
+    with pytest.raises(ValueError, match="vmin < vmax"):
+        viz.colorbar(2.0, 2.0, 40)
+    with pytest.raises(ValueError, match="height"):
+        viz.colorbar(0.0, 1.0, 3)
+
+
+def test_plotly_colorscale_matches_the_depth_panels():
+    scale = viz.plotly_colorscale("turbo", reverse=True, n=3)
+    turbo = viz.COLORMAPS["turbo"]
+    assert scale[0] == [0.0, "rgb({},{},{})".format(*turbo[255])]  # near end = vmin
+    assert scale[-1] == [1.0, "rgb({},{},{})".format(*turbo[0])]
+
+
+def test_side_by_side_title_is_a_full_width_line():
+    panels = [np.zeros((100, 60, 3), np.uint8)] * 2
+    plain = viz.side_by_side(panels, ["a", "b"])
+    titled = viz.side_by_side(panels, ["a", "b"], title="initial depth D0 · plan 51 + 51")
+    assert titled.shape[0] > plain.shape[0]
+    strip = titled[: titled.shape[0] - plain.shape[0]]
+    dark = np.nonzero((strip < 128).all(axis=2).any(axis=0))[0]
+    assert dark.min() < 60 < dark.max()  # the title's text spans both panels
+
+
 def test_colorize_depth_shape_dtype_and_hxwx1():
     depth = _ramp(5, 7)
     rgb = viz.colorize_depth(depth)

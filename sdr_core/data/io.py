@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import h5py
 import numpy as np
@@ -495,6 +495,14 @@ def _read_pfm(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(height, width)[::-1]
 
 
+def _opencv_reads_exr(cv2: Any) -> bool:
+    """Whether this OpenCV build has an EXR codec (OpenCV 5.1 wheels have none)."""
+    try:
+        return bool(cv2.haveImageWriter("probe.exr"))
+    except Exception:  # cv2.error on builds without the query; let imread decide
+        return True
+
+
 def _read_exr(path: Path) -> np.ndarray:
     try:
         import cv2  # optional: only .exr needs it
@@ -504,6 +512,14 @@ def _read_exr(path: Path) -> np.ndarray:
             "reading .exr files needs OpenCV (pip install opencv-python-headless), "
             "which is not installed",
         ) from err
+    if not _opencv_reads_exr(cv2):
+        raise _fail(
+            path,
+            f"this OpenCV ({cv2.__version__}) cannot read .exr files: OpenCV 5 wheels are "
+            "built without OpenEXR, and OpenCV 4 reads them only with "
+            "OPENCV_IO_ENABLE_OPENEXR=1 set before Python starts; save the depth as .npy "
+            "or .pfm instead",
+        )
     try:
         raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     except Exception as err:  # cv2.error when EXR support is disabled
