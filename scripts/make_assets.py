@@ -41,7 +41,7 @@ EXAMPLES = [
         "living_room",
         1,
         False,
-        "Living room corner",
+        "Living room",
         "A round pedestal table with a globe and a cup casts a soft shadow on a plank floor; "
         "a bookcase stands against the wall, a window with a purple curtain on the right and "
         "a pink striped rug in front.",
@@ -50,7 +50,7 @@ EXAMPLES = [
         "study",
         12,
         False,
-        "Study with coat stand",
+        "Study",
         "A bookcase, a table with bottles and chairs, a coat stand and a floor lamp on a "
         "tiled floor, under two ceiling lights: thin poles and chair legs in front of a far "
         "wall with an abstract painting.",
@@ -107,7 +107,7 @@ EXAMPLES = [
         "kinect_office",
         38,
         True,
-        "Kinect-like holes (office)",
+        "Office (Kinect holes)",
         "An office with a bright window, a television, desks and a thin pole, with "
         "Kinect-like sensor effects: depth is missing on the window, on dark and glossy "
         "surfaces, in the projector's shadow beside depth edges and on the edges "
@@ -118,7 +118,7 @@ EXAMPLES = [
         "kinect_workroom",
         2,
         True,
-        "Kinect-like holes (workroom)",
+        "Workroom (Kinect holes)",
         "A bookcase under an abstract painting, a desk, stacked cartons, a window and a dark "
         "door, with Kinect-like sensor effects (see kinect_office); exact depth in "
         "kinect_workroom_depth_gt.png.",

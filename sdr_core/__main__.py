@@ -1,27 +1,44 @@
 """Command line: ``python -m sdr_core {refine,evaluate,train,bench}``.
 
-The only place argparse appears: each sub-command builds config dataclasses and calls one
-library function.
+The only place argparse appears in ``sdr_core``: each sub-command builds config dataclasses
+and calls library functions. What a user reads is in :data:`DESCRIPTION` and the help texts.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from .evaluate import EvalConfig
     from .pipeline import SDRPipeline
 
-__all__ = ["main"]
+__all__ = ["add_evaluate_arguments", "evaluate_config_from_args", "main"]
+
+DESCRIPTION = """\
+MSPN depth refinement (Jun, Lee & Kim, CVPR 2024) from the command line.
+
+A monocular depth estimate of an image is refined from sparse depth measurements by two
+masked spatial propagation layers. Commands:
+  refine    refine one image's depth and write the depth, an animation and metrics
+  evaluate  sparsity sweep (points, LiDAR lines, hole filling) on held-out scenes
+  train     train the bundled depth estimator or the guidance network + MSPN
+  bench     time one full refinement (random weights)
+
+Run `python -m sdr_core COMMAND --help` for a command's options."""
+
+EXAMPLES = """\
+example:
+  python -m sdr_core refine --image assets/living_room.png \\
+      --depth assets/living_room_depth.png --points 100 --out outputs/living_room"""
 
 
 def _load(args: argparse.Namespace) -> SDRPipeline:
@@ -36,66 +53,115 @@ def _load(args: argparse.Namespace) -> SDRPipeline:
     )
 
 
-def _refine(args: argparse.Namespace) -> int:
-    from . import viz
-    from .data.io import read_depth, read_image, write_depth_npy, write_depth_png
-    from .metrics import compute_metrics
-    from .sparse import lidar_lines, random_points, schedule_points
+def _existing(path: str | None, option: str) -> Path | None:
+    """``path`` as a Path, or a FileNotFoundError naming the option and the full path."""
+    if path is None:
+        return None
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"{option}: no such file: {resolved}")
+    return resolved
 
-    pipe = _load(args)
-    image = read_image(args.image)
-    gt = read_depth(args.depth, units=args.units).depth if args.depth else None
+
+def _refine_sparse(args: argparse.Namespace, gt: np.ndarray | None, shape: tuple[int, int]):
+    """The sparse depth S: --sparse as is, else points or lines sampled from --depth."""
+    from .data.io import read_depth
+    from .sparse import lidar_lines, random_points
+
+    if args.sparse:
+        sparse = read_depth(_existing(args.sparse, "--sparse"), units=args.units).depth
+        if sparse.shape != shape:
+            raise ValueError(
+                f"--sparse is {sparse.shape[1]}x{sparse.shape[0]} pixels but the image is "
+                f"{shape[1]}x{shape[0]}; they must be the same size"
+            )
+        return sparse
+    if gt is None:
+        raise ValueError(
+            "nothing to refine from: give --depth (ground truth to sample --points or "
+            "--lines from) or --sparse (a sparse depth map to use as is)"
+        )
+    if args.lines:
+        return lidar_lines(gt, args.lines, seed=args.seed)
+    return random_points(gt, args.points, seed=args.seed)
+
+
+def _refine(args: argparse.Namespace) -> int:
+    from . import report, viz
+    from .data.io import read_depth, read_image
+    from .metrics import compute_metrics
+    from .sparse import schedule_points
+
+    image = read_image(_existing(args.image, "--image"))
+    depth_path = _existing(args.depth, "--depth")
+    gt = read_depth(depth_path, units=args.units).depth if depth_path else None
     if gt is not None and gt.shape != image.shape[:2]:
         raise ValueError(
-            f"image is {image.shape[0]}x{image.shape[1]} but depth is "
-            f"{gt.shape[0]}x{gt.shape[1]} (height x width)"
+            f"--image is {image.shape[1]}x{image.shape[0]} pixels but --depth is "
+            f"{gt.shape[1]}x{gt.shape[0]}; an image and its depth must be the same size"
         )
-    if args.sparse:
-        sparse = read_depth(args.sparse, units=args.units).depth
-    elif gt is None:
-        raise ValueError("give --depth (ground truth to sample from) or --sparse")
-    elif args.lines:
-        sparse = lidar_lines(gt, args.lines, seed=args.seed)
-    else:
-        sparse = random_points(gt, args.points, seed=args.seed)
+    sparse = _refine_sparse(args, gt, image.shape[:2])
+    pipe = _load(args)
     init = pipe.estimate_depth(image)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     n_lines = args.lines if (args.lines and not args.sparse) else None
     states = list(pipe.refine_steps(image, sparse, init_depth=init, n_lines=n_lines))
     final = states[-1].depth if states else init
-    write_depth_png(out / "depth.png", final)
-    write_depth_npy(out / "depth.npy", final)
-    vmin, vmax = viz.depth_range(init, final, *(gt[None] if gt is not None else []))
+    scale = viz.depth_range(init, final, *([gt] if gt is not None else []))
+    error_vmax = viz.error_range([init], gt) if gt is not None else None
     frames = [
-        viz.side_by_side(
-            [viz.colorize_depth(s.depth, vmin, vmax), viz.colorize_mask(s.mask)],
-            [viz.caption(s.layer, s.iteration, s.iterations_in_layer), "mask"],
+        viz.refinement_frame(
+            s.depth,
+            s.mask,
+            "initial depth D0"
+            if s.iteration == 0
+            else viz.caption(s.layer, s.iteration, s.iterations_in_layer),
+            scale,
+            gt,
+            error_vmax,
         )
         for s in states
     ]
-    if frames:
-        viz.frames_to_gif(frames, out / "animation.gif", fps=args.fps)
-    report: dict[str, object] = {
+    summary: dict[str, object] = {
+        "image": str(Path(args.image).resolve()),
         "n_points": int((sparse > 0).sum()),
         "schedule": list(pipe.schedule(*sparse.shape, schedule_points(sparse, n_lines))),
+        "initial_depth": "bundled MDE",
     }
     if gt is not None:
-        report["mspn"] = compute_metrics(final, gt)
-        report["mde"] = compute_metrics(init, gt)
-    (out / "metrics.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+        summary["metrics"] = {
+            "MSPN": compute_metrics(final, gt),
+            "MDE only": compute_metrics(init, gt),
+        }
+    files = report.write_run_files(
+        args.out, final, frames, summary, image=image, depth_scale=scale, fps=args.fps
+    )
+    _print_refine_summary(summary, files)
     return 0
+
+
+def _print_refine_summary(summary: dict[str, object], files: list[Path]) -> None:
+    first, second = summary["schedule"]  # type: ignore[misc]
+    print(f"refined from {summary['n_points']} depth points, {first} + {second} iterations")
+    for method, values in dict(summary.get("metrics", {})).items():  # type: ignore[call-overload]
+        print(
+            f"  {method:9s} RMSE {values['rmse']:.3f} m, REL {values['rel']:.3f}, "
+            f"delta1 {values['d1']:.3f}"
+        )
+    print("wrote:")
+    for path in files:
+        print(f"  {path.resolve()}")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from . import evaluate
 
     pipe = _load(args)
-    report = evaluate.run_evaluation(pipe, evaluate.config_from_args(args), Path(args.out_dir))
+    report = evaluate.run_evaluation(pipe, evaluate_config_from_args(args), Path(args.out_dir))
     failures = evaluate.check_quality_bar(report)
     print(evaluate.markdown_report(report))
     print("quality bar: " + ("passed" if not failures else "NOT met:\n- " + "\n- ".join(failures)))
+    out = Path(args.out_dir).resolve()
+    print(f"wrote: {out / 'results.json'}, {out / 'results.md'}, {out / 'results.html'}")
     return 0
 
 
@@ -160,43 +226,249 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_tuple(text: str) -> tuple[int, ...]:
+    """``"1,5,10"`` -> (1, 5, 10); ``""`` -> () (skip the setting)."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``evaluate`` sub-command's options to ``parser`` (pipeline options excluded).
+
+    The caller adds how to load the pipeline (checkpoint folder, device) and passes
+    ``evaluate_config_from_args(args)`` and ``args.out_dir`` to
+    :func:`sdr_core.evaluate.run_evaluation`.
+    """
+    from .evaluate import INIT_SOURCES, METHODS, EvalConfig
+
+    default = EvalConfig()
+
+    def joined(values: tuple[Any, ...]) -> str:
+        return ",".join(str(v) for v in values)
+
+    parser.add_argument(
+        "--points",
+        type=_int_tuple,
+        default=default.points,
+        help=f"comma-separated random-point levels ('' skips; default {joined(default.points)})",
+    )
+    parser.add_argument(
+        "--lines",
+        type=_int_tuple,
+        default=default.lines,
+        help=f"comma-separated LiDAR-line levels ('' skips; default {joined(default.lines)})",
+    )
+    parser.add_argument("--no-hole", action="store_true", help="skip the hole-filling setting")
+    parser.add_argument(
+        "--hole-points",
+        type=int,
+        default=default.hole_points,
+        help="random points outside the hole in the hole-filling setting",
+    )
+    parser.add_argument(
+        "--no-hole-reach",
+        action="store_true",
+        help="use eq. 13 with the outside point count in the hole setting (no longer layer 1)",
+    )
+    parser.add_argument(
+        "--n-scenes",
+        type=int,
+        default=default.n_scenes,
+        help="held-out synthetic scenes (0 skips the split)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=default.size,
+        metavar=("H", "W"),
+        help="synthetic scene size",
+    )
+    parser.add_argument("--no-middlebury", action="store_true", help="skip the Middlebury scene")
+    parser.add_argument(
+        "--middlebury-size",
+        type=int,
+        nargs=2,
+        default=default.middlebury_size,
+        metavar=("H", "W"),
+        help="Middlebury scene size",
+    )
+    parser.add_argument("--seed", type=int, default=default.seed, help="sampling seed")
+    parser.add_argument(
+        "--methods",
+        type=lambda s: tuple(p.strip() for p in s.split(",") if p.strip()),
+        default=default.methods,
+        help=f"comma-separated subset of {joined(METHODS)}",
+    )
+    parser.add_argument(
+        "--no-mask-checkpoints",
+        default=None,
+        help="folder with guidance + MSPN trained without the mask (adds the method "
+        "mspn_no_mask_trained); default: <checkpoints>/ablation_no_mask when it exists, '' "
+        "skips it",
+    )
+    parser.add_argument(
+        "--init-source",
+        choices=INIT_SOURCES,
+        default=default.init_source,
+        help="D0 of every method: the pipeline's MDE, or the ground truth with simulated MDE "
+        "errors (does the refinement help another estimator? the paper's Fig. 10b)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        default="eval_results",
+        help="folder for results.json, results.md and results.html",
+    )
+
+
+def evaluate_config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """Build the :class:`~sdr_core.evaluate.EvalConfig` of :func:`add_evaluate_arguments`."""
+    from .evaluate import ABLATION_SUBDIR, EvalConfig
+
+    methods = tuple(args.methods)
+    ablation = args.no_mask_checkpoints
+    if ablation is None:  # the default: the shipped ablation next to the checkpoints
+        from .pipeline import DEFAULT_CHECKPOINT_DIR
+
+        base = getattr(args, "checkpoints", None) or DEFAULT_CHECKPOINT_DIR
+        default = Path(base) / ABLATION_SUBDIR
+        ablation = str(default) if (default / "mspn.safetensors").is_file() else ""
+    if ablation and "mspn_no_mask_trained" not in methods:
+        methods += ("mspn_no_mask_trained",)
+    return EvalConfig(
+        points=tuple(args.points),
+        lines=tuple(args.lines),
+        hole=not args.no_hole,
+        hole_points=args.hole_points,
+        hole_reach=not args.no_hole_reach,
+        n_scenes=args.n_scenes,
+        size=tuple(args.size),
+        middlebury=not args.no_middlebury,
+        middlebury_size=tuple(args.middlebury_size),
+        seed=args.seed,
+        methods=methods,
+        no_mask_checkpoints=ablation or None,
+        init_source=args.init_source,
+    )
+
+
 def _add_mde_checkpoint(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mde-checkpoint",
         default=None,
+        metavar="FILE",
         help="the MDE's .safetensors file (default: mde.safetensors in --checkpoints); lets "
         "a 'train --stage sdr' output folder, which holds only guidance + MSPN, load as is",
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sdr_core", description=__doc__)
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which weights to load and how to run them (refine and evaluate)."""
+    from .attention import Backend
 
-    refine = sub.add_parser("refine", help="refine one image's depth from sparse measurements")
-    refine.add_argument("--image", required=True)
-    refine.add_argument("--depth", help="ground-truth depth to sample from and score against")
-    refine.add_argument("--sparse", help="a sparse depth file to use as is")
-    refine.add_argument("--units", choices=["mm", "kitti", "m"], default=None)
+    parser.add_argument(
+        "--checkpoints",
+        default=None,
+        metavar="DIR",
+        help="folder holding mde, guidance and mspn .safetensors (default: the bundled "
+        "checkpoints/ of the repository)",
+    )
+    _add_mde_checkpoint(parser)
+    parser.add_argument(
+        "--backend",
+        default=None,
+        choices=get_args(Backend),
+        help="MSPN attention backend (default: the one stored in the checkpoint; 'auto' "
+        "takes the fastest this device can run: native on CPU, triton on CUDA when "
+        "installed; reference is the slow, readable oracle)",
+    )
+
+
+def _add_refine_arguments(refine: argparse.ArgumentParser) -> None:
+    refine.add_argument(
+        "--image", required=True, metavar="FILE", help="RGB image (PNG, JPEG, WebP, BMP, TIFF)"
+    )
+    refine.add_argument(
+        "--depth",
+        metavar="FILE",
+        help="ground-truth depth of the image (16-bit PNG in mm, .npy in metres, ...): "
+        "--points / --lines are sampled from it and the result is scored against it",
+    )
+    refine.add_argument(
+        "--sparse",
+        metavar="FILE",
+        help="a sparse depth map of the image's size to use as is (0 = no measurement); "
+        "replaces --points / --lines",
+    )
+    refine.add_argument(
+        "--units",
+        choices=["mm", "kitti", "m"],
+        default=None,
+        help="units of --depth and --sparse (default: by file type: integer PNG = mm, "
+        ".npy = m; kitti = 16-bit PNG / 256)",
+    )
     group = refine.add_mutually_exclusive_group()
-    group.add_argument("--points", type=int, default=100)
-    group.add_argument("--lines", type=int)
-    refine.add_argument("--seed", type=int, default=0)
-    refine.add_argument("--fps", type=int, default=8)
-    refine.add_argument("--backend", default=None)
-    refine.add_argument("--checkpoints", default=None, help="folder of the three .safetensors")
-    _add_mde_checkpoint(refine)
-    refine.add_argument("--out", required=True)
+    group.add_argument(
+        "--points",
+        type=int,
+        default=100,
+        metavar="N",
+        help="random ground-truth pixels used as measurements (default: 100)",
+    )
+    group.add_argument(
+        "--lines",
+        type=int,
+        metavar="K",
+        help="simulated LiDAR scan lines (of a 64-line scanner) instead of random points",
+    )
+    refine.add_argument(
+        "--seed", type=int, default=0, help="seed of the point / line sampling (default: 0)"
+    )
+    refine.add_argument(
+        "--fps", type=int, default=8, help="frames per second of the animation (default: 8)"
+    )
+    _add_pipeline_arguments(refine)
+    refine.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder (created): refined_depth_mm.png (16-bit, millimetres), "
+        "refined_depth_m.npy (metres), refined_depth_color.png, mspn_animation.gif, "
+        "point_cloud.ply, metrics.json",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sdr_core",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu or cuda (default: cuda when available, else cpu)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    refine = sub.add_parser(
+        "refine",
+        help="refine one image's depth from sparse measurements",
+        description="Refine one image's depth: the bundled MDE gives D0, two MSPN layers\n"
+        "refine it from the sparse measurements. Writes the refined depth, an animation\n"
+        "of every iteration and metrics (against --depth when given), and prints where.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_refine_arguments(refine)
     refine.set_defaults(func=_refine)
 
-    evaluate = sub.add_parser("evaluate", help="sparsity sweep -> JSON, markdown, HTML plot")
-    evaluate.add_argument("--checkpoints", default=None)
-    evaluate.add_argument("--backend", default=None)
-    _add_mde_checkpoint(evaluate)
-    from .evaluate import add_evaluate_arguments
-
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="sparsity sweep -> JSON, markdown, HTML plot",
+        description="Sparsity sweep of MSPN, its ablations and the baselines (Fig. 5, Fig. 6, "
+        "Table 4) on held-out synthetic scenes and the Middlebury scene.",
+    )
+    _add_pipeline_arguments(evaluate)
     add_evaluate_arguments(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
@@ -255,6 +527,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_text(error: Exception) -> str:
+    """One line for the user; a file problem names the file by its full path."""
+    from .data.io import RGBDFileError
+
+    text = str(error)
+    if isinstance(error, RGBDFileError) and error.path is not None:
+        prefix = f"{error.path.name}: "
+        if text.startswith(prefix):
+            text = f"{error.path.resolve()}: {text[len(prefix) :]}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code. Bad input prints one line, not a traceback."""
     args = _parser().parse_args(argv)
@@ -262,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_error_text(error)}", file=sys.stderr)
         return 2
 
 

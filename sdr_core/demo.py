@@ -28,10 +28,12 @@ import json
 import logging
 import math
 import tempfile
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -57,6 +59,7 @@ __all__ = [
     "DEFAULT_LONG_SIDE_GPU",
     "INIT_BUNDLED",
     "INIT_DEPTH_ANYTHING",
+    "INIT_SIMULATED",
     "INIT_UPLOADED",
     "MAX_LINES",
     "MAX_LONG_SIDE",
@@ -64,6 +67,7 @@ __all__ = [
     "MIN_LINES",
     "MIN_LONG_SIDE",
     "UNIT_CHOICES",
+    "EstimatorLoader",
     "Example",
     "Scene",
     "Session",
@@ -71,6 +75,8 @@ __all__ = [
     "SparseInputs",
     "build_sparse",
     "current_estimate",
+    "default_init_source",
+    "default_mode",
     "display_factor",
     "hole_from_layers",
     "init_sources",
@@ -89,6 +95,7 @@ __all__ = [
     "to_processing",
     "toggle_point",
     "unit_choice",
+    "valid_init_source",
     "warning_notes",
 ]
 
@@ -112,6 +119,13 @@ UNIT_CHOICES: dict[str, io.DepthUnits | None] = {
 INIT_BUNDLED = "bundled MDE"
 INIT_UPLOADED = "uploaded initial depth"
 INIT_DEPTH_ANYTHING = "Depth Anything V2"  # offered only when it could be loaded
+# D0 simulated from the ground truth (sdr_core.data.mde_errors presets): the paper's Fig. 10b
+# question, does the refinement help a better or a worse depth estimator? Scenes with GT only.
+INIT_SIMULATED: dict[str, str] = {
+    "good metric MDE (simulated from ground truth)": "metric",
+    "poor MDE (simulated from ground truth)": "harsh",
+}
+SIMULATION_SEED = 0  # one fixed draw per scene, so a class sees the same D0 every time
 
 SparseMode = Literal["random points", "LiDAR lines", "clicks only"]
 SPARSE_MODES: tuple[str, ...] = ("random points", "LiDAR lines", "clicks only")
@@ -177,6 +191,7 @@ class Session:
     selected: tuple[int, int] | None = None  # last clicked point whose depth can be typed
     run: RunRecord | None = None
     inspected: tuple[int, int] | None = None  # (x, y) of the teaching view's pixel
+    frame: int = 0  # the frame on screen: slider, Play and the teaching view all follow it
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,12 @@ def processing_size(height: int, width: int, long_side: int, window: int = 13) -
         raise ValueError(
             f"processing resolution must be between {MIN_LONG_SIDE} and {MAX_LONG_SIDE} "
             f"pixels on the long side, got {long_side}"
+        )
+    if min(height, width) < window:
+        raise ValueError(
+            f"the image is {width}x{height} pixels, smaller than the {window}x{window} MSPN "
+            f"window; images are never upscaled, so use an image at least {window} pixels "
+            "on each side"
         )
     scale = min(1.0, long_side / max(height, width))
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
@@ -303,6 +324,13 @@ def _read_init_depth(path: Path, shape: tuple[int, int], size: tuple[int, int]) 
     return estimator.depth.copy()
 
 
+def _simulated_init_depth(gt: np.ndarray, quality: str) -> np.ndarray:
+    """D0 = the ground truth with simulated MDE errors of one quality preset (Fig. 10b)."""
+    from .data.mde_errors import simulate_init_depth
+
+    return simulate_init_depth(gt, quality, SIMULATION_SEED)
+
+
 def _bundled_init_depth(pipeline: SDRPipeline, image: np.ndarray) -> tuple[np.ndarray, str]:
     name = getattr(pipeline.mde, "name", "bundled")
     return pipeline.estimate_depth(image), f"bundled MDE ({name})"
@@ -341,6 +369,7 @@ def load_scene(
     intrinsics: Sequence[float] | None = None,
     name: str | None = None,
     estimator: DepthEstimator | None = None,
+    simulated_quality: str | None = None,
 ) -> Scene:
     """Read an image (and optional ground truth) and prepare it at processing resolution.
 
@@ -358,6 +387,10 @@ def load_scene(
         estimator: an MDE to use instead of the pipeline's (e.g. Depth Anything V2) when no
             ``init_depth_path`` is given; if it fails, the bundled MDE is used and a note
             says so.
+        simulated_quality: a preset of :func:`sdr_core.data.mde_errors.simulate_init_depth`
+            (``"metric"``: a good metric MDE, ``"harsh"``: a poor one): D0 is the ground
+            truth with that MDE's simulated errors (seed :data:`SIMULATION_SEED`). Needs
+            ground truth; without it the bundled MDE is used and a note says so.
 
     Returns:
         The :class:`Scene`.
@@ -387,7 +420,19 @@ def load_scene(
     if init_depth_path:
         init_depth = _read_init_depth(Path(init_depth_path), original, size)
         init_source = f"uploaded ({Path(init_depth_path).name})"
+    elif simulated_quality is not None and gt is not None:
+        init_depth, init_source = (
+            _simulated_init_depth(gt, simulated_quality),
+            next(
+                (k for k, v in INIT_SIMULATED.items() if v == simulated_quality), simulated_quality
+            ),
+        )
     else:
+        if simulated_quality is not None:
+            notes.append(
+                "A simulated initial depth needs ground truth, which this scene lacks; "
+                "the bundled MDE was used."
+            )
         init_depth, init_source, init_notes = _estimated_init_depth(pipeline, image, estimator)
         notes += init_notes
     if intrinsics is not None:
@@ -494,9 +539,17 @@ def load_examples(
 
 
 def load_example(
-    pipeline: SDRPipeline, example: Example, long_side: int = DEFAULT_LONG_SIDE_CPU
+    pipeline: SDRPipeline,
+    example: Example,
+    long_side: int = DEFAULT_LONG_SIDE_CPU,
+    *,
+    estimator: DepthEstimator | None = None,
+    simulated_quality: str | None = None,
 ) -> Scene:
-    """Load a gallery scene (image, ground truth and camera) at processing resolution."""
+    """Load a gallery scene (image, ground truth and camera) at processing resolution.
+
+    ``estimator`` and ``simulated_quality`` choose the initial depth as in :func:`load_scene`.
+    """
     return load_scene(
         pipeline,
         example.image,
@@ -505,6 +558,8 @@ def load_example(
         long_side=long_side,
         intrinsics=example.intrinsics,
         name=example.title,
+        estimator=estimator,
+        simulated_quality=simulated_quality,
     )
 
 
@@ -519,14 +574,85 @@ def new_session(scene: Scene) -> Session:
 
 
 # ----------------------------------------------------------------------------- initial depth
-def init_sources(estimators: Mapping[str, DepthEstimator] | None = None) -> list[str]:
-    """The initial-depth choices of the UI: bundled MDE, each loaded optional MDE, upload.
+def init_sources(
+    estimators: Mapping[str, DepthEstimator] | None = None, has_gt: bool = False
+) -> list[str]:
+    """The initial-depth choices of the UI.
+
+    Bundled MDE, each loaded optional MDE, (with ground truth) a good and a poor MDE
+    simulated from it, and the user's own file.
 
     Args:
         estimators: optional MDEs that loaded, by UI label (see
             :func:`load_optional_estimators`); one that failed to load is simply absent.
+        has_gt: whether the scene has ground truth, which the simulated choices need.
     """
-    return [INIT_BUNDLED, *(estimators or {}), INIT_UPLOADED]
+    simulated = list(INIT_SIMULATED) if has_gt else []
+    return [INIT_BUNDLED, *(estimators or {}), *simulated, INIT_UPLOADED]
+
+
+def default_init_source(estimators: Mapping[str, DepthEstimator] | None = None) -> str:
+    """The initial depth a new page starts with: Depth Anything V2 once loaded, else bundled."""
+    return INIT_DEPTH_ANYTHING if INIT_DEPTH_ANYTHING in (estimators or {}) else INIT_BUNDLED
+
+
+def valid_init_source(
+    source: str, estimators: Mapping[str, DepthEstimator] | None, has_gt: bool
+) -> str:
+    """``source`` if a scene with(out) ground truth can use it, else the default."""
+    if source in init_sources(estimators, has_gt):
+        return source
+    return default_init_source(estimators)
+
+
+class EstimatorLoader:
+    """Loads the optional MDEs on a background thread, so the page never waits for them.
+
+    Shared read-only by every session once loaded; :meth:`available` is empty until the
+    load finished (or when it failed: offline, no ``transformers``), then the estimators
+    that loaded. The thread only ever writes its result once.
+
+    Args:
+        load: returns ``({label: estimator}, notes)``, e.g. a
+            :func:`load_optional_estimators` call.
+        on_notes: receives the notes (why an estimator is missing) when loading ends.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], tuple[dict[str, DepthEstimator], tuple[str, ...]]],
+        on_notes: Callable[[tuple[str, ...]], None] | None = None,
+    ) -> None:
+        self._load = load
+        self._on_notes = on_notes
+        self._result: dict[str, DepthEstimator] = {}
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EstimatorLoader:
+        """Start loading in a daemon thread; returns self."""
+        self._thread = threading.Thread(target=self._run, name="optional-mde", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            estimators, notes = self._load()
+        except Exception as error:  # an optional extra must never stop the app
+            logger.exception("loading the optional depth estimators failed")
+            estimators, notes = {}, (f"optional depth estimators unavailable: {error}",)
+        self._result = dict(estimators)
+        self._done.set()
+        if notes and self._on_notes is not None:
+            self._on_notes(tuple(notes))
+
+    def available(self) -> Mapping[str, DepthEstimator]:
+        """The estimators that loaded so far (empty while loading)."""
+        return MappingProxyType(self._result) if self._done.is_set() else MappingProxyType({})
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until loading ended (tests, scripts); True if it did."""
+        return self._done.wait(timeout_s)
 
 
 def load_optional_estimators(
@@ -575,7 +701,7 @@ def pick_estimator(
     for through the API) falls back to the bundled MDE with a plain-words warning.
     """
     estimators = estimators or {}
-    if source in (INIT_BUNDLED, INIT_UPLOADED):
+    if source in (INIT_BUNDLED, INIT_UPLOADED) or source in INIT_SIMULATED:
         return None, None
     if source in estimators:
         return estimators[source], None
@@ -613,7 +739,7 @@ def _generated(scene: Scene, choice: SparseChoice, notes: list[str]) -> np.ndarr
     if scene.gt is None:
         notes.append(
             f"{choice.mode.capitalize()} are sampled from the ground truth, which this scene "
-            "lacks: click on the image to add points and type their depth."
+            "lacks; only clicked points are used (click the image, then type each depth)."
         )
         return empty
     with warnings.catch_warnings(record=True) as caught:
@@ -661,6 +787,18 @@ def build_sparse(pipeline: SDRPipeline, session: Session, choice: SparseChoice) 
     lines = n_lines if choice.mode == "LiDAR lines" else None
     schedule = pipeline.schedule(*scene.shape, sparse_lib.schedule_points(sparse, lines))
     return SparseInputs(sparse, n_points, n_in_hole, schedule, tuple(notes))
+
+
+def default_mode(scene: Scene, mode: str) -> str:
+    """The points mode after loading ``scene``: clicks without ground truth.
+
+    Random points and LiDAR lines are sampled from the ground truth, so a scene without it
+    starts with "clicks only"; a scene with ground truth keeps the user's mode, except that
+    "clicks only" left over from such a scene goes back to random points.
+    """
+    if scene.gt is None:
+        return "clicks only"
+    return "random points" if mode == "clicks only" else mode
 
 
 def no_points_message(inputs: SparseInputs) -> str:

@@ -1,11 +1,16 @@
 """Everything the interactive demo does that can be tested without a browser: the run.
 
 - :func:`run_steps` streams one :class:`RunUpdate` per MSPN iteration (depth, mask and,
-  with ground truth, error map side by side in one colour scale, captioned
-  "layer 1 · iteration 7 / 28"), records every state in the session, and ends with a
-  :class:`RunSummary`: metrics table (MSPN vs MDE vs baselines vs the no-mask ablation,
-  hole region separately), metric-per-iteration chart, point cloud and downloads.
-- :func:`frame_at` re-renders any stored frame (scrubbing and playback).
+  with ground truth, error map side by side, each with its colour bar, titled
+  "layer 1 · iteration 7 / 28"), records every state in the session, says when the closing
+  work starts and ends with a :class:`RunSummary`: metrics table (MSPN vs MDE vs
+  baselines, hole region separately) and the metric-per-iteration chart. That closing work
+  is small (no network runs), so the page is complete right after the last frame.
+- What is slower waits until asked: :func:`run_extras` writes the downloads and builds the
+  point cloud (the app calls it once the run has ended), :func:`add_ablation` runs the
+  no-mask ablation (Fig. 10d) for the metrics table when the user asks for it.
+- :func:`show_frame` puts any stored frame on screen and remembers which one is shown
+  (``Session.frame``): scrubbing, playback and the teaching view follow that one index.
 - :func:`inspect_pixel` explains one pixel at one iteration: its 13 x 13 attention weights
   and mask values (:mod:`sdr_core.inspect`).
 
@@ -15,9 +20,8 @@ touch globals, so one read-only pipeline can serve many users.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -28,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import baselines, viz
-from .data import io
+from . import baselines, report, viz
 from .demo import (
     Scene,
     Session,
@@ -51,22 +54,30 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ABLATION",
     "TABLE_HEADERS",
     "FrameState",
     "Inspection",
+    "RunExtras",
     "RunRecord",
     "RunSummary",
     "RunUpdate",
+    "add_ablation",
     "attention_figure",
     "frame_at",
+    "frame_caption",
     "inspect_pixel",
     "inspect_view",
     "inspection_text",
     "metrics_table",
+    "recorded_frames",
     "release",
     "render_frame",
     "run_duration_s",
+    "run_extras",
+    "run_note",
     "run_steps",
+    "show_frame",
     "summarize",
     "write_downloads",
 ]
@@ -84,6 +95,9 @@ TABLE_HEADERS = [
     "δ<1.25³",
 ]
 ANIMATION_FPS = 8
+MSPN = "MSPN"
+ABLATION = "MSPN without mask (ablation)"
+CLOSING_NOTE = "⏳ Last frame reached: computing the metrics table and chart…"
 
 
 @dataclass(frozen=True)
@@ -107,10 +121,15 @@ class RunRecord:
     schedule: tuple[int, int]
     depth_range: tuple[float, float]  # one colour scale for every frame
     error_vmax: float | None  # one error scale (None without ground truth)
+    clicked: tuple[tuple[int, int, float], ...] = ()  # (x, y, S in metres) of clicked points
     states: list[FrameState] = field(default_factory=list)
+    frame_metrics: list[dict[str, float] | None] = field(default_factory=list)  # per state
     history: list[dict[str, float]] = field(default_factory=list)  # whole image, per frame
     hole_history: list[dict[str, float]] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)  # rendered, until the downloads
+    seconds: float = 0.0  # wall time of the iterations
     summary: RunSummary | None = None
+    extras: RunExtras | None = None
     guidance: np.ndarray | None = None  # 1 x C x H x W, cached by inspect_pixel
     out_dir: Path | None = None  # where the downloads are written
     owns_out_dir: bool = False  # a temporary folder of this run, removed by release()
@@ -123,14 +142,26 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """Everything shown after a run."""
+    """What the page shows as soon as a run ends (no network runs to build it)."""
 
     table: list[list[Any]]  # rows under TABLE_HEADERS; empty without ground truth
     metrics: dict[str, dict[str, dict[str, float]]]  # method -> region -> metric -> value
     iteration_figure: go.Figure | None  # None without ground truth
+    seconds: float  # wall time of the iterations
+    note: str  # one line for the page: frames, time, the measurements used
+
+    @property
+    def has_ablation(self) -> bool:
+        """Whether the table holds the other mask setting (see :func:`add_ablation`)."""
+        return ABLATION in self.metrics and MSPN in self.metrics
+
+
+@dataclass(frozen=True)
+class RunExtras:
+    """The slower products of a finished run, made once the page is complete."""
+
     point_cloud: go.Figure
     files: list[Path]  # downloads
-    seconds: float  # wall time of the iterations
 
 
 @dataclass(frozen=True)
@@ -140,9 +171,10 @@ class RunUpdate:
     index: int  # frame index (0 = initial state)
     total: int  # frames the run will have
     image: np.ndarray  # rendered frame, H' x W' x 3 uint8
-    caption: str
+    caption: str  # with the frame's metrics when there is ground truth
     metrics: dict[str, float] | None  # whole-image metrics of this frame (with GT)
     summary: RunSummary | None = None  # set on the last update only
+    note: str = ""  # progress for the page (the closing work), or the summary's note
 
 
 # ----------------------------------------------------------------------------- frames
@@ -152,24 +184,35 @@ def _caption(state: FrameState, schedule: tuple[int, int]) -> str:
     return viz.caption(state.layer, state.iteration, state.iterations_in_layer)
 
 
-def render_frame(scene: Scene, record: RunRecord, index: int) -> tuple[np.ndarray, str]:
-    """Depth | mask | (with GT) error of a stored frame, labelled; and its caption.
+def frame_caption(record: RunRecord, index: int) -> str:
+    """The caption of stored frame ``index``, with its metrics when there is ground truth."""
+    text = _caption(record.states[index], record.schedule)
+    metrics = record.frame_metrics[index] if index < len(record.frame_metrics) else None
+    if metrics is not None:
+        text += f" — RMSE {metrics['rmse']:.3f} m, REL {metrics['rel']:.3f}, δ1 {metrics['d1']:.3f}"
+    return text
 
-    All frames of a run share one depth scale and one error scale.
+
+def render_frame(scene: Scene, record: RunRecord, index: int) -> tuple[np.ndarray, str]:
+    """Depth | mask | (with GT) error of a stored frame, with colour bars; and its caption.
+
+    All frames of a run share one depth scale and one error scale
+    (:func:`sdr_core.viz.refinement_frame` draws them, as the command line does).
     """
     if not 0 <= index < len(record.states):
         raise ValueError(f"frame {index} does not exist; the run has {len(record.states)} frames")
     state = record.states[index]
-    caption = _caption(state, record.schedule)
-    vmin, vmax = record.depth_range
-    panels = [viz.colorize_depth(state.depth, vmin, vmax), viz.colorize_mask(state.mask)]
-    labels = [caption, "propagation mask" if record.use_mask else "mask (off: ablation)"]
-    if scene.gt is not None and record.error_vmax is not None:
-        panels.append(viz.colorize_error(state.depth, scene.gt, record.error_vmax))
-        labels.append(f"|error| vs GT (0-{record.error_vmax:.2f} m)")
-    if record.hole is not None:
-        panels = [viz.draw_hole(panel, record.hole, alpha=0.0) for panel in panels]
-    return viz.side_by_side(panels, labels), caption
+    image = viz.refinement_frame(
+        state.depth,
+        state.mask,
+        _caption(state, record.schedule),
+        record.depth_range,
+        gt_m=scene.gt if record.error_vmax is not None else None,
+        error_vmax=record.error_vmax,
+        hole_mask=record.hole,
+        mask_label="propagation mask" if record.use_mask else "mask (off: ablation)",
+    )
+    return image, frame_caption(record, index)
 
 
 def frame_at(session: Session, index: int) -> tuple[np.ndarray, str]:
@@ -179,6 +222,24 @@ def frame_at(session: Session, index: int) -> tuple[np.ndarray, str]:
         raise ValueError("Run the refinement first; then its frames can be scrubbed.")
     index = min(max(int(index), 0), len(session.run.states) - 1)
     return render_frame(scene, session.run, index)
+
+
+def show_frame(session: Session, index: int) -> tuple[int, np.ndarray, str]:
+    """Put frame ``index`` (clamped) on screen: remembers it as ``session.frame``.
+
+    The one place the displayed frame changes after a run (slider, its number box, arrow
+    keys, Play): the teaching view reads ``session.frame``, so it explains the frame shown.
+
+    Returns:
+        ``(index, image, caption)`` with the clamped index.
+
+    Raises:
+        ValueError: no scene or no run yet.
+    """
+    image, caption = frame_at(session, index)
+    assert session.run is not None
+    session.frame = min(max(int(index), 0), len(session.run.states) - 1)
+    return session.frame, image, caption
 
 
 def recorded_frames(session: Session | None) -> int:
@@ -207,6 +268,7 @@ def _record_state(scene: Scene, record: RunRecord, state: FrameState) -> dict[st
     record.states.append(state)
     position = {"layer": state.layer, "iteration": state.iteration}
     metrics = _frame_metrics(scene, state.depth)
+    record.frame_metrics.append(metrics)
     if metrics is not None:
         record.history.append({**position, **metrics})
     if record.hole is not None:
@@ -228,8 +290,10 @@ def run_steps(
 
     The first update (the initial state D0 with the measurements, mask M0) comes before any
     network runs, since D0 was computed when the scene was loaded. The run is recorded in
-    ``session.run`` as it goes (the caller owns ``session``). The last update carries the
-    :class:`RunSummary`.
+    ``session.run`` as it goes (the caller owns ``session``), and ``session.frame`` follows
+    the frame last yielded. The last frame's update carries a progress ``note``
+    (:data:`CLOSING_NOTE`); one more update then carries the :class:`RunSummary`. Downloads,
+    point cloud and the ablation are left to :func:`run_extras` and :func:`add_ablation`.
 
     Args:
         pipeline: the shared, read-only pipeline.
@@ -254,17 +318,14 @@ def run_steps(
     release(session)  # the previous run's downloads have been served by now
     session.run = record
     session.inspected = None
+    session.frame = 0
     total = record.total_frames
     measured = inputs.sparse > 0
     initial_mask = measured.astype(np.float32) if use_mask else np.ones(scene.shape, np.float32)
     initial = FrameState(
         1, 0, inputs.schedule[0], np.where(measured, inputs.sparse, scene.init_depth), initial_mask
     )
-    metrics = _record_state(scene, record, initial)
-    frames = []
-    image, caption = render_frame(scene, record, 0)
-    frames.append(image)
-    yield RunUpdate(0, total, image, caption, metrics)
+    yield _frame_update(scene, record, initial, session, total)
 
     started = time.perf_counter()
     steps = pipeline.refine_steps(
@@ -278,14 +339,25 @@ def run_steps(
         frame = FrameState(
             state.layer, state.iteration, state.iterations_in_layer, state.depth, state.mask
         )
-        metrics = _record_state(scene, record, frame)
-        index = len(record.states) - 1
-        image, caption = render_frame(scene, record, index)
-        frames.append(image)
-        yield RunUpdate(index, total, image, caption, metrics)
-    seconds = time.perf_counter() - started
-    record.summary = summarize(pipeline, scene, record, frames, seconds, record.out_dir)
-    yield RunUpdate(index, total, image, caption, metrics, record.summary)
+        update = _frame_update(scene, record, frame, session, total)
+        if update.index == total - 1:
+            update = dataclasses.replace(update, note=CLOSING_NOTE)
+        yield update
+    record.seconds = time.perf_counter() - started
+    record.summary = summarize(scene, record)
+    yield dataclasses.replace(update, summary=record.summary, note=record.summary.note)
+
+
+def _frame_update(
+    scene: Scene, record: RunRecord, state: FrameState, session: Session, total: int
+) -> RunUpdate:
+    """Record ``state``, render it, and make it the frame on screen."""
+    metrics = _record_state(scene, record, state)
+    index = len(record.states) - 1
+    image, caption = render_frame(scene, record, index)
+    record.frames.append(image)
+    session.frame = index
+    return RunUpdate(index, total, image, caption, metrics)
 
 
 def _each_in_inference_mode(steps: Iterator[Any]) -> Iterator[Any]:
@@ -305,6 +377,13 @@ def _each_in_inference_mode(steps: Iterator[Any]) -> Iterator[Any]:
         yield state
 
 
+def _clicked_values(session: Session, sparse: np.ndarray) -> tuple[tuple[int, int, float], ...]:
+    """(x, y, S) of the clicked points that the run measures (typed or ground truth)."""
+    return tuple(
+        (x, y, float(sparse[y, x])) for (x, y) in sorted(session.clicks) if sparse[y, x] > 0
+    )
+
+
 def _new_record(scene: Scene, session: Session, inputs: SparseInputs, use_mask: bool) -> RunRecord:
     error_vmax = None
     if scene.gt is not None:
@@ -317,42 +396,34 @@ def _new_record(scene: Scene, session: Session, inputs: SparseInputs, use_mask: 
         schedule=inputs.schedule,
         depth_range=depth_scale(scene),
         error_vmax=error_vmax,
+        clicked=_clicked_values(session, inputs.sparse),
     )
 
 
 def release(session: Session | None) -> None:
     """Delete the temporary download folder of the session's last run (if it made one).
 
-    Called before a new run replaces the record and when the app drops a session.
+    Called before a new run replaces the record and when the app drops a session; the
+    rendered frames kept for the downloads are dropped too.
     """
     record = None if session is None else session.run
-    if record is not None and record.owns_out_dir and record.out_dir is not None:
+    if record is None:
+        return
+    record.frames = []
+    if record.owns_out_dir and record.out_dir is not None:
         shutil.rmtree(record.out_dir, ignore_errors=True)
         record.owns_out_dir = False
 
 
 # ----------------------------------------------------------------------------- summary
-def _method_predictions(
-    pipeline: SDRPipeline, scene: Scene, record: RunRecord
-) -> dict[str, np.ndarray]:
-    """Final depth of the run, the MDE, the classical baselines and the other mask setting."""
-    final = record.states[-1].depth
-    other = pipeline.refine(
-        scene.image,
-        record.sparse,
-        init_depth=scene.init_depth,
-        use_mask=not record.use_mask,
-        schedule=record.schedule,
-    ).depth
-    mspn = "MSPN" if record.use_mask else "MSPN without mask (ablation)"
-    other_name = "MSPN without mask (ablation)" if record.use_mask else "MSPN"
+def _baseline_predictions(scene: Scene, record: RunRecord) -> dict[str, np.ndarray]:
+    """Final depth of the run, the MDE and the classical baselines (all fast, no network)."""
     d0, s = scene.init_depth, record.sparse
     return {
-        mspn: final,
+        MSPN if record.use_mask else ABLATION: record.states[-1].depth,
         "MDE only": baselines.mde_only(d0, s),
         "LS scale + shift": baselines.least_squares_scale_shift(d0, s),
         "LS + IDW residuals": baselines.residual_interpolation(d0, s, "idw"),
-        other_name: other,
     }
 
 
@@ -392,83 +463,131 @@ def _iteration_figure(
     return viz.iteration_metrics_figure(record.history, references, metric=viz.ITERATION_METRICS)
 
 
-def summarize(
-    pipeline: SDRPipeline,
-    scene: Scene,
-    record: RunRecord,
-    frames: Sequence[np.ndarray],
-    seconds: float,
-    out_dir: str | Path | None = None,
-) -> RunSummary:
-    """Metrics table, chart, point cloud and downloads of a finished run."""
-    predictions = _method_predictions(pipeline, scene, record)
-    metrics = _metrics_by_method(scene, record, predictions) if scene.gt is not None else {}
+def run_note(record: RunRecord) -> str:
+    """One line about a finished run: frames, time, and the measurements it used."""
+    n_points = int(np.count_nonzero(record.sparse > 0))
+    word = "point" if n_points == 1 else "points"
+    text = f"{len(record.states)} frames in {record.seconds:.1f} s · {n_points} depth {word}"
+    if record.clicked:
+        shown = ", ".join(f"(x={x}, y={y}) S = {value:.3f} m" for x, y, value in record.clicked[:4])
+        more = f" and {len(record.clicked) - 4} more" if len(record.clicked) > 4 else ""
+        text += f" · clicked: {shown}{more}"
+    return text + "."
+
+
+def summarize(scene: Scene, record: RunRecord) -> RunSummary:
+    """Metrics table and chart of a finished run (baselines only; no network runs)."""
+    metrics = (
+        _metrics_by_method(scene, record, _baseline_predictions(scene, record))
+        if scene.gt is not None
+        else {}
+    )
     figure = _iteration_figure(record, metrics)
-    cloud = viz.point_cloud_figure(record.states[-1].depth, scene.image, scene.intrinsics)
-    out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mspn_run_"))
-    files = write_downloads(scene, record, frames, metrics, out_dir)
-    return RunSummary(metrics_table(metrics), metrics, figure, cloud, files, seconds)
+    return RunSummary(metrics_table(metrics), metrics, figure, record.seconds, run_note(record))
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+def add_ablation(pipeline: SDRPipeline, session: Session) -> RunSummary:
+    """Run the other mask setting on the same inputs and add it to the run's metrics.
 
+    A run with the mask gets "MSPN without mask (ablation)" (the paper's Fig. 10d); a run
+    of the ablation gets MSPN. Done once per run, when the user asks for it; the
+    downloaded metrics.json is rewritten when it exists.
 
-def write_downloads(
-    scene: Scene,
-    record: RunRecord,
-    frames: Sequence[np.ndarray],
-    metrics: dict[str, dict[str, dict[str, float]]],
-    out_dir: str | Path,
-) -> list[Path]:
-    """Write a run's downloads into ``out_dir``.
-
-    Files: the animation (GIF, and MP4 when ffmpeg is available), the refined depth as a
-    16-bit PNG in millimetres and as .npy in metres, the point cloud (.ply) and the metrics
-    (.json).
-
-    Returns:
-        The files written, in that order.
+    Raises:
+        ValueError: no finished run, or a scene without ground truth (nothing to compare).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    depth = record.states[-1].depth
-    files = [viz.frames_to_gif(frames, out_dir / "mspn_animation.gif", fps=ANIMATION_FPS)]
-    mp4 = viz.frames_to_mp4(frames, out_dir / "mspn_animation.mp4", fps=ANIMATION_FPS)
-    if mp4 is not None:
-        files.append(Path(mp4))
-    io.write_depth_png(out_dir / "refined_depth_mm.png", depth, units="mm")
-    io.write_depth_npy(out_dir / "refined_depth.npy", depth)
-    io.write_ply(out_dir / "point_cloud.ply", depth, scene.image, scene.intrinsics)
-    report = {
+    scene = _require_scene(session)
+    record = session.run
+    if record is None or record.summary is None:
+        raise ValueError("Run the refinement to the end first; then compare with the ablation.")
+    if scene.gt is None:
+        raise ValueError("The comparison needs ground truth, which this scene lacks.")
+    if record.summary.has_ablation:
+        return record.summary
+    other = pipeline.refine(
+        scene.image,
+        record.sparse,
+        init_depth=scene.init_depth,
+        use_mask=not record.use_mask,
+        schedule=record.schedule,
+    ).depth
+    name = ABLATION if record.use_mask else MSPN
+    metrics = {**record.summary.metrics, **_metrics_by_method(scene, record, {name: other})}
+    record.summary = dataclasses.replace(
+        record.summary,
+        table=metrics_table(metrics),
+        metrics=metrics,
+        iteration_figure=_iteration_figure(record, metrics),
+    )
+    if record.extras is not None and record.out_dir is not None:
+        report.write_metrics_json(record.out_dir, _report(scene, record))
+    return record.summary
+
+
+# ----------------------------------------------------------------------------- downloads
+def _report(scene: Scene, record: RunRecord) -> dict[str, Any]:
+    """The content of metrics.json."""
+    return {
         "scene": scene.name,
         "size_hw": list(scene.shape),
         "initial_depth": scene.init_source,
         "n_points": int(np.count_nonzero(record.sparse > 0)),
+        "clicked_points": [{"x": x, "y": y, "depth_m": v} for x, y, v in record.clicked],
         "hole_pixels": 0 if record.hole is None else int(record.hole.sum()),
         "use_mask": record.use_mask,
         "schedule": list(record.schedule),
-        "metrics": metrics,
+        "seconds": record.seconds,
+        "metrics": {} if record.summary is None else record.summary.metrics,
         "per_iteration": record.history,
         "per_iteration_hole": record.hole_history,
     }
-    metrics_path = out_dir / "metrics.json"
-    metrics_path.write_text(json.dumps(_json_ready(report), indent=2), encoding="utf-8")
-    files += [
-        out_dir / "refined_depth_mm.png",
-        out_dir / "refined_depth.npy",
-        out_dir / "point_cloud.ply",
-        metrics_path,
-    ]
-    return [Path(f) for f in files]
+
+
+def write_downloads(
+    scene: Scene, record: RunRecord, frames: Sequence[np.ndarray], out_dir: str | Path
+) -> list[Path]:
+    """Write a run's downloads into ``out_dir`` with :func:`sdr_core.report.write_run_files`.
+
+    Files (the command line writes the same): the animation (GIF, and MP4 when ffmpeg is
+    available), the refined depth as a 16-bit PNG in millimetres, as .npy in metres and as
+    a coloured preview with its scale, the point cloud (.ply) and the metrics (.json).
+
+    Returns:
+        The files written, in that order.
+    """
+    return report.write_run_files(
+        out_dir,
+        record.states[-1].depth,
+        frames,
+        _report(scene, record),
+        image=scene.image,
+        intrinsics=scene.intrinsics,
+        depth_scale=record.depth_range,
+        fps=ANIMATION_FPS,
+    )
+
+
+def run_extras(session: Session) -> RunExtras:
+    """Downloads and point cloud of the finished run (made once, then reused).
+
+    Raises:
+        ValueError: no finished run.
+    """
+    scene = _require_scene(session)
+    record = session.run
+    if record is None or record.summary is None:
+        raise ValueError("Run the refinement to the end first; then its downloads are ready.")
+    if record.extras is None:
+        if record.out_dir is None:
+            record.out_dir, record.owns_out_dir = Path(tempfile.mkdtemp(prefix="mspn_run_")), True
+        frames = record.frames or [
+            render_frame(scene, record, i)[0] for i in range(len(record.states))
+        ]
+        files = write_downloads(scene, record, frames, record.out_dir)
+        cloud = viz.point_cloud_figure(record.states[-1].depth, scene.image, scene.intrinsics)
+        record.extras = RunExtras(cloud, files)
+        record.frames = []  # written; no need to hold them in memory
+    return record.extras
 
 
 # ----------------------------------------------------------------------------- teaching view
@@ -495,11 +614,16 @@ def inspect_view(
 ) -> np.ndarray:
     """The clickable teaching image: frame ``index``'s depth with the inspected window.
 
+    The map is upscaled to display size (:func:`~sdr_core.demo.display_factor`) and its
+    colour bar (the run's depth scale, metres) sits to its right; clicks beyond the map's
+    width fall on the bar.
+
     Returns:
-        Display-size (see :func:`~sdr_core.demo.display_factor`) H x W x 3 uint8.
+        (H f) x (W f + bar) x 3 uint8.
     """
     index = min(max(int(index), 0), len(record.states) - 1)
-    image = viz.colorize_depth(record.states[index].depth, *record.depth_range)
+    vmin, vmax = record.depth_range
+    image = viz.colorize_depth(record.states[index].depth, vmin, vmax)
     if window is not None:
         p = window.window
         box = np.zeros(scene.shape, dtype=bool)
@@ -508,7 +632,7 @@ def inspect_view(
         query = np.zeros(scene.shape, dtype=np.float32)
         query[window.y, window.x] = 1.0
         image = viz.draw_points(image, query, radius=0, color=(255, 255, 255))
-    return _upscale(image, display_factor(scene.shape))
+    return viz.depth_with_colorbar(_upscale(image, display_factor(scene.shape)), vmin, vmax)
 
 
 def inspect_pixel(
@@ -556,7 +680,7 @@ def inspect_pixel(
     return Inspection(
         window=window,
         image=inspect_view(scene, record, index, window),
-        figure=attention_figure(window),
+        figure=attention_figure(window, record.depth_range),
         text=inspection_text(window, state.iterations_in_layer, index == 0),
     )
 
@@ -587,8 +711,15 @@ def inspection_text(window: AttentionWindow, iterations_in_layer: int, initial: 
     return "\n\n".join(lines)
 
 
-def attention_figure(window: AttentionWindow) -> go.Figure:
-    """Three p x p heatmaps: attention weights, mask M_n and depth D~_n of the window."""
+def attention_figure(
+    window: AttentionWindow, depth_range: tuple[float, float] | None = None
+) -> go.Figure:
+    """Three p x p heatmaps: attention weights, mask M_n and depth D~_n of the window.
+
+    Each has its colour bar; the depth uses the frame panels' colours and, given
+    ``depth_range`` (the run's scale, metres), their scale too, so a colour means the same
+    depth here as in the frame.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -598,15 +729,17 @@ def attention_figure(window: AttentionWindow) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=3,
-        horizontal_spacing=0.08,
+        horizontal_spacing=0.11,
         subplot_titles=("attention weight (eq. 8)", "mask M of keys (eq. 7)", "depth D (m)"),
     )
+    dmin, dmax = depth_range or (float(window.depth.min()), float(window.depth.max()))
+    viridis = viz.plotly_colorscale("viridis")
     panels = (
-        (window.weights, "Viridis", 0.0, float(window.weights.max()), ".3f"),
-        (window.mask, "Viridis", 0.0, 1.0, ".2f"),
-        (window.depth, "Turbo_r", float(window.depth.min()), float(window.depth.max()), ".2f"),
+        (window.weights, viridis, 0.0, float(window.weights.max()), ".3f", ""),
+        (window.mask, viridis, 0.0, 1.0, ".2f", ""),
+        (window.depth, viz.plotly_colorscale("turbo", reverse=True), dmin, dmax, ".2f", " m"),
     )
-    for column, (values, scale, zmin, zmax, fmt) in enumerate(panels, start=1):
+    for column, (values, scale, zmin, zmax, fmt, unit) in enumerate(panels, start=1):
         fig.add_trace(
             go.Heatmap(
                 z=values,
@@ -615,8 +748,15 @@ def attention_figure(window: AttentionWindow) -> go.Figure:
                 colorscale=scale,
                 zmin=zmin,
                 zmax=zmax if zmax > zmin else zmin + 1e-6,
-                showscale=False,
-                hovertemplate=f"x=%{{x}}, y=%{{y}}: %{{z:{fmt}}}<extra></extra>",
+                colorbar={
+                    "x": fig.layout[f"xaxis{'' if column == 1 else column}"].domain[1] + 0.005,
+                    "xanchor": "left",
+                    "len": 0.8,
+                    "thickness": 10,
+                    "ticksuffix": unit,
+                    "tickfont": {"size": 10},
+                },
+                hovertemplate=f"x=%{{x}}, y=%{{y}}: %{{z:{fmt}}}{unit}<extra></extra>",
             ),
             row=1,
             col=column,

@@ -48,8 +48,6 @@ from sdr_core import baselines, sparse
 from sdr_core.metrics import compute_metrics, paired_difference
 
 if TYPE_CHECKING:
-    import argparse
-
     from sdr_core.pipeline import SDRPipeline
 
 __all__ = [
@@ -64,10 +62,8 @@ __all__ = [
     "EvalConfig",
     "EvalScene",
     "SceneLike",
-    "add_evaluate_arguments",
     "centre_hole_mask",
     "check_quality_bar",
-    "config_from_args",
     "evaluate_scenes",
     "heldout_scenes",
     "initial_depth",
@@ -871,126 +867,3 @@ def write_plot_html(
         f"</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
     Path(path).write_text(html, encoding="utf-8")
-
-
-# ----------------------------------------------------------------------------- CLI hooks
-
-
-def _int_tuple(text: str) -> tuple[int, ...]:
-    """``"1,5,10"`` -> (1, 5, 10); ``""`` -> () (skip the setting)."""
-    return tuple(int(part) for part in text.split(",") if part.strip())
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``evaluate`` sub-command's options to ``parser`` (pipeline options excluded).
-
-    The caller adds how to load the pipeline (checkpoint folder, device) and passes
-    ``config_from_args(args)`` and ``args.out_dir`` to :func:`run_evaluation`.
-    """
-    default = EvalConfig()
-
-    def joined(values: tuple[Any, ...]) -> str:
-        return ",".join(str(v) for v in values)
-
-    parser.add_argument(
-        "--points",
-        type=_int_tuple,
-        default=default.points,
-        help=f"comma-separated random-point levels ('' skips; default {joined(default.points)})",
-    )
-    parser.add_argument(
-        "--lines",
-        type=_int_tuple,
-        default=default.lines,
-        help=f"comma-separated LiDAR-line levels ('' skips; default {joined(default.lines)})",
-    )
-    parser.add_argument("--no-hole", action="store_true", help="skip the hole-filling setting")
-    parser.add_argument(
-        "--hole-points",
-        type=int,
-        default=default.hole_points,
-        help="random points outside the hole in the hole-filling setting",
-    )
-    parser.add_argument(
-        "--no-hole-reach",
-        action="store_true",
-        help="use eq. 13 with the outside point count in the hole setting (no longer layer 1)",
-    )
-    parser.add_argument(
-        "--n-scenes",
-        type=int,
-        default=default.n_scenes,
-        help="held-out synthetic scenes (0 skips the split)",
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        nargs=2,
-        default=default.size,
-        metavar=("H", "W"),
-        help="synthetic scene size",
-    )
-    parser.add_argument("--no-middlebury", action="store_true", help="skip the Middlebury scene")
-    parser.add_argument(
-        "--middlebury-size",
-        type=int,
-        nargs=2,
-        default=default.middlebury_size,
-        metavar=("H", "W"),
-        help="Middlebury scene size",
-    )
-    parser.add_argument("--seed", type=int, default=default.seed, help="sampling seed")
-    parser.add_argument(
-        "--methods",
-        type=lambda s: tuple(p.strip() for p in s.split(",") if p.strip()),
-        default=default.methods,
-        help=f"comma-separated subset of {joined(METHODS)}",
-    )
-    parser.add_argument(
-        "--no-mask-checkpoints",
-        default=None,
-        help="folder with guidance + MSPN trained without the mask (adds the method "
-        "mspn_no_mask_trained); default: <checkpoints>/ablation_no_mask when it exists, '' "
-        "skips it",
-    )
-    parser.add_argument(
-        "--init-source",
-        choices=INIT_SOURCES,
-        default=default.init_source,
-        help="D0 of every method: the pipeline's MDE, or the ground truth with simulated MDE "
-        "errors (does the refinement help another estimator? the paper's Fig. 10b)",
-    )
-    parser.add_argument(
-        "--out-dir",
-        default="eval_results",
-        help="folder for results.json, results.md and results.html",
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    """Build the :class:`EvalConfig` from options added by :func:`add_evaluate_arguments`."""
-    methods = tuple(args.methods)
-    ablation = args.no_mask_checkpoints
-    if ablation is None:  # the default: the shipped ablation next to the checkpoints
-        from sdr_core.pipeline import DEFAULT_CHECKPOINT_DIR
-
-        base = getattr(args, "checkpoints", None) or DEFAULT_CHECKPOINT_DIR
-        default = Path(base) / ABLATION_SUBDIR
-        ablation = str(default) if (default / "mspn.safetensors").is_file() else ""
-    if ablation and "mspn_no_mask_trained" not in methods:
-        methods += ("mspn_no_mask_trained",)
-    return EvalConfig(
-        points=tuple(args.points),
-        lines=tuple(args.lines),
-        hole=not args.no_hole,
-        hole_points=args.hole_points,
-        hole_reach=not args.no_hole_reach,
-        n_scenes=args.n_scenes,
-        size=tuple(args.size),
-        middlebury=not args.no_middlebury,
-        middlebury_size=tuple(args.middlebury_size),
-        seed=args.seed,
-        methods=methods,
-        no_mask_checkpoints=ablation or None,
-        init_source=args.init_source,
-    )

@@ -61,6 +61,7 @@ __all__ = [
     "frames_to_mp4",
     "iteration_metrics_figure",
     "plotly_colorscale",
+    "refinement_frame",
     "point_cloud_figure",
     "side_by_side",
     "sparsity_figure",
@@ -731,6 +732,55 @@ def caption(layer: int, iteration: int, iterations_in_layer: int) -> str:
             f"layer={layer}, iteration={iteration}, iterations_in_layer={iterations_in_layer}"
         )
     return f"layer {layer} \u00b7 iteration {iteration} / {iterations_in_layer}"
+
+
+def refinement_frame(
+    depth_m: np.ndarray,
+    mask: np.ndarray,
+    title: str,
+    depth_scale: tuple[float, float],
+    gt_m: np.ndarray | None = None,
+    error_vmax: float | None = None,
+    hole_mask: np.ndarray | None = None,
+    mask_label: str = "propagation mask",
+) -> np.ndarray:
+    """One animation frame: depth | mask | (with ground truth) error, each with its scale.
+
+    The app and the command line both draw their frames (and so the GIF) with this
+    function. Every panel carries a colour bar: depth in metres (turbo, near = warm), the
+    mask from 0 to 1 (viridis), the absolute error from 0 to `error_vmax` metres (magma).
+    `title` (e.g. "layer 1 · iteration 7 / 28") is a line across the whole frame, so the
+    panel labels stay short.
+
+    Args:
+        depth_m: H x W depth in metres (D_n).
+        mask: H x W propagation mask in [0, 1] (M_n).
+        title: the frame's caption.
+        depth_scale: ``(vmin, vmax)`` metres shared by every frame (:func:`depth_range`).
+        gt_m: H x W ground truth in metres; adds the error panel (with `error_vmax`).
+        error_vmax: error in metres at the top of the error scale (:func:`error_range`).
+        hole_mask: H x W bool; its outline is drawn on every panel.
+        mask_label: label of the mask panel (e.g. for the no-mask ablation).
+
+    Returns:
+        H' x W' x 3 uint8.
+    """
+    vmin, vmax = depth_scale
+    panels = [
+        depth_with_colorbar(colorize_depth(depth_m, vmin, vmax), vmin, vmax),
+        with_colorbar(colorize_mask(mask), 0.0, 1.0, "viridis", ""),
+    ]
+    labels = ["depth", mask_label]
+    if gt_m is not None and error_vmax is not None:
+        error = colorize_error(depth_m, gt_m, error_vmax)
+        panels.append(with_colorbar(error, 0.0, error_vmax, "magma", "m"))
+        labels.append("|error| vs ground truth")
+    if hole_mask is not None:
+        width = np.asarray(depth_m).shape[1]
+        for i, panel in enumerate(panels):  # outline the hole on the map, not on the bar
+            outlined = draw_hole(panel[:, :width], hole_mask, alpha=0.0)
+            panels[i] = np.concatenate([outlined, panel[:, width:]], axis=1)
+    return side_by_side(panels, labels, gap=8, title=title)
 
 
 # ---------------------------------------------------------------------------- animation

@@ -26,59 +26,94 @@ def checkpoints(tmp_path):
     return folder
 
 
-def test_refine_writes_depth_animation_and_metrics(tmp_path, checkpoints, capsys):
+def _scene_files(tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "i.png")
     write_depth_png(tmp_path / "d.png", (1 + 3 * rng.random((30, 40))).astype(np.float32))
+    return tmp_path / "i.png", tmp_path / "d.png"
+
+
+def test_refine_writes_files_with_units_in_their_names_and_says_where(
+    tmp_path, checkpoints, capsys
+):
+    image, depth = _scene_files(tmp_path)
     out = tmp_path / "out"
-    code = main(
-        [
-            "--device",
-            "cpu",
-            "refine",
-            "--image",
-            str(tmp_path / "i.png"),
-            "--depth",
-            str(tmp_path / "d.png"),
-            "--points",
-            "20",
-            "--out",
-            str(out),
-            "--checkpoints",
-            str(checkpoints),
-        ]
-    )
+    argv = ["--device", "cpu", "refine", "--image", str(image), "--depth", str(depth)]
+    code = main([*argv, "--points", "20", "--out", str(out), "--checkpoints", str(checkpoints)])
     assert code == 0
-    depth_png = np.asarray(Image.open(out / "depth.png"))
+    depth_png = np.asarray(Image.open(out / "refined_depth_mm.png"))
     assert depth_png.shape == (30, 40)
     assert depth_png.dtype == np.uint16
-    assert np.load(out / "depth.npy", allow_pickle=False).shape == (30, 40)
+    depth_m = np.load(out / "refined_depth_m.npy", allow_pickle=False)
+    assert depth_m.shape == (30, 40)
+    np.testing.assert_allclose(depth_png[depth_m > 0] / 1000.0, depth_m[depth_m > 0], atol=6e-4)
+    assert Image.open(out / "refined_depth_color.png").size[0] > 40  # map + colour bar
     report = json.loads((out / "metrics.json").read_text())
     assert report["n_points"] == 20
-    assert set(report["mspn"]) >= {"rmse", "mae", "rel", "d1"}
-    gif = Image.open(out / "animation.gif")
+    assert set(report["metrics"]["MSPN"]) >= {"rmse", "mae", "rel", "d1"}
+    gif = Image.open(out / "mspn_animation.gif")
     assert gif.size[1] >= 30
-    assert "rmse" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "RMSE" in printed
+    for name in ("refined_depth_mm.png", "refined_depth_m.npy", "metrics.json"):
+        assert str((out / name).resolve()) in printed  # full paths of what it wrote
 
 
-def test_bad_input_prints_one_line_and_exits_2(tmp_path, checkpoints, capsys):
-    code = main(
-        [
-            "refine",
-            "--image",
-            str(tmp_path / "missing.png"),
-            "--points",
-            "5",
-            "--out",
-            str(tmp_path / "o"),
-            "--checkpoints",
-            str(checkpoints),
-        ]
-    )
-    assert code == 2
+def test_the_app_and_the_cli_write_the_same_file_names():
+    import inspect
+
+    from sdr_core import demo_run
+
+    assert "report.write_run_files" in inspect.getsource(demo_run)
+
+
+def test_bad_input_prints_one_line_with_the_full_path_and_exits_2(tmp_path, checkpoints, capsys):
+    missing = tmp_path / "missing.png"
+    argv = ["refine", "--image", str(missing), "--points", "5", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--checkpoints", str(checkpoints)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ")
-    assert "missing.png" in err
+    assert err.startswith("error: --image: no such file: ")
+    assert str(missing.resolve()) in err
+    assert err.count("\n") == 1
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    argv = ["refine", "--image", str(broken), "--points", "5", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--checkpoints", str(checkpoints)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken.resolve()}: ")  # the reader's reason, full path
+
+
+def test_refine_without_measurements_says_what_to_give(tmp_path, checkpoints, capsys):
+    image, _ = _scene_files(tmp_path)
+    argv = ["refine", "--image", str(image), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--checkpoints", str(checkpoints)]) == 2
+    assert "give --depth" in capsys.readouterr().err
+
+
+def test_help_is_written_for_users(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert "argparse" not in top  # no developer docstring
+    assert "refine one image's depth" in top
+    assert "python -m sdr_core refine --image" in top  # an example to copy
+    with pytest.raises(SystemExit):
+        main(["refine", "--help"])
+    refine = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: 100)" in refine
+    assert "{auto,reference,fast,native_grad,native,triton}" in refine
+    assert "refined_depth_mm.png (16-bit, millimetres)" in refine
+
+
+def test_every_refine_option_has_help_text():
+    from sdr_core.__main__ import _parser
+
+    subparsers = next(a for a in _parser()._actions if a.dest == "command")
+    refine = subparsers.choices["refine"]
+    options = [a for a in refine._actions if a.option_strings and a.dest != "help"]
+    assert len(options) >= 12
+    assert [a.option_strings[0] for a in options if not a.help] == []
 
 
 def test_evaluate_loads_a_refinement_run_folder_with_a_separate_mde(tmp_path, checkpoints, capsys):

@@ -79,6 +79,14 @@ def test_processing_size_refuses_too_thin_images():
         demo.processing_size(20, 2000, 304)
 
 
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (12, 400)])
+def test_images_smaller_than_the_window_say_so_not_resolution(height, width):
+    with pytest.raises(ValueError, match=rf"{width}x{height} pixels, smaller than the 13x13") as e:
+        demo.processing_size(height, width, 304)
+    assert "resolution" not in str(e.value)  # a larger resolution would not help
+    assert "never upscaled" in str(e.value)
+
+
 def test_click_mapping_undoes_the_display_upscaling():
     assert demo.display_factor((228, 304)) == 2
     assert demo.display_factor((480, 640)) == 1
@@ -269,7 +277,7 @@ def test_build_sparse_without_ground_truth_explains_itself(pipe, files):
     inputs = demo.build_sparse(pipe, demo.new_session(scene), demo.SparseChoice())
     assert inputs.n_points == 0
     assert inputs.schedule == (0, 0)
-    assert "click on the image" in demo.plan_text(inputs)
+    assert "only clicked points are used (click the image" in demo.plan_text(inputs)
     assert "no depth points" in demo.no_points_message(inputs)
 
 
@@ -397,7 +405,8 @@ def test_run_streams_every_iteration_with_captions(pipe, session, tmp_path):
     assert updates[0].caption.startswith("initial depth D0")
     expected = [viz.caption(1, i, first) for i in range(1, first + 1)]
     expected += [viz.caption(2, i, second) for i in range(1, second + 1)]
-    assert [u.caption for u in updates[1:-1]] == expected
+    assert [u.caption.split(" — ")[0] for u in updates[1:-1]] == expected
+    assert all(" — RMSE " in u.caption for u in updates)  # the scene has ground truth
     assert all(u.total == 1 + first + second for u in updates)
     assert all(u.summary is None for u in updates[:-1])
     assert updates[-1].summary is not None
@@ -415,7 +424,7 @@ def test_lidar_run_follows_the_shown_plan(pipe, session, tmp_path):
     assert first > pipe.schedule(*inputs.sparse.shape, inputs.n_points)[0]  # differs from s
     updates = list(demo_run.run_steps(pipe, session, inputs, True, out_dir=tmp_path))
     assert len(updates) == 1 + first + second + 1
-    assert updates[-2].caption == viz.caption(2, second, second)
+    assert updates[-2].caption.startswith(viz.caption(2, second, second) + " — RMSE")
 
 
 def test_stopped_run_keeps_its_frames_scrubbable(pipe, session, tmp_path):
@@ -447,12 +456,14 @@ def test_run_summary_table_has_baselines_ablation_and_hole(pipe, session, tmp_pa
     _, updates = _run(pipe, holed, tmp_path, n_points=60)
     summary = updates[-1].summary
     methods = {row[0] for row in summary.table}
-    assert methods == {"MSPN", "MDE only", "LS scale + shift", "LS + IDW residuals",
-                       "MSPN without mask (ablation)"}  # fmt: skip
+    assert methods == {"MSPN", "MDE only", "LS scale + shift", "LS + IDW residuals"}
     assert {row[1] for row in summary.table} == {"whole image", "hole"}
     assert all(len(row) == len(demo_run.TABLE_HEADERS) for row in summary.table)
     assert summary.iteration_figure is not None
-    assert summary.point_cloud is not None
+    with_ablation = demo_run.add_ablation(pipe, holed)
+    assert {row[0] for row in with_ablation.table} == methods | {"MSPN without mask (ablation)"}
+    assert {row[1] for row in with_ablation.table} == {"whole image", "hole"}
+    assert demo_run.run_extras(holed).point_cloud is not None
     assert holed.run.hole_history
     assert holed.run.hole is not None
 
@@ -461,7 +472,8 @@ def test_no_mask_run_swaps_the_rows_and_fixes_the_mask(pipe, session, tmp_path):
     _, updates = _run(pipe, session, tmp_path, use_mask=False)
     assert all((state.mask == 1).all() for state in session.run.states)
     assert updates[-1].summary.table[0][0] == "MSPN without mask (ablation)"
-    assert "MSPN" in {row[0] for row in updates[-1].summary.table}
+    assert "MSPN" not in {row[0] for row in updates[-1].summary.table}
+    assert "MSPN" in {row[0] for row in demo_run.add_ablation(pipe, session).table}
 
 
 def test_run_without_ground_truth_hides_error_and_metrics(pipe, files, tmp_path):
@@ -471,11 +483,16 @@ def test_run_without_ground_truth_hides_error_and_metrics(pipe, files, tmp_path)
     inputs = demo.build_sparse(pipe, state, demo.SparseChoice("clicks only"))
     updates = list(demo_run.run_steps(pipe, state, inputs, out_dir=tmp_path))
     assert all(u.metrics is None for u in updates)
-    assert updates[0].image.shape[1] < 3 * W  # depth | mask only
+    first = state.run.states[0]
+    two_panels = viz.refinement_frame(first.depth, first.mask, "t", state.run.depth_range)
+    assert updates[0].image.shape == two_panels.shape  # depth | mask, no error panel
     summary = updates[-1].summary
     assert summary.table == []
     assert summary.iteration_figure is None
-    assert {f.name for f in summary.files} >= {"refined_depth_mm.png", "point_cloud.ply"}
+    files = {f.name for f in demo_run.run_extras(state).files}
+    assert files >= {"refined_depth_mm.png", "point_cloud.ply"}
+    with pytest.raises(ValueError, match="needs ground truth"):
+        demo_run.add_ablation(pipe, state)
 
 
 def test_run_with_zero_points_says_how_to_add_some(pipe, session):
@@ -486,15 +503,16 @@ def test_run_with_zero_points_says_how_to_add_some(pipe, session):
 
 def test_downloads_are_valid_files(pipe, session, tmp_path):
     _, updates = _run(pipe, session, tmp_path)
-    files = {f.name: f for f in updates[-1].summary.files}
-    assert {"mspn_animation.gif", "refined_depth_mm.png", "refined_depth.npy",
-            "point_cloud.ply", "metrics.json"} <= set(files)  # fmt: skip
+    files = {f.name: f for f in demo_run.run_extras(session).files}
+    assert {"mspn_animation.gif", "refined_depth_mm.png", "refined_depth_m.npy",
+            "refined_depth_color.png", "point_cloud.ply", "metrics.json"} <= set(files)  # fmt: skip
+    assert demo_run.run_extras(session).files == list(files.values())  # made once
     final = session.run.states[-1].depth
     with Image.open(files["refined_depth_mm.png"]) as png:
         assert png.size == (W, H)
         assert png.mode.startswith("I")
     np.testing.assert_allclose(io.read_depth(files["refined_depth_mm.png"]).depth, final, atol=6e-4)
-    np.testing.assert_array_equal(np.load(files["refined_depth.npy"]), final)
+    np.testing.assert_array_equal(np.load(files["refined_depth_m.npy"]), final)
     points, colours = io.read_ply_points(files["point_cloud.ply"])
     assert points.shape == (H * W, 3)
     assert colours.shape == (H * W, 3)
@@ -526,6 +544,131 @@ def test_release_removes_only_owned_download_folders(pipe, session, tmp_path):
     assert tmp_path.is_dir()
     demo_run.release(session)
     assert tmp_path.is_dir()  # not ours to delete
+
+
+def test_closing_work_is_announced_and_the_ablation_waits_until_asked(
+    pipe, session, tmp_path, monkeypatch
+):
+    calls = []
+    original = type(pipe).refine
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("use_mask"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "refine", counted)
+    _, updates = _run(pipe, session, tmp_path)
+    assert updates[-2].note == demo_run.CLOSING_NOTE  # the last frame says work goes on
+    assert updates[-2].summary is None
+    assert all(u.note == "" for u in updates[:-2])
+    assert calls == []  # no second refinement before the user asks
+    assert session.run.extras is None  # nor downloads: they come after the page is complete
+    assert not updates[-1].summary.has_ablation
+    summary = demo_run.add_ablation(pipe, session)
+    assert calls == [False]
+    assert summary.has_ablation
+    assert demo_run.add_ablation(pipe, session) is summary  # once per run
+    assert calls == [False]
+
+
+def test_scrubbed_frames_keep_their_metrics_and_set_the_frame_on_screen(pipe, session, tmp_path):
+    _, updates = _run(pipe, session, tmp_path)
+    assert session.frame == len(updates) - 2  # the run ends on its last frame
+    index, image, caption = demo_run.show_frame(session, 3)
+    assert (index, session.frame) == (3, 3)
+    assert caption == updates[3].caption
+    assert " — RMSE " in caption
+    np.testing.assert_array_equal(image, updates[3].image)
+    assert demo_run.show_frame(session, 10_000)[0] == len(updates) - 2  # clamped
+    assert session.frame == len(updates) - 2
+
+
+def test_run_note_and_metrics_json_name_the_typed_depth(pipe, files, tmp_path):
+    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    state, _ = demo.toggle_point(demo.new_session(scene), demo.SparseChoice("clicks only"), 3, 4)
+    state = demo.set_point_depth(state, 0.4)
+    inputs = demo.build_sparse(pipe, state, demo.SparseChoice("clicks only"))
+    updates = list(demo_run.run_steps(pipe, state, inputs, out_dir=tmp_path))
+    assert "clicked: (x=3, y=4) S = 0.400 m" in updates[-1].summary.note
+    metrics = next(f for f in demo_run.run_extras(state).files if f.name == "metrics.json")
+    assert json.loads(metrics.read_text())["clicked_points"] == [
+        {"x": 3, "y": 4, "depth_m": pytest.approx(0.4)}
+    ]
+
+
+def test_scenes_without_ground_truth_start_with_clicks(pipe, files, scene):
+    bare = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    assert demo.default_mode(bare, "random points") == "clicks only"
+    assert demo.default_mode(scene, "clicks only") == "random points"
+    assert demo.default_mode(scene, "LiDAR lines") == "LiDAR lines"
+
+
+def test_simulated_initial_depth_needs_ground_truth_and_follows_its_quality(pipe, files, scene):
+    folder = files["folder"]
+    gt = scene.gt
+    good = demo.load_scene(
+        pipe, folder / "image.png", folder / "depth_mm.png", long_side=64,
+        simulated_quality="metric",
+    )  # fmt: skip
+    poor = demo.load_scene(
+        pipe, folder / "image.png", folder / "depth_mm.png", long_side=64,
+        simulated_quality="harsh",
+    )  # fmt: skip
+    assert good.init_source == "good metric MDE (simulated from ground truth)"
+    assert poor.init_source == "poor MDE (simulated from ground truth)"
+    valid = gt > 0
+
+    def rmse(d0):
+        return float(np.sqrt(np.mean((d0[valid] - gt[valid]) ** 2)))
+
+    assert rmse(good.init_depth) < rmse(poor.init_depth)
+    assert rmse(good.init_depth) < rmse(scene.init_depth)  # better than the bundled MDE here
+    again = demo.load_scene(
+        pipe, folder / "image.png", folder / "depth_mm.png", long_side=64,
+        simulated_quality="metric",
+    )  # fmt: skip
+    np.testing.assert_array_equal(again.init_depth, good.init_depth)  # one fixed draw
+    bare = demo.load_scene(pipe, folder / "image.png", long_side=64, simulated_quality="metric")
+    assert bare.init_source.startswith("bundled MDE")
+    assert any("needs ground truth" in note for note in bare.notes)
+    assert demo.init_sources({}, has_gt=True) == [
+        "bundled MDE",
+        "good metric MDE (simulated from ground truth)",
+        "poor MDE (simulated from ground truth)",
+        "uploaded initial depth",
+    ]
+    assert demo.init_sources({}, has_gt=False) == ["bundled MDE", "uploaded initial depth"]
+    assert demo.valid_init_source("poor MDE (simulated from ground truth)", {}, False) == (
+        "bundled MDE"
+    )
+
+
+def test_estimator_loader_never_blocks_and_offers_what_loaded():
+    import threading
+
+    release_it = threading.Event()
+    fake = object()
+    notes_seen = []
+
+    def slow_load():
+        release_it.wait(10)
+        return {demo.INIT_DEPTH_ANYTHING: fake}, ("a note",)
+
+    loader = demo.EstimatorLoader(slow_load, notes_seen.extend).start()
+    assert dict(loader.available()) == {}  # still loading: nothing offered, nobody waits
+    assert demo.default_init_source(loader.available()) == demo.INIT_BUNDLED
+    release_it.set()
+    assert loader.wait(10)
+    assert dict(loader.available()) == {demo.INIT_DEPTH_ANYTHING: fake}
+    assert demo.default_init_source(loader.available()) == demo.INIT_DEPTH_ANYTHING
+    assert notes_seen == ["a note"]
+
+    def broken():
+        raise RuntimeError("no network")
+
+    failed = demo.EstimatorLoader(broken).start()
+    assert failed.wait(10)
+    assert dict(failed.available()) == {}
 
 
 # ----------------------------------------------------------------------------- teaching view

@@ -11,15 +11,15 @@ import pytest
 from helpers import TINY  # noqa: E402
 
 from sdr_core import baselines, build_untrained_pipeline, evaluate, sparse
+from sdr_core.__main__ import add_evaluate_arguments
+from sdr_core.__main__ import evaluate_config_from_args as config_from_args
 from sdr_core.evaluate import (
     METHOD_LABELS,
     METHODS,
     EvalConfig,
     EvalScene,
-    add_evaluate_arguments,
     centre_hole_mask,
     check_quality_bar,
-    config_from_args,
     evaluate_scenes,
     initial_depth,
     markdown_report,

@@ -1,0 +1,110 @@
+"""Time from the last animation frame to a complete UI, in headless Chromium (the real app).
+
+Serves ``app.build_demo`` around the shipped checkpoints (CPU) on loopback, loads a scene,
+presses Refine and watches the page every 20 ms from inside the browser: ``last frame`` is
+when the caption first shows the final iteration ("layer 2 · iteration K / K"), ``complete``
+when the Play button is enabled and the metrics table (scenes with ground truth) has rows,
+i.e. everything a user can do after a run is there. Uses Debian's /usr/bin/chromium.
+
+    python benchmarks/ui_latency.py                    # Middlebury at 100 and 4 points, 3 runs
+    python benchmarks/ui_latency.py --points 4 --repeats 5
+
+Prints one line per run and the median per setting. Timing depends on the machine's load;
+quote the machine and the load average with a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from helpers import CHROMIUM, CHROMIUM_ARGS, serve_blocks  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+import app  # noqa: E402
+from sdr_core import load_pipeline  # noqa: E402
+
+WATCH_JS = """
+() => {
+  window.__t = {};
+  const start = /^(initial depth|layer 1)/;
+  const final = /^layer 2 · iteration (\\d+) \\/ \\1\\b/;
+  const tick = () => {
+    const now = performance.now();
+    const caption = document.querySelector('#caption textarea');
+    const play = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Play');
+    const rows = document.querySelectorAll('table tbody tr').length;
+    if (!window.__t.started && caption && start.test(caption.value)) window.__t.started = now;
+    if (window.__t.started && !window.__t.last && caption && final.test(caption.value)) {
+      window.__t.last = now; window.__t.caption = caption.value;
+    }
+    if (window.__t.last && !window.__t.done && play && !play.disabled
+        && (rows > 0 || window.__noGt)) window.__t.done = now;
+    if (!window.__t.done) setTimeout(tick, 20);
+  };
+  tick();
+}
+"""
+
+
+def _run_once(page, points: int) -> tuple[float, int]:
+    """Refine once; returns (seconds from last frame to complete UI, frames)."""
+    number = page.get_by_label("N", exact=True)
+    number.fill(str(points))
+    number.press("Enter")
+    expect(page.locator("#plan")).to_contain_text(f"{points} depth point")
+    page.wait_for_timeout(800)
+    print(page.locator("#plan").inner_text())
+    page.evaluate(WATCH_JS)
+    page.get_by_role("button", name="Refine").click()
+    page.wait_for_function("() => window.__t && window.__t.done", timeout=300_000)
+    times = page.evaluate("() => window.__t")
+    frames = int(times["caption"].split("/")[1].split()[0])
+    return (times["done"] - times["last"]) / 1000.0, frames
+
+
+def main() -> None:
+    """Serve the app, drive it in Chromium and print the latencies."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, nargs="+", default=[100, 4])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--side", type=int, default=304, help="processing long side (px)")
+    args = parser.parse_args()
+    pipeline = load_pipeline(device="cpu")
+    with serve_blocks(app.build_demo(pipeline)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(180_000)
+        expect.set_options(timeout=180_000)
+        page.goto(url)
+        page.get_by_text("Middlebury Motorcycle").first.click()
+        expect(page.locator("#plan")).to_contain_text("depth points")
+        for points in args.points:
+            seconds = []
+            for repeat in range(args.repeats):
+                started = time.perf_counter()
+                latency, frames = _run_once(page, points)
+                seconds.append(latency)
+                print(
+                    f"{points} points, run {repeat + 1}: last frame -> complete UI "
+                    f"{latency:.2f} s (layer-2 iterations {frames}; whole run "
+                    f"{time.perf_counter() - started:.1f} s)",
+                    flush=True,
+                )
+            print(f"{points} points: median {statistics.median(seconds):.2f} s", flush=True)
+        browser.close()
+    print(f"load average: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
