@@ -510,7 +510,7 @@ def build_demo(
         def on_gallery(evt: gr.SelectData) -> int:
             return int(evt.index)
 
-        gallery.select(on_gallery, None, example_index, api_name=False).then(
+        gallery.select(on_gallery, None, example_index, api_visibility="private").then(
             on_example,
             [example_index, long_side, session, *sparse_widgets, init_source],
             [*scene_outputs, image_file, depth_file, units, current_example],
@@ -540,7 +540,9 @@ def build_demo(
                 )
             }
 
-        app.load(on_page_load, None, [init_source], api_name=False, show_progress="hidden")
+        app.load(
+            on_page_load, None, [init_source], api_visibility="private", show_progress="hidden"
+        )
 
         # ---------------------------------------------------------------- points
         def on_sparse(state: demo.Session, *widgets: Any) -> dict:
@@ -557,8 +559,8 @@ def build_demo(
         def on_points_number(value: float | None) -> float:
             return demo.slider_from_points(int(value or 1))
 
-        points_slider.release(on_points_slider, points_slider, n_points, api_name=False)
-        n_points.change(on_points_number, n_points, points_slider, api_name=False)
+        points_slider.release(on_points_slider, points_slider, n_points, api_visibility="private")
+        n_points.change(on_points_number, n_points, points_slider, api_visibility="private")
         gr.on(
             [mode.change, n_points.change, n_lines.release, seed.change],
             on_sparse,
@@ -596,7 +598,9 @@ def build_demo(
                 **updates,
             }
 
-        points_view.select(on_click, [session, *sparse_widgets], click_outputs, api_name=False)
+        points_view.select(
+            on_click, [session, *sparse_widgets], click_outputs, api_visibility="private"
+        )
 
         def on_point_depth(state: demo.Session, value: float | None, *widgets: Any) -> dict:
             """The typed depth, committed when the box loses focus or on Enter."""
@@ -774,7 +778,7 @@ def build_demo(
         # iterations, so its worker is free for the next request; frames so far stay and
         # become scrubbable.
         stop_btn.click(
-            on_stop, [session], [scrub], cancels=[run_event], api_name=False, queue=False
+            on_stop, [session], [scrub], cancels=[run_event], api_visibility="private", queue=False
         )
 
         def on_ablation(state: demo.Session) -> dict:
@@ -804,10 +808,12 @@ def build_demo(
                 shown, image, text = demo_run.show_frame(state, int(index))
             except ValueError as error:
                 return _skip(scrub_outputs, str(error))
-            updates = {frame: image, caption: text}
-            if state.inspected is not None:
+            updates = {frame: image, caption: text, inspect_md: gr.skip(), inspect_plot: gr.skip()}
+            try:
+                if state.inspected is None:
+                    raise ValueError("no pixel inspected")
                 updates.update(inspect_updates(state, *state.inspected))
-            else:
+            except ValueError:
                 updates[inspect_img] = demo_run.inspect_view(state.scene, state.run, shown)
             return updates
 
@@ -835,7 +841,7 @@ def build_demo(
             on_play,
             [session, playing],
             [timer, play_btn, playing, scrub, frame, caption],
-            api_name=False,
+            api_visibility="private",
         )
 
         def on_tick(state: demo.Session) -> dict:
@@ -853,7 +859,7 @@ def build_demo(
             on_tick,
             [session],
             [frame, caption, scrub, timer, play_btn, playing],
-            api_name=False,
+            api_visibility="private",
             concurrency_limit=None,
             show_progress="hidden",
         )
@@ -877,13 +883,14 @@ def build_demo(
             if float(evt.index[0]) >= state.scene.shape[1] * factor:
                 return _skip(inspect_outputs)  # a click on the colour bar
             x, y = demo.to_processing(evt.index, factor, state.scene.shape)
-            state.inspected = (x, y)
             try:
-                return {session: state, **inspect_updates(state, x, y)}
+                updates = inspect_updates(state, x, y)
             except ValueError as error:
-                raise _error(error) from error
+                return _skip(inspect_outputs, str(error))
+            state.inspected = (x, y)
+            return {session: state, **updates}
 
-        inspect_img.select(on_inspect, [session], inspect_outputs, api_name=False)
+        inspect_img.select(on_inspect, [session], inspect_outputs, api_visibility="private")
     return app
 
 

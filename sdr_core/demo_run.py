@@ -648,6 +648,11 @@ def inspect_pixel(
     record = session.run
     if record is None or not record.states:
         raise ValueError("Run the refinement first; then click a pixel to inspect it.")
+    if len(record.states) < 2:
+        raise ValueError(
+            "The run stopped before its first iteration, so no attention was computed yet; "
+            "run it again to inspect a pixel."
+        )
     index = min(max(int(index), 0), len(record.states) - 1)
     height, width = scene.shape
     if not (0 <= x < width and 0 <= y < height):

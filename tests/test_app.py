@@ -22,7 +22,10 @@ SIDE = 96  # processing long side: Middlebury becomes 65 x 96
 SPARSE = ("random points", 30, 16, 0)  # mode, N, lines, seed
 
 # Outputs of /run (states and buttons are not part of the API).
-RUN_FRAME, RUN_CAPTION, RUN_SCRUB, RUN_TABLE, RUN_CHART, RUN_CLOUD, RUN_FILES = range(7)
+RUN_FRAME, RUN_CAPTION, RUN_SCRUB, RUN_TABLE, RUN_CHART, RUN_CLOUD, RUN_FILES, RUN_NOTE = range(8)
+# Outputs of /load_example, /upload and /reload.
+SCENE_MD, MODE, INIT_SOURCE, PLAN_MD = 0, 4, 5, 7
+NO_RUN = (None, *SPARSE, False, None)  # /run: painted hole, sparse widgets, no-mask, typed depth
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +45,14 @@ def _load_middlebury(client) -> tuple:
 
 def test_example_runs_end_to_end_and_streams_every_iteration(client):
     loaded = _load_middlebury(client)
-    scene_md, plan_md = loaded[0], loaded[5]
+    scene_md, plan_md = loaded[SCENE_MD], loaded[PLAN_MD]
     assert "Middlebury Motorcycle" in scene_md
     assert "processed at **96x65**" in scene_md
     assert "**30 depth points**" in plan_md
     first, second = iteration_count(65, 96, 30, window=5), 6
     assert f"layer 1 = **{first}**" in plan_md
 
-    job = client.submit(None, *SPARSE, False, api_name="/run")
+    job = client.submit(*NO_RUN, api_name="/run")
     job.result()
     outputs = job.outputs()
     assert len(outputs) == 1 + first + second + 1  # initial, every iteration, summary
@@ -57,30 +60,39 @@ def test_example_runs_end_to_end_and_streams_every_iteration(client):
     assert captions[0].startswith("initial depth D0")
     assert captions[1].startswith("layer 1 · iteration 1 / ")
     assert captions[first].startswith(f"layer 1 · iteration {first} / {first}")
-    assert captions[-1].startswith("layer 2 · iteration 6 / 6")
-    assert "RMSE" in captions[-1]  # the example has ground truth
+    assert captions[-2].startswith("layer 2 · iteration 6 / 6")  # the last frame
+    assert "RMSE" in captions[-2]  # the example has ground truth
+    assert outputs[-2][RUN_NOTE].startswith("⏳ Last frame reached")  # closing work announced
     with Image.open(outputs[0][RUN_FRAME]) as frame:
         assert frame.format == "PNG"
         assert frame.height >= 65
 
     final = outputs[-1]
     methods = [row[0] for row in final[RUN_TABLE]["data"]]
-    assert {"MSPN", "MDE only", "MSPN without mask (ablation)"} <= set(methods)
-    files = {Path(f).name: Path(f) for f in final[RUN_FILES]}
+    assert {"MSPN", "MDE only", "LS + IDW residuals"} <= set(methods)
+    assert "MSPN without mask (ablation)" not in methods  # only when asked for
+    assert all(out[RUN_FILES] in (None, {"__type__": "update"}) for out in outputs)  # after
+    assert final[RUN_NOTE].startswith(f"{1 + first + second} frames in ")
+    table, _ = client.predict(api_name="/ablation")
+    assert "MSPN without mask (ablation)" in [row[0] for row in table["data"]]
+    _, downloads, _ = client.predict(api_name="/downloads")
+    files = {Path(f).name: Path(f) for f in downloads}
     with Image.open(files["refined_depth_mm.png"]) as png:
         assert png.size == (96, 65)
         assert png.mode.startswith("I")
     assert io.read_depth(files["refined_depth_mm.png"]).depth.shape == (65, 96)
-    assert np.load(files["refined_depth.npy"]).shape == (65, 96)
+    assert np.load(files["refined_depth_m.npy"]).shape == (65, 96)
     points, colours = io.read_ply_points(files["point_cloud.ply"])
     assert points.shape == (65 * 96, 3)
     assert colours is not None
-    assert json.loads(files["metrics.json"].read_text())["n_points"] == 30
+    report = json.loads(files["metrics.json"].read_text())
+    assert report["n_points"] == 30
+    assert "MSPN without mask (ablation)" in report["metrics"]  # rewritten with the ablation
     with Image.open(files["mspn_animation.gif"]) as gif:
         assert gif.is_animated
 
     scrubbed = client.predict(3, api_name="/frame")
-    assert scrubbed[1] == "layer 1 · iteration 3 / " + str(first)
+    assert scrubbed[1].startswith("layer 1 · iteration 3 / " + str(first) + " — RMSE ")
 
 
 def test_sessions_do_not_mix(url):
@@ -88,15 +100,15 @@ def test_sessions_do_not_mix(url):
     many.predict(0, SIDE, "random points", 200, 16, 0, api_name="/load_example")
     few.predict(0, SIDE, "random points", 2, 16, 0, api_name="/load_example")
     jobs = {
-        200: many.submit(None, "random points", 200, 16, 0, False, api_name="/run"),
-        2: few.submit(None, "random points", 2, 16, 0, False, api_name="/run"),
+        200: many.submit(None, "random points", 200, 16, 0, False, None, api_name="/run"),
+        2: few.submit(None, "random points", 2, 16, 0, False, None, api_name="/run"),
     }  # both run at once (concurrency limit 2)
     for n_points, job in jobs.items():
         job.result()
         first = iteration_count(65, 96, n_points, window=5)
         assert len(job.outputs()) == 1 + first + 6 + 1
-    assert few.predict(1, api_name="/frame")[1].endswith(
-        f"/ {iteration_count(65, 96, 2, window=5)}"
+    assert few.predict(1, api_name="/frame")[1].startswith(
+        f"layer 1 · iteration 1 / {iteration_count(65, 96, 2, window=5)} — "
     )
 
 
@@ -104,7 +116,7 @@ def test_hole_is_reported_and_run_keeps_going(client):
     _load_middlebury(client)
     _, _, plan_md = client.predict(*SPARSE, api_name="/centre_hole")
     assert "dropped by the hole" in plan_md
-    job = client.submit(None, *SPARSE, False, api_name="/run")
+    job = client.submit(*NO_RUN, api_name="/run")
     job.result()
     regions = {row[1] for row in job.outputs()[-1][RUN_TABLE]["data"]}
     assert regions == {"whole image", "hole"}
@@ -118,10 +130,10 @@ def test_bad_upload_is_a_plain_error_and_the_app_keeps_working(client, tmp_path)
             gradio_client.handle_file(str(broken)), None, "auto (by file type)", "bundled MDE",
             None, SIDE, *SPARSE, api_name="/upload",
         )  # fmt: skip
-    assert "Middlebury" in _load_middlebury(client)[0]
+    assert "Middlebury" in _load_middlebury(client)[SCENE_MD]
 
 
-def test_upload_without_ground_truth_needs_points(client, tmp_path):
+def test_upload_without_ground_truth_starts_with_clicks(client, tmp_path):
     image = tmp_path / "room.jpg"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(image)
@@ -129,10 +141,13 @@ def test_upload_without_ground_truth_needs_points(client, tmp_path):
         gradio_client.handle_file(str(image)), None, "auto (by file type)", "bundled MDE",
         None, SIDE, *SPARSE, api_name="/upload",
     )  # fmt: skip
-    assert "ground truth: no" in loaded[0]
-    assert "click on the image" in loaded[5]
+    assert "ground truth: no" in loaded[SCENE_MD]
+    assert loaded[MODE] == "clicks only"  # random points would need ground truth
+    assert "**0 depth points**" in loaded[PLAN_MD]
+    assert "sampled from the ground truth" not in loaded[PLAN_MD]  # no stale warning
+    assert "simulated" not in str(loaded[INIT_SOURCE])  # simulated D0 needs ground truth
     with pytest.raises(gradio_client.exceptions.AppError, match="no depth points to propagate"):
-        client.predict(None, *SPARSE, False, api_name="/run")
+        client.predict(None, "clicks only", 30, 16, 0, False, None, api_name="/run")
 
 
 def test_mismatched_ground_truth_is_ignored_with_a_warning(client, tmp_path):
@@ -143,5 +158,128 @@ def test_mismatched_ground_truth_is_ignored_with_a_warning(client, tmp_path):
         gradio_client.handle_file(str(image)), gradio_client.handle_file(str(depth)),
         "auto (by file type)", "bundled MDE", None, SIDE, *SPARSE, api_name="/upload",
     )  # fmt: skip
-    assert "Ground truth ignored" in loaded[0]
-    assert "must be the same size" in loaded[0]
+    assert "Ground truth ignored" in loaded[SCENE_MD]
+    assert "must be the same size" in loaded[SCENE_MD]
+
+
+def test_a_one_pixel_png_is_refused_for_what_it_is(client, tmp_path):
+    tiny = tmp_path / "dot.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
+    with pytest.raises(gradio_client.exceptions.AppError, match="1x1 pixels, smaller than") as e:
+        client.predict(
+            gradio_client.handle_file(str(tiny)), None, "auto (by file type)", "bundled MDE",
+            None, SIDE, *SPARSE, api_name="/upload",
+        )  # fmt: skip
+    assert "never upscaled" in str(e.value)
+    assert "resolution" not in str(e.value)
+
+
+def test_examples_offer_a_simulated_initial_depth(client):
+    good = "good metric MDE (simulated from ground truth)"
+    bundled = client.predict(0, SIDE, *SPARSE, "bundled MDE", api_name="/load_example")
+    assert "initial depth: bundled MDE" in bundled[SCENE_MD]
+    loaded = client.predict(0, SIDE, *SPARSE, good, api_name="/load_example")  # now offered
+    assert f"initial depth: {good}" in loaded[SCENE_MD]
+    assert loaded[INIT_SOURCE]["value"] == good
+
+
+# ----------------------------------------------------------------------------- every state
+def _select_data(blocks, fn) -> gr.SelectData:
+    """What a click sends: a gallery index, or (x, y) on an image."""
+    gallery = any(isinstance(blocks.blocks.get(t[0]), gr.Gallery) for t in fn.targets if t[0])
+    index = 0 if gallery else [3, 4]
+    return gr.SelectData(None, {"index": index, "value": None, "selected": True})
+
+
+LOADERS = ("on_upload", "on_load", "on_example")  # called last, in this order
+
+
+async def _call_every_handler(blocks, state, session_hash) -> dict[str, str]:
+    """Call every event handler with the page's initial values; returns {name: outcome}.
+
+    The loaders come last: a cleared upload, a reload without an image, then the first
+    example, which leaves a scene for the next call.
+    """
+    outcomes = {}
+    fns = [fn for fn in blocks.fns.values() if fn.fn is not None]  # None: Stop's cancel
+    fns.sort(key=lambda fn: LOADERS.index(fn.name) if fn.name in LOADERS else -1)
+    for fn in fns:
+        inputs = [getattr(component, "value", None) for component in fn.inputs]
+        if fn.name == "on_example":
+            inputs[0] = 0  # the gallery's first scene
+        try:
+            out = await blocks.process_api(
+                block_fn=fn, inputs=inputs, state=state, session_hash=session_hash,
+                event_data=_select_data(blocks, fn),
+            )  # fmt: skip
+        except gr.Error as error:
+            out = error
+        if isinstance(out, gr.Error):
+            assert not out.print_exception, f"{fn.name}: a traceback would be logged"
+            assert len(str(out)) > 20, f"{fn.name}: {out!r} is no message"
+            outcomes[fn.name] = f"message: {out}"
+            continue
+        assert len(out["data"]) == len(fn.outputs), fn.name
+        outcomes[fn.name] = "updates"
+    return outcomes
+
+
+def test_every_handler_answers_every_state(tmp_path_factory):
+    """No scene, a scene without a run, and the example's image cleared: no handler fails."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+    from helpers import TINY
+
+    import app
+    from sdr_core import build_untrained_pipeline, demo
+
+    examples = demo.load_examples(
+        tmp_path_factory.mktemp("none"), scratch_dir=tmp_path_factory.mktemp("ex")
+    )
+    blocks = app.build_demo(build_untrained_pipeline(TINY, device="cpu", seed=0), examples)
+    state = SessionState(blocks)
+    fns = {fn.name: fn for fn in blocks.fns.values() if fn.fn is not None}
+
+    async def scenario() -> list[dict[str, str]]:
+        before = await _call_every_handler(blocks, state, "s")  # loads the example at the end
+        loaded = await _call_every_handler(blocks, state, "s")  # a scene, no run
+        cleared = await blocks.process_api(
+            block_fn=fns["on_upload"], state=state, session_hash="s",
+            inputs=[None, None, "auto (by file type)", "bundled MDE", None, SIDE, None, None,
+                    *SPARSE],
+        )  # fmt: skip
+        scene_md = next(i for i, c in enumerate(fns["on_upload"].outputs) if c.elem_id == "scene")
+        assert cleared["data"][scene_md] == app.NO_SCENE  # the example's image: page cleared
+        after = await _call_every_handler(blocks, state, "s")
+        return [before, loaded, after]
+
+    for outcomes in asyncio.run(scenario()):
+        assert len(outcomes) >= 20
+        refused = {name for name, outcome in outcomes.items() if outcome != "updates"}
+        assert refused <= {"on_run"}, outcomes  # Refine without points is told why
+
+
+def test_every_endpoint_before_a_scene_and_after_clearing_logs_no_traceback(url, capfd):
+    client = gradio_client.Client(url, verbose=False)  # a fresh session: no scene
+    calls = [
+        ("/points", SPARSE), ("/point_depth", (0.4, *SPARSE)), ("/clear_points", SPARSE),
+        ("/paint_hole", (None, *SPARSE)), ("/centre_hole", SPARSE), ("/clear_hole", SPARSE),
+        ("/frame", (1,)), ("/downloads", ()), ("/ablation", ()),
+        ("/upload", (None, None, "auto (by file type)", "bundled MDE", None, SIDE, *SPARSE)),
+        ("/reload", (None, None, "auto (by file type)", "bundled MDE", None, SIDE, *SPARSE)),
+    ]  # fmt: skip
+    for api_name, args in calls:
+        client.predict(*args, api_name=api_name)
+    with pytest.raises(gradio_client.exceptions.AppError, match="Load an image first"):
+        client.predict(*NO_RUN, api_name="/run")
+    _load_middlebury(client)
+    cleared = client.predict(
+        None, None, "auto (by file type)", "bundled MDE", None, SIDE, *SPARSE, api_name="/upload"
+    )
+    assert cleared[SCENE_MD] == "No scene yet: pick an example above or upload an image."
+    for api_name, args in calls:
+        client.predict(*args, api_name=api_name)
+    log = capfd.readouterr()
+    assert "Traceback" not in log.out + log.err
+    assert "didn't return enough output values" not in log.out + log.err
