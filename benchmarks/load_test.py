@@ -10,7 +10,7 @@ sum of RSS and the server's own VmHWM), and the load average.
 
 Content check: after the load phase the server is stopped and every run's inputs are run
 again alone, in this process, through the same library calls the app makes; each run's
-downloaded ``refined_depth.npy`` must match its own re-run (max |diff| <= --tolerance-m)
+downloaded ``refined_depth_m.npy`` must match its own re-run (max |diff| <= --tolerance-m)
 and no other run's, and its ``metrics.json`` must report its own number of points.
 
 Bounded: at most 16 sessions x 10 runs, an overall ``--timeout-s`` after which unfinished
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 HOST = "127.0.0.1"  # loopback only: the server is never reachable from outside
-RUN_FILES = 6  # index of the downloads among /run's outputs
+DOWNLOADS_FILES = 1  # index of the files among /downloads' outputs (after /run)
 POINTS = (20, 50, 100, 200, 500)  # random points, cycled over the runs
 
 
@@ -250,7 +250,7 @@ def run_session(
         try:
             client.predict(result.example, long_side, *sparse, api_name="/load_example")
             submitted = time.perf_counter()
-            job = client.submit(None, *sparse, False, api_name="/run")
+            job = client.submit(None, *sparse, False, None, api_name="/run")
             for _ in job:  # streamed: one item per frame
                 if result.first_frame_s is None:
                     result.first_frame_s = time.perf_counter() - submitted
@@ -262,7 +262,8 @@ def run_session(
             result.total_s = time.perf_counter() - submitted
             outputs = job.outputs()
             result.frames = max(result.frames, len(outputs))
-            result.files = {Path(f).name: str(f) for f in outputs[-1][RUN_FILES]}
+            downloads = client.predict(api_name="/downloads")[DOWNLOADS_FILES]
+            result.files = {Path(f).name: str(f) for f in downloads}
         except Exception as error:  # any failure is a reported error, not a crash
             result.error = f"{type(error).__name__}: {error}"
 
@@ -287,7 +288,7 @@ def check_content(results: list[RunResult], long_side: int, tolerance_m: float) 
         final = collections.deque(steps, maxlen=1)[0]
         expected.append((final.depth, inputs.n_points))
     for i, result in enumerate(done):
-        depth = np.load(result.files["refined_depth.npy"], allow_pickle=False)
+        depth = np.load(result.files["refined_depth_m.npy"], allow_pickle=False)
         metrics = json.loads(Path(result.files["metrics.json"]).read_text())
         if metrics.get("n_points") != expected[i][1]:
             wrong_counts.append((result.session, result.run))

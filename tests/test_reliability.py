@@ -41,7 +41,7 @@ from sdr_core.data import io
 from sdr_core.pipeline import load_pipeline
 
 SIDE = 96  # processing long side: the 304 x 228 assets become 96 x 72
-RUN_FILES = 6  # index of the downloads among /run's outputs (as in test_app.py)
+DOWNLOADS_FILES = 1  # index of the files among /downloads' outputs (point cloud, files, note)
 
 
 # ----------------------------------------------------------------------------- pickles
@@ -135,7 +135,7 @@ def _hostile_files(root: Path) -> dict[str, Path]:
 @pytest.mark.parametrize(
     ("image", "gt", "init", "expected"),
     [
-        ("sliver", None, None, r"the image \(5000x1 pixels\) .* narrower than the 5x5 MSPN"),
+        ("sliver", None, None, r"the image is 5000x1 pixels, smaller than the 5x5 MSPN window"),
         ("image", "nan", None, "Ground truth ignored: nan.npy has no valid depth"),
         ("image", "pickle", None, "Ground truth ignored: pickled.npy: contains Python objects"),
         ("image", "link", None, "Ground truth ignored: linked.h5: 'depth' is a link"),
@@ -251,7 +251,7 @@ def _client(served, example_index, n_points=1, seed=0):
 
 
 def _submit(client, n_points=1, seed=0):
-    return client.submit(None, "random points", n_points, 16, seed, False, api_name="/run")
+    return client.submit(None, "random points", n_points, 16, seed, False, None, api_name="/run")
 
 
 def _wait_for(condition, timeout_s: float, what: str) -> float:
@@ -323,7 +323,7 @@ LEAVING_CLIENT = textwrap.dedent(
     import gradio_client
     client = gradio_client.Client(sys.argv[1], verbose=False)
     client.predict(int(sys.argv[2]), 96, "random points", 1, 16, 0, api_name="/load_example")
-    job = client.submit(None, "random points", 1, 16, 0, False, api_name="/run")
+    job = client.submit(None, "random points", 1, 16, 0, False, None, api_name="/run")
     while len(job.outputs()) < 3:
         time.sleep(0.02)
     print("streaming", flush=True)
@@ -375,7 +375,8 @@ def test_concurrent_sessions_get_their_own_results(served, examples):
         barrier.wait()
         job = _submit(clients[k], *inputs[k][1:])
         job.result()
-        results[k] = (job.outputs(), clients[k].predict(1, api_name="/frame")[1])
+        downloads = clients[k].predict(api_name="/downloads")[DOWNLOADS_FILES]
+        results[k] = (job.outputs(), clients[k].predict(1, api_name="/frame")[1], downloads)
 
     threads = [threading.Thread(target=session, args=(k,)) for k in range(len(clients))]
     for thread in threads:
@@ -390,16 +391,16 @@ def test_concurrent_sessions_get_their_own_results(served, examples):
         steps = list(pipeline.refine_steps(session.scene.image, sparse.sparse,
                                            session.scene.init_depth))  # fmt: skip
         alone.append((steps[-1].depth, sparse.schedule))
-    for k, (outputs, scrubbed) in enumerate(results):
-        files = {Path(f).name: Path(f) for f in outputs[-1][RUN_FILES]}
-        depth = np.load(files["refined_depth.npy"])
+    for k, (outputs, scrubbed, downloads) in enumerate(results):
+        files = {Path(f).name: Path(f) for f in downloads}
+        depth = np.load(files["refined_depth_m.npy"])
         for j, (expected, _) in enumerate(alone):
             same = depth.shape == expected.shape and np.allclose(depth, expected, atol=1e-5)
             assert same == (j == k), f"session {k} vs inputs of session {j}"
         assert json.loads(files["metrics.json"].read_text())["n_points"] == inputs[k][1]
         schedule = alone[k][1]
         assert len(outputs) == 1 + sum(schedule) + 1
-        assert scrubbed.endswith(f"/ {schedule[0]}")  # /frame reads this session's run
+        assert f"/ {schedule[0]} — " in scrubbed  # /frame reads this session's run
 
 
 # ----------------------------------------------------------------------------- limits
