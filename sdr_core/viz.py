@@ -652,7 +652,7 @@ def colorbar(
     fill = _as_color(background, "background")
     font_px = max(9, _font_px(height) - 2)
     font = _label_font(font_px)
-    ticks = _nice_ticks(vmin, vmax)
+    ticks = _nice_ticks(vmin, vmax, target=int(np.clip(height // 45, 2, 6)))
     texts = [_tick_text(t, ticks, unit) for t in ticks]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_width = int(max(probe.textlength(t, font=font) for t in texts)) + 2
@@ -734,6 +734,11 @@ def caption(layer: int, iteration: int, iterations_in_layer: int) -> str:
     return f"layer {layer} \u00b7 iteration {iteration} / {iterations_in_layer}"
 
 
+def _enlarge(array: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-pixel enlargement of an H x W map by a whole factor."""
+    return np.repeat(np.repeat(np.asarray(array), factor, axis=0), factor, axis=1)
+
+
 def refinement_frame(
     depth_m: np.ndarray,
     mask: np.ndarray,
@@ -743,6 +748,7 @@ def refinement_frame(
     error_vmax: float | None = None,
     hole_mask: np.ndarray | None = None,
     mask_label: str = "propagation mask",
+    min_height: int = 240,
 ) -> np.ndarray:
     """One animation frame: depth | mask | (with ground truth) error, each with its scale.
 
@@ -761,11 +767,18 @@ def refinement_frame(
         error_vmax: error in metres at the top of the error scale (:func:`error_range`).
         hole_mask: H x W bool; its outline is drawn on every panel.
         mask_label: label of the mask panel (e.g. for the no-mask ablation).
+        min_height: maps lower than this are enlarged by a whole factor (nearest pixel), so
+            small images stay readable next to their colour bars; never shrunk.
 
     Returns:
         H' x W' x 3 uint8.
     """
     vmin, vmax = depth_scale
+    factor = max(1, int(min_height) // max(1, np.asarray(depth_m).shape[0]))
+    if factor > 1:
+        depth_m, mask = _enlarge(depth_m, factor), _enlarge(mask, factor)
+        gt_m = None if gt_m is None else _enlarge(gt_m, factor)
+        hole_mask = None if hole_mask is None else _enlarge(hole_mask, factor)
     panels = [
         depth_with_colorbar(colorize_depth(depth_m, vmin, vmax), vmin, vmax),
         with_colorbar(colorize_mask(mask), 0.0, 1.0, "viridis", ""),

@@ -71,9 +71,69 @@ def test_example_with_click_and_hole_runs_to_the_final_frame(url, page, tmp_path
     assert frame.evaluate("img => img.naturalWidth") > 3 * 96  # depth | mask | error
 
     page.get_by_role("button", name="Play").click()  # replays the stored frames from 0
-    sync_api.expect(caption).to_have_value(re.compile(r"^layer 1 · iteration \d+ / \d+$"))
+    sync_api.expect(caption).to_have_value(re.compile(r"^layer 1 · iteration \d+ / \d+ — RMSE"))
     page.get_by_role("button", name="Pause").click()
 
     shot = tmp_path / "after_run.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
+
+
+def _upload_photo(page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(photo)
+    page.get_by_role("button", name="Upload your own").click()
+    page.locator("#image_file input[type=file]").set_input_files(str(photo))
+    sync_api.expect(page.locator("#scene")).to_contain_text("ground truth: no")
+
+
+def test_typed_depth_runs_without_enter_and_clearing_the_image_is_clean(url, page, tmp_path, capfd):
+    page.goto(url)
+    _upload_photo(page, tmp_path)
+    sync_api.expect(page.get_by_label("clicks only")).to_be_checked()  # no GT: clicks
+    points = page.locator("#points_view img").first
+    box = points.bounding_box()
+    points.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
+    sync_api.expect(page.locator("#click_message")).to_contain_text("type its measured depth")
+    page.locator("#point_depth input").fill("0.4")  # no Enter, no click elsewhere
+    page.get_by_role("button", name="Refine").click()
+    sync_api.expect(page.locator("#run_note")).to_contain_text("S = 0.400 m")
+
+    page.locator("#image_file button[aria-label='Clear']").click()  # the x on the upload
+    sync_api.expect(page.locator("#scene")).to_contain_text("No scene yet")
+    page.get_by_label("N", exact=True).fill("7")  # before any scene
+    page.get_by_role("button", name="Reset clicked points").click()
+    sync_api.expect(page.locator("#click_message")).to_contain_text("Nothing to reset")
+    page.wait_for_timeout(500)
+    log = capfd.readouterr()
+    assert "Traceback" not in log.out + log.err
+    assert page.get_by_text("Error", exact=True).count() == 0  # no wordless error badge
+
+
+def test_slider_number_box_keys_and_teaching_view_show_one_frame(url, page):
+    page.goto(url)
+    page.get_by_text("Middlebury Motorcycle").first.click()
+    sync_api.expect(page.locator("#plan")).to_contain_text("100 depth points")
+    page.get_by_role("button", name="Refine").click()
+    caption = page.locator("#caption textarea")
+    sync_api.expect(page.locator("#run_note")).to_contain_text("frames in")
+    number = page.locator("#scrub input[type=number]")
+    number.fill("3")
+    number.press("Enter")
+    sync_api.expect(caption).to_have_value(re.compile(r"^layer 1 · iteration 3 / \d+ — RMSE"))
+    slider = page.locator("#scrub input[type=range]")
+    slider.focus()
+    slider.press("ArrowRight")
+    slider.press("ArrowRight")
+    sync_api.expect(caption).to_have_value(re.compile(r"^layer 1 · iteration 5 / "))
+    sync_api.expect(number).to_have_value("5")
+
+    page.get_by_role("tab", name="Teaching view").click()
+    view = page.locator("#inspect_view img").first
+    box = view.bounding_box()
+    view.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.5})
+    sync_api.expect(page.locator("#inspect_text")).to_contain_text("layer 1 · iteration 5 /")
