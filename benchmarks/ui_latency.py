@@ -62,7 +62,6 @@ def _run_once(page, points: int) -> tuple[float, int]:
     number.press("Enter")
     expect(page.locator("#plan")).to_contain_text(f"{points} depth point")
     page.wait_for_timeout(800)
-    print(page.locator("#plan").inner_text())
     page.evaluate(WATCH_JS)
     page.get_by_role("button", name="Refine").click()
     page.wait_for_function("() => window.__t && window.__t.done", timeout=300_000)

@@ -6,7 +6,9 @@
 
 States captured: the initial page, an example loaded, points clicked and a hole painted,
 the animation mid-run, the finished run (metrics and chart), the point cloud, the teaching
-view, and the no-mask ablation. Never runs `playwright install`: it uses the system Chromium.
+view, the no-mask ablation, a photo uploaded without ground truth (clicked point, typed
+depth, finished run) and a bad upload (a 1x1 PNG: the message). Never runs
+`playwright install`: it uses the system Chromium.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import io
 import logging
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,7 +145,43 @@ def take(url: str, out: Path) -> None:
         page.wait_for_timeout(1500)
         page.locator("#frame").scroll_into_view_if_needed()
         _shoot(page, out, "app_no_mask.png")
+        page.get_by_label("No mask (ablation): watch errors propagate").uncheck()
+        _upload_states(page, out)
         browser.close()
+
+
+def _upload_states(page: Page, out: Path) -> None:
+    """A photo without ground truth (click, typed depth, run), then a bad upload."""
+    import numpy as np
+
+    scratch = Path(tempfile.mkdtemp(prefix="mspn_shots_"))
+    photo, dot = scratch / "photo.png", scratch / "dot.png"
+    Image.open(ROOT / "assets" / "study.png").save(photo)  # a photo without its depth
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(dot)
+    page.reload()
+    expect(page.get_by_text("MSPN Studio").first).to_be_visible()
+    page.get_by_role("button", name="Upload your own").click()
+    page.locator("#image_file input[type=file]").set_input_files(str(photo))
+    expect(page.locator("#scene")).to_contain_text("ground truth: no")
+    points = page.locator("#points_view img").first
+    box = points.bounding_box()
+    for fx, fy, depth in ((0.5, 0.55, "2.4"), (0.2, 0.8, "1.6")):
+        points.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+        expect(page.locator("#click_message")).to_contain_text("type its measured depth")
+        page.locator("#point_depth input").fill(depth)
+        page.locator("#plan").click()  # leaving the box commits the depth
+        page.wait_for_timeout(800)
+    page.get_by_role("button", name="Refine").click()
+    expect(page.locator("#run_note")).to_contain_text("frames in")
+    page.wait_for_timeout(1500)
+    _shoot(page, out, "app_upload_no_gt.png")
+    page.reload()
+    expect(page.get_by_text("MSPN Studio").first).to_be_visible()
+    page.get_by_role("button", name="Upload your own").click()
+    page.locator("#image_file input[type=file]").set_input_files(str(dot))
+    expect(page.get_by_text("smaller than the").first).to_be_visible()
+    page.wait_for_timeout(500)
+    _shoot(page, out, "app_bad_upload.png", full_page=False)
 
 
 def main() -> None:

@@ -163,3 +163,16 @@ def test_bench_times_the_chosen_second_layer_schedule(capsys, schedule, second):
     assert main([*argv, "--repeats", "1", "--second-layer-schedule", schedule]) == 0
     first, layer2 = re.search(r"schedule \((\d+), (\d+)\)", capsys.readouterr().out).groups()
     assert layer2 == (first if second == "N" else "6")
+
+
+def test_readme_names_the_files_the_writer_writes():
+    from pathlib import Path
+
+    from sdr_core import report
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    names = [report.DEPTH_MM_PNG, report.DEPTH_M_NPY, report.DEPTH_COLOR_PNG,
+             report.ANIMATION_GIF, report.POINT_CLOUD_PLY, report.METRICS_JSON]  # fmt: skip
+    assert [name for name in names if name not in readme] == []
+    assert "pip install -e ." in readme
+    assert "skipped" in readme  # the browser test without Chromium
