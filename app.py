@@ -427,14 +427,21 @@ def build_demo(
             source: str,
             load: Callable[[demo.DepthEstimator | None, str | None], demo.Scene],
         ) -> dict:
-            """Load a scene with the chosen initial depth; warnings become toasts."""
+            """Load a scene with the chosen initial depth; warnings become toasts.
+
+            A file that cannot be used is named in a toast and under the scene; the scene
+            already loaded (and its points) stays, nothing else changes.
+            """
             estimator, unavailable = demo.pick_estimator(source, available())
             if unavailable:
                 gr.Warning(unavailable)
             try:
                 scene = load(estimator, demo.INIT_SIMULATED.get(source))
             except ValueError as error:
-                raise _error(error) from error
+                gr.Warning(str(error))
+                kept = "" if state.scene is None else demo.scene_text(state.scene) + "\n\n"
+                suffix = " The scene above is kept." if state.scene is not None else ""
+                return {**_skip(scene_outputs), scene_md: f"{kept}⚠️ {error}.{suffix}"}
             for note in demo.warning_notes(scene):
                 gr.Warning(note)
             return scene_updates(state, scene, choice, source)
@@ -450,8 +457,11 @@ def build_demo(
                     pipeline, example, int(side), estimator=estimator, simulated_quality=quality
                 )
 
+            updates = load_any(state, _choice(*sparse_values), source or demo.INIT_BUNDLED, load)
+            if isinstance(updates[session], dict):  # gr.skip(): the file could not be used
+                return {**updates, **_skip([image_file, depth_file, units, current_example])}
             return {
-                **load_any(state, _choice(*sparse_values), source or demo.INIT_BUNDLED, load),
+                **updates,
                 image_file: str(example.image),
                 depth_file: None if example.depth is None else str(example.depth),
                 units: demo.unit_choice(example.units),
@@ -502,7 +512,9 @@ def build_demo(
             if image is None and example_index is not None:  # the example's image cleared
                 return {**no_scene_updates(state), depth_file: None, current_example: None}
             updates = on_load(image, depth, unit, source, init, side, None, state, *rest)
-            return {**updates, depth_file: gr.skip(), current_example: None}
+            failed = isinstance(updates[session], dict)  # gr.skip(): the scene was kept
+            example_after = gr.skip() if failed else None
+            return {**updates, depth_file: gr.skip(), current_example: example_after}
 
         load_inputs = [image_file, depth_file, units, init_source, init_file, long_side,
                        current_example, session, *sparse_widgets]  # fmt: skip
