@@ -764,9 +764,15 @@ def build_demo(
         def on_extras(state: demo.Session) -> dict:
             """Downloads and point cloud, made right after the page is complete."""
             outputs = [cloud, files, downloads_md]
-            if state.run is None or state.run.summary is None:
+            record = state.run
+            if record is None or record.summary is None:
                 return _skip(outputs)
-            extras = demo_run.run_extras(state)
+            try:
+                extras = demo_run.run_extras(state)
+            except (OSError, ValueError):  # the scene was cleared meanwhile: folder gone
+                return _skip(outputs)
+            if state.run is not record or not all(f.is_file() for f in extras.files):
+                return _skip(outputs)  # a newer scene or run replaced this one
             return {
                 cloud: extras.point_cloud,
                 files: [str(f) for f in extras.files],

@@ -102,6 +102,8 @@ def test_typed_depth_runs_without_enter_and_clearing_the_image_is_clean(url, pag
     page.locator("#point_depth input").fill("0.4")  # no Enter, no click elsewhere
     page.get_by_role("button", name="Refine").click()
     sync_api.expect(page.locator("#run_note")).to_contain_text("S = 0.400 m")
+    page.get_by_role("tab", name="Downloads").click()
+    sync_api.expect(page.locator("#downloads_note")).to_contain_text("Depth in millimetres")
 
     page.locator("#image_file button[aria-label='Clear']").click()  # the x on the upload
     sync_api.expect(page.locator("#scene")).to_contain_text("No scene yet")
@@ -116,6 +118,12 @@ def test_typed_depth_runs_without_enter_and_clearing_the_image_is_clean(url, pag
 
 def test_slider_number_box_keys_and_teaching_view_show_one_frame(url, page):
     page.goto(url)
+    sync_api.expect(page.locator("#points_slider input[type=number]")).to_be_hidden()  # log10 N
+    sync_api.expect(page.get_by_label("N", exact=True)).to_have_value("100")
+    titles = page.locator("#examples .caption-label")
+    cut = titles.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length")
+    assert titles.count() >= 1
+    assert cut == 0  # gallery titles wrap instead of ending in "..."
     page.get_by_text("Middlebury Motorcycle").first.click()
     sync_api.expect(page.locator("#plan")).to_contain_text("100 depth points")
     page.get_by_role("button", name="Refine").click()
