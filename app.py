@@ -145,7 +145,7 @@ def build_demo(
                     value=[(str(e.image), e.title) for e in examples],
                     label="Examples",
                     show_label=False,
-                    columns=3,
+                    columns=4,
                     height="auto",
                     allow_preview=False,
                     object_fit="cover",
