@@ -99,7 +99,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule")  # MSPNConfig fields the CLI sets
+# MSPNConfig and GuidanceConfig fields the train CLI sets
+_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule", "init_alignment")
+_GUIDANCE_FIELDS = ("upsample",)
+
+
+def _init_sources(text: str) -> tuple[tuple[str, float], ...]:
+    """``"metric:2,mde:1"`` -> (("metric", 2.0), ("mde", 1.0)); a bare kind weighs 1."""
+    pairs = []
+    for part in text.split(","):
+        kind, _, weight = part.strip().partition(":")
+        if not kind:
+            continue
+        try:
+            pairs.append((kind, float(weight) if weight else 1.0))
+        except ValueError:
+            message = f"weight of {kind!r} is not a number: {weight!r}"
+            raise argparse.ArgumentTypeError(message) from None
+    return tuple(pairs)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -112,6 +129,9 @@ def _train(args: argparse.Namespace) -> int:
     schedule = {k: v for k, v in vars(args).items() if k in _SCHEDULE_FIELDS and v is not None}
     if schedule:
         overrides["mspn"] = dataclasses.replace(TrainConfig().mspn, **schedule)
+    guidance = {k: v for k, v in vars(args).items() if k in _GUIDANCE_FIELDS and v is not None}
+    if guidance:
+        overrides["guidance"] = dataclasses.replace(TrainConfig().guidance, **guidance)
     config = TrainConfig(**overrides)
     out = train(config, device=args.device)
     print(f"checkpoints written to {out}")
@@ -212,7 +232,7 @@ def _parser() -> argparse.ArgumentParser:
         ("lines-fraction", float),
         ("min-points", int),
         ("max-points", int),
-        ("simulated-mde-fraction", float),
+        ("iteration-loss-weight", float),
         ("grad-iterations", int),
         ("seed", int),
         ("log-every", int),
@@ -237,6 +257,25 @@ def _parser() -> argparse.ArgumentParser:
         dest="second_layer_schedule",
         choices=["fixed", "eq13"],
         help="second MSPN layer: the paper's 6 iterations, or as many as the first (eq. 13)",
+    )
+    train.add_argument(
+        "--init-sources",
+        dest="init_sources",
+        type=_init_sources,
+        help="D0 of the samples as kind:weight pairs, kinds mde (the bundled MDE), metric, "
+        "harsh, relative (simulated from the ground truth); default 'mde:1,harsh:1'",
+    )
+    train.add_argument(
+        "--init-alignment",
+        dest="init_alignment",
+        choices=["none", "least_squares", "residual_idw"],
+        help="align D0 to the sparse depths before refinement (default none, the paper)",
+    )
+    train.add_argument(
+        "--upsample",
+        choices=["transposed", "resize"],
+        help="guidance decoder's x2 upsampling (default transposed, the paper's 3x3 "
+        "transposed conv; resize = bilinear + 3x3 conv, no checkerboard)",
     )
     train.set_defaults(func=_train)
 
