@@ -102,6 +102,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 # MSPNConfig and GuidanceConfig fields the train CLI sets
 _SCHEDULE_FIELDS = ("kappa", "second_layer_schedule", "init_alignment")
 _GUIDANCE_FIELDS = ("upsample",)
+_MDE_FIELDS = {"mde_working_long_side": "working_long_side", "mde_global_context": "global_context"}
 
 
 def _init_sources(text: str) -> tuple[tuple[str, float], ...]:
@@ -132,6 +133,9 @@ def _train(args: argparse.Namespace) -> int:
     guidance = {k: v for k, v in vars(args).items() if k in _GUIDANCE_FIELDS and v is not None}
     if guidance:
         overrides["guidance"] = dataclasses.replace(TrainConfig().guidance, **guidance)
+    mde = {_MDE_FIELDS[k]: v for k, v in vars(args).items() if k in _MDE_FIELDS and v is not None}
+    if mde:
+        overrides["mde"] = dataclasses.replace(TrainConfig().mde, **mde)
     config = TrainConfig(**overrides)
     out = train(config, device=args.device)
     print(f"checkpoints written to {out}")
@@ -238,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
         ("log-every", int),
         ("checkpoint-every", int),
         ("num-threads", int),
+        ("time-limit-s", float),
     ]:
         train.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind)
     train.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"))
@@ -276,6 +281,20 @@ def _parser() -> argparse.ArgumentParser:
         choices=["transposed", "resize"],
         help="guidance decoder's x2 upsampling (default transposed, the paper's 3x3 "
         "transposed conv; resize = bilinear + 3x3 conv, no checkerboard)",
+    )
+    train.add_argument(
+        "--mde-working-long-side",
+        dest="mde_working_long_side",
+        type=int,
+        help="stage mde: the network runs with the image's long side resized to this many "
+        "pixels (default: the image's own size)",
+    )
+    train.add_argument(
+        "--mde-global-context",
+        dest="mde_global_context",
+        action="store_const",
+        const=True,
+        help="stage mde: add image-level features (global pooling) to the bottleneck",
     )
     train.set_defaults(func=_train)
 

@@ -101,6 +101,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
+    # Stop after the first step that ends past this many seconds of this process's run, and
+    # save and export there (a run on a lent machine with a fixed time); None: run all steps.
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -414,6 +417,16 @@ def _export(module: nn.Module, config: TrainConfig, out: Path, step: int, wall_s
         save_module(out / "mspn.safetensors", module.mspn, module.mspn.config, "mspn", extra)
 
 
+def _out_of_time(config: TrainConfig, began: float, world: int, device: torch.device) -> bool:
+    """Whether the run's time limit has passed; under DDP every rank gets rank 0's answer."""
+    if config.time_limit_s is None:
+        return False
+    flag = torch.tensor([float(time.perf_counter() - began > config.time_limit_s)], device=device)
+    if world > 1:  # every rank must stop after the same step
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def _steps_iter(start: int, total: int, show: bool) -> Iterator[int]:
     try:
         from tqdm import tqdm
@@ -476,7 +489,8 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
         optimizer.step()
         running.append(float(loss.detach()))
         done = step + 1
-        if rank == 0 and (done % config.log_every == 0 or done == config.steps):
+        out_of_time = _out_of_time(config, began, world, device)
+        if rank == 0 and (done % config.log_every == 0 or done == config.steps or out_of_time):
             with log_path.open("a", newline="") as handle:
                 csv.writer(handle).writerow(
                     [
@@ -488,9 +502,13 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
                 )
             logger.info("step %d loss %.4f", done, np.mean(running))
             running = []
-        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
+        last = done == config.steps or out_of_time
+        if rank == 0 and (done % config.checkpoint_every == 0 or last):
             _save_state(state_path, model, optimizer, done, config)
             _export(model, config, out, done, time.perf_counter() - began)
+        if out_of_time:
+            logger.info("time limit of %.0f s reached after step %d", config.time_limit_s, done)
+            break
     if world > 1:
         dist.barrier()
     return out

@@ -308,3 +308,15 @@ def test_cli_initial_depth_flags_reach_the_config(monkeypatch):
 def test_config_rejects_bad_initial_depth_settings(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiny(tmp_path, **kwargs)
+
+
+def test_time_limit_stops_after_the_step_and_exports(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "_batch", fake_batch)
+    out = train(tiny(tmp_path, steps=50, time_limit_s=0.0, checkpoint_every=100), device="cpu")
+    log = (out / "log.csv").read_text().split()
+    assert log[1:] == [log[1]]  # one step was run and logged ...
+    assert log[1].startswith("1,")
+    mspn = load_module(out / "mspn.safetensors", "mspn", MSPNConfig, MSPN)  # ... and exported
+    assert mspn.config.window == 5
+    resumed = train(tiny(tmp_path, steps=2), device="cpu")  # the state resumes at step 1
+    assert (resumed / "log.csv").read_text().split()[-1].startswith("2,")
