@@ -280,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
         "--upsample",
         choices=["transposed", "resize"],
         help="guidance decoder's x2 upsampling (default transposed, the paper's 3x3 "
-        "transposed conv; resize = bilinear + 3x3 conv, no checkerboard)",
+        "transposed conv; resize = 3x3 conv then bilinear x2, no checkerboard)",
     )
     train.add_argument(
         "--mde-working-long-side",

@@ -42,7 +42,8 @@ class GuidanceConfig:
     depth_scale_m: float = 10.0  # depths are divided by this before entering the network
     # x2 upsampling of the decoder blocks: "transposed" is the paper's 3x3 stride-2
     # transposed conv, whose uneven kernel overlap leaves a stride-2 checkerboard in G (and
-    # dots along the mask front); "resize" is bilinear x2 then a 3x3 conv (a departure).
+    # dots along the mask front); "resize" is a 3x3 conv then bilinear x2 (a departure, at
+    # the same cost).
     upsample: Literal["transposed", "resize"] = "transposed"
 
     def __post_init__(self) -> None:
@@ -88,11 +89,13 @@ class _TimmEncoder(nn.Module):
         return out
 
 
-class _ResizeConv(nn.Module):
-    """Bilinear resize to the target size, then a 3x3 conv.
+class _ConvResize(nn.Module):
+    """A 3x3 conv at the input's resolution, then a bilinear resize to the target size.
 
-    x2 upsampling without the checkerboard of a stride-2 transposed conv: every output pixel
-    sees the same kernel.
+    x2 upsampling without the checkerboard of a stride-2 transposed conv (whose kernel
+    overlaps output pixels of different parity a different number of times), at the same
+    cost: the conv runs on the input grid, and bilinear interpolation treats every output
+    pixel alike.
     """
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
@@ -100,20 +103,20 @@ class _ResizeConv(nn.Module):
         self.conv = nn.Conv2d(in_dim, out_dim, 3, padding=1)
 
     def forward(self, x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-        x = F.interpolate(x, size=tuple(output_size), mode="bilinear", align_corners=False)
-        return self.conv(x)
+        x = self.conv(x)
+        return F.interpolate(x, size=tuple(output_size), mode="bilinear", align_corners=False)
 
 
 class _DecoderBlock(nn.Module):
     """x2 upsampling -> LayerNorm -> ReLU -> NAF block (sec. 3.3).
 
-    The upsampling is the paper's 3x3 transposed conv or, as a departure, resize + conv.
+    The upsampling is the paper's 3x3 transposed conv or, as a departure, conv + resize.
     """
 
     def __init__(self, in_dim: int, out_dim: int, upsample: str = "transposed") -> None:
         super().__init__()
         if upsample == "resize":
-            self.up: nn.Module = _ResizeConv(in_dim, out_dim)
+            self.up: nn.Module = _ConvResize(in_dim, out_dim)
         else:
             self.up = nn.ConvTranspose2d(in_dim, out_dim, 3, stride=2, padding=1)
         self.norm = LayerNorm2d(out_dim)

@@ -35,7 +35,7 @@ def _parity_spread(upsample: str) -> float:
 
 def test_resize_upsampling_has_no_checkerboard_and_transposed_has_one():
     assert _parity_spread("transposed") > 0.05  # measured: 0.90
-    assert _parity_spread("resize") < 1e-3  # measured: 4e-5 (float32 rounding)
+    assert _parity_spread("resize") < 1e-3  # measured: 6e-5 (float32 rounding)
 
 
 @pytest.mark.parametrize("upsample", ["transposed", "resize"])
