@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sdr_core.data import synthetic
 from sdr_core.data.datasets import (
     EVAL_SEED_START,
     TRAIN_SEED_START,
@@ -20,6 +19,11 @@ from sdr_core.data.datasets import (
     evaluation_split,
 )
 from sdr_core.data.synthetic import MIN_DEPTH_M, Scene, SceneConfig, generate_scene
+from sdr_core.data.synthetic.builder import Builder, freeze_layout, yaw_matrix
+from sdr_core.data.synthetic.kinect import kinect_depth
+from sdr_core.data.synthetic.raycast import trace_view
+from sdr_core.data.synthetic.shading import shade_view
+from sdr_core.data.synthetic.textures import photo_bank
 
 SMALL = SceneConfig(height=48, width=64)
 
@@ -120,7 +124,7 @@ _CUBE_CENTER, _CUBE_HALF = (2.0, 1.0, 3.0), 0.4
 
 
 def _known_layout():
-    b = synthetic._Builder()
+    b = Builder()
     grey = b.material((0.6, 0.6, 0.6))
     mats = {
         "wall": grey,
@@ -134,7 +138,7 @@ def _known_layout():
     b.box(_CUBE_CENTER, (_CUBE_HALF,) * 3, red)
     cam_rot = np.stack([[-1.0, 0, 0], [0, -1.0, 0], [0, 0, 1.0]], axis=1)  # right, down, fwd
     lights, light_rgb = np.array([[2.0, 2.4, 1.0]]), np.array([[2.0, 2.0, 2.0]])
-    return synthetic._freeze(
+    return freeze_layout(
         np.random.default_rng(0),
         b,
         (4.0, 2.6, 5.0),
@@ -150,8 +154,8 @@ def _known_layout():
 
 def _render_known(config):
     layout = _known_layout()
-    geometry = synthetic._trace(layout, config)
-    shading = synthetic._shade(layout, geometry, config, np.random.default_rng(0))
+    geometry = trace_view(layout, config)
+    shading = shade_view(layout, geometry, config, np.random.default_rng(0))
     return layout, geometry, shading
 
 
@@ -229,17 +233,17 @@ def test_depth_edges_coincide_with_image_edges():
 
 def test_pictures_are_upright_and_not_mirrored():
     # the astronaut photograph hung on the far wall, facing the camera
-    b = synthetic._Builder()
+    b = Builder()
     grey = b.material((0.6, 0.6, 0.6))
     mats = dict.fromkeys(("wall", "floor", "ceiling", "corridor", "trim", "sky"), grey)
     b.box(
         (2.0, 1.0, 4.98),
         (0.6, 0.6, 0.02),
         b.material((1, 1, 1), photo=0),
-        synthetic._yaw_matrix(np.pi),
+        yaw_matrix(np.pi),
     )  # local +z (the picture) faces -z, the camera
     cam_rot = np.stack([[-1.0, 0, 0], [0, -1.0, 0], [0, 0, 1.0]], axis=1)
-    layout = synthetic._freeze(
+    layout = freeze_layout(
         np.random.default_rng(0),
         b,
         (4.0, 2.6, 5.0),
@@ -252,14 +256,14 @@ def test_pictures_are_upright_and_not_mirrored():
         cam_rot,
     )
     config = SceneConfig(camera_effects=False, shadows=False)
-    geometry = synthetic._trace(layout, config)
-    rgb = synthetic._shade(layout, geometry, config, np.random.default_rng(0)).rgb
+    geometry = trace_view(layout, config)
+    rgb = shade_view(layout, geometry, config, np.random.default_rng(0)).rgb
     fx, _, cx, cy = config.intrinsics()
     half_px = fx * 0.6 / (4.96 - _CAM[2])
     r0, r1 = int(np.ceil(cy - half_px)) + 1, int(np.floor(cy + half_px)) - 1
     c0, c1 = int(np.ceil(cx - half_px)) + 1, int(np.floor(cx + half_px)) - 1
     crop = rgb[r0:r1, c0:c1].astype(float).mean(axis=2)
-    photo, _ = synthetic._photo_bank()
+    photo, _ = photo_bank()
     rows = np.linspace(0, 191, crop.shape[0]).round().astype(int)
     cols = np.linspace(0, 191, crop.shape[1]).round().astype(int)
     truth = (photo[0][np.ix_(rows, cols)] ** (1 / 2.2)).mean(axis=2)  # linear -> display
@@ -296,7 +300,7 @@ def test_projector_shadow_is_left_of_near_surfaces():
     # over fx * 0.075 * (1/1.8 - 1/4.2) = 5.9 px; the right side has no such shadow
     config = SceneConfig(sensor_effects=True, camera_effects=False)
     _, geometry, shading = _render_known(config)
-    sensor = synthetic._kinect_depth(geometry.depth, shading, config, np.random.default_rng(1))
+    sensor = kinect_depth(geometry.depth, shading, config, np.random.default_rng(1))
     fx, _, cx, cy = config.intrinsics()
     row = int(round(cy))
     covered = np.flatnonzero(geometry.depth[row] < 2.0)
