@@ -6,8 +6,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-NYU_FOCAL_PER_WIDTH = 518.8579 / 640.0
-"""NYUv2 Kinect colour focal length (518.86 px at 640 px wide) per pixel of image width."""
+from ...camera import NYU_FOCAL_PER_WIDTH
 
 MIN_DEPTH_M = 0.5
 """No surface is ever closer than this to the camera (the Kinect's near limit)."""
