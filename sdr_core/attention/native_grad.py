@@ -26,15 +26,10 @@ from __future__ import annotations
 import torch
 
 from ._window import AffineQK
-from .native import _check_rc, _require_library, _threads, can_run_native
+from .native import _check_rc, _require_library, _threads
 from .reference import AttendFn
 
-__all__ = ["can_run_native_grad", "prepare_native_grad"]
-
-
-def can_run_native_grad() -> bool:
-    """Whether the compiled library (shared with the ``native`` backend) is loaded."""
-    return can_run_native()
+__all__ = ["prepare_native_grad"]
 
 
 def _ptr(t: torch.Tensor) -> int:

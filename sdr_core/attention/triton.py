@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "TritonAttention",
     "can_run_triton",
-    "guidance_window_term_triton",
     "prepare_triton",
     "triton_unavailable_reason",
     "window_attention_triton",
@@ -277,13 +276,6 @@ def prepare_triton(
         ValueError: bad shapes, dtypes or devices.
     """
     return TritonAttention(qk, window, term_dtype)
-
-
-def guidance_window_term_triton(
-    qk: AffineQK, window: int, term_dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """T0 = q0(p) . k0(p_t) by the Triton kernel, B x p^2 x H x W (layout of ``fast``)."""
-    return TritonAttention(qk, window, term_dtype).term
 
 
 def window_attention_triton(
