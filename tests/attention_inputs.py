@@ -185,17 +185,6 @@ class BackendCase:
             return prepare_attention(qk, window, backend=self.name)  # type: ignore[arg-type]
         return BACKENDS[self.name].prepare(qk, window)
 
-    def attend(
-        self,
-        qk: AffineQK,
-        depth: torch.Tensor,
-        mask: torch.Tensor,
-        bias: torch.Tensor,
-        window: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One-shot attention with this backend."""
-        return self.prepare(qk, window)(depth, mask, bias)
-
 
 # The devices each backend is for; test_every_backend_has_test_devices keeps this in step
 # with the table, so a new backend cannot miss the shared tests.

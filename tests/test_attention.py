@@ -116,7 +116,7 @@ def test_forward_matches_the_oracle(attention_backend: BackendCase, case, dtype)
     qk, depth, mask, bias = make_inputs(
         *shape, window, dtype=dtype, device=attention_backend.device
     )
-    got = attention_backend.attend(qk, depth, mask, bias, window)
+    got = attention_backend.prepare(qk, window)(depth, mask, bias)
     expected = expected_outputs(attention_backend, qk, depth, mask, bias, window)
     for g, e in zip(got, expected, strict=True):
         assert g.shape == e.shape
@@ -165,7 +165,7 @@ def test_constant_depth_stays_constant_at_borders(attention_backend: BackendCase
     qk, _, _, bias = make_inputs(1, 4, 9, 10, 5, device=device)
     depth = torch.full((1, 1, 9, 10), 3.0, device=device)
     mask = torch.ones(1, 1, 9, 10, device=device)
-    refined, next_mask = attention_backend.attend(qk, depth, mask, bias, 5)
+    refined, next_mask = attention_backend.prepare(qk, 5)(depth, mask, bias)
     torch.testing.assert_close(refined, depth)
     torch.testing.assert_close(next_mask, mask)
 
@@ -178,7 +178,7 @@ def test_one_point_near_corner_reaches_one_window(attention_backend: BackendCase
     qk, depth, _, bias = make_inputs(1, 4, 14, 15, window, seed=3, device=attention_backend.device)
     mask = torch.zeros_like(depth)
     mask[0, 0, 1, 1] = 1.0
-    _, next_mask = attention_backend.attend(qk, depth, mask, bias, window)
+    _, next_mask = attention_backend.prepare(qk, window)(depth, mask, bias)
     reach = torch.zeros_like(mask, dtype=torch.bool)
     last = 1 + window // 2  # start clamp(i - p // 2, 0, n - p) <= 1 only for i <= 1 + p // 2
     reach[0, 0, : last + 1, : last + 1] = True
@@ -194,7 +194,7 @@ def test_masked_keys_give_the_bias_softmax(attention_backend: BackendCase, windo
     attention_backend.require()
     qk, depth, _, bias = make_inputs(1, 3, 13, 14, window, device=attention_backend.device)
     mask = torch.zeros_like(depth)
-    refined, next_mask = attention_backend.attend(qk, depth, mask, bias, window)
+    refined, next_mask = attention_backend.prepare(qk, window)(depth, mask, bias)
     weights = torch.softmax(relative_bias_windows(bias, 13, 14), dim=0)  # p^2 x H x W
     expected = (weights * gather_windows(depth, window)[0, 0]).sum(0)
     torch.testing.assert_close(refined[0, 0], expected, atol=FORWARD_ATOL[torch.float32], rtol=0)

@@ -25,7 +25,14 @@ from typing import Literal
 
 import torch
 
-from ._window import AffineQK, check_qk, gather_windows, relative_bias_windows, window_starts
+from ._window import (
+    AffineQK,
+    check_maps,
+    check_qk,
+    gather_windows,
+    relative_bias_windows,
+    window_starts,
+)
 from .backends import BACKENDS, BackendChecks, BackendSpec, compare_with_fast
 from .fast import guidance_window_term, prepare_fast, window_attention_fast
 from .reference import AttendFn, prepare_reference, window_attention_reference
@@ -118,15 +125,6 @@ def resolve_backend(
     return name
 
 
-def _check_inputs(qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, window: int) -> None:
-    """Validate shapes once, at the front door, so the backends stay pure maths."""
-    check_qk(qk, window)
-    b, _, h, w = qk.query_base.shape
-    for name, t in (("depth", depth), ("mask", mask)):
-        if t.shape != (b, 1, h, w):
-            raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
-
-
 def prepare_attention(
     qk: AffineQK, window: int, backend: Backend = "auto", checks: BackendChecks | None = None
 ) -> AttendFn:
@@ -142,9 +140,7 @@ def prepare_attention(
     Returns:
         ``attend(depth, mask, rel_pos_bias) -> (refined, next_mask)``.
     """
-    b, _, h, w = qk.query_base.shape
-    probe = torch.zeros(b, 1, h, w, dtype=qk.query_base.dtype, device=qk.query_base.device)
-    _check_inputs(qk, probe, probe, window)
+    check_qk(qk, window)
     requires_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (qk.query_base, qk.key_base, qk.query_depth, qk.key_depth)
     )
@@ -175,10 +171,7 @@ def window_attention(
     Returns:
         (refined R_n, next mask M_{n+1}), both B x 1 x H x W.
     """
-    _check_inputs(qk, depth, mask, window)
-    if rel_pos_bias.shape != (2 * window - 1, 2 * window - 1):
-        raise ValueError(
-            f"rel_pos_bias must be {2 * window - 1} x {2 * window - 1} for window {window}, "
-            f"got {tuple(rel_pos_bias.shape)}"
-        )
+    check_qk(qk, window)  # validated once, at the front door; the backends stay pure maths
+    b, _, h, w = qk.query_base.shape
+    check_maps((b, h, w), window, depth, mask, rel_pos_bias)
     return prepare_attention(qk, window, backend)(depth, mask, rel_pos_bias)

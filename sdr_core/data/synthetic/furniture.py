@@ -250,13 +250,8 @@ def _bed(rng: np.random.Generator, b: Builder) -> Piece:
     frame = _furniture_material(rng, b)
     p = Piece(w / 2 + 0.02, length / 2, head_h)
     p.box(0, frame_h / 2, 0, w / 2, frame_h / 2, length / 2, frame)
-    sheet = b.material(
-        hsv(rng.uniform(0, 1), rng.uniform(0, 0.1), rng.uniform(0.8, 0.95)),
-        T_FABRIC,
-        0.5,
-        0.1,
-        rng=rng,
-    )
+    sheet_colour = hsv(rng.uniform(0, 1), rng.uniform(0, 0.1), rng.uniform(0.8, 0.95))
+    sheet = b.material(sheet_colour, T_FABRIC, 0.5, 0.1, rng=rng)
     p.box(0, frame_h + matt_h / 2, 0, w / 2 - 0.02, matt_h / 2, length / 2 - 0.03, sheet)
     p.box(
         0,
@@ -339,20 +334,10 @@ def _floor_lamp(rng: np.random.Generator, b: Builder) -> Piece:
 
 def _plant(rng: np.random.Generator, b: Builder) -> Piece:
     r, h = rng.uniform(0.12, 0.25), rng.uniform(0.25, 0.5)
-    pot = b.material(
-        hsv(rng.uniform(0.0, 0.1), rng.uniform(0.2, 0.7), rng.uniform(0.3, 0.85)),
-        T_CONCRETE,
-        1.0,
-        0.15,
-        rng=rng,
-    )
-    leaves = b.material(
-        hsv(rng.uniform(0.22, 0.38), rng.uniform(0.4, 0.8), rng.uniform(0.3, 0.6)),
-        T_GRASS,
-        rng.uniform(0.3, 0.6),
-        0.7,
-        rng=rng,
-    )
+    pot_colour = hsv(rng.uniform(0.0, 0.1), rng.uniform(0.2, 0.7), rng.uniform(0.3, 0.85))
+    pot = b.material(pot_colour, T_CONCRETE, 1.0, 0.15, rng=rng)
+    leaves_colour = hsv(rng.uniform(0.22, 0.38), rng.uniform(0.4, 0.8), rng.uniform(0.3, 0.6))
+    leaves = b.material(leaves_colour, T_GRASS, rng.uniform(0.3, 0.6), 0.7, rng=rng)
     p = Piece(r, r, h + 2 * r)
     p.cyl(0, 0, 0.0, h, r, pot)
     for _ in range(int(rng.integers(1, 4))):
@@ -392,28 +377,15 @@ def _round_table(rng: np.random.Generator, b: Builder) -> Piece:
 
 
 def _cartons(rng: np.random.Generator, b: Builder) -> Piece:
-    card = b.material(
-        hsv(rng.uniform(0.07, 0.1), rng.uniform(0.35, 0.55), rng.uniform(0.5, 0.75)),
-        T_CONCRETE,
-        1.0,
-        0.1,
-        rng=rng,
-    )
+    card_colour = hsv(rng.uniform(0.07, 0.1), rng.uniform(0.35, 0.55), rng.uniform(0.5, 0.75))
+    card = b.material(card_colour, T_CONCRETE, 1.0, 0.1, rng=rng)
     w, d = rng.uniform(0.3, 0.6), rng.uniform(0.25, 0.5)
     p = Piece(w / 2 + 0.05, d / 2 + 0.05, 0.0)
     y = 0.0
     for _ in range(int(rng.integers(1, 4))):
         bh = rng.uniform(0.2, 0.4)
-        p.box(
-            rng.uniform(-0.04, 0.04),
-            y + bh / 2,
-            rng.uniform(-0.04, 0.04),
-            w / 2,
-            bh / 2,
-            d / 2,
-            card,
-            yaw=rng.uniform(-0.2, 0.2),
-        )
+        x, z = rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04)  # jitter off the stack
+        p.box(x, y + bh / 2, z, w / 2, bh / 2, d / 2, card, yaw=rng.uniform(-0.2, 0.2))
         y += bh
         w, d = w * rng.uniform(0.7, 1.0), d * rng.uniform(0.7, 1.0)
     p.height = y
@@ -511,16 +483,9 @@ def clutter_piece(rng, b: Builder, photo_textures: bool) -> Piece:
         p, y = Piece(0.12, 0.16, 0.0), 0.0
         for _ in range(int(rng.integers(1, 5))):
             bh = rng.uniform(0.02, 0.05)
-            p.box(
-                rng.uniform(-0.02, 0.02),
-                y + bh / 2,
-                rng.uniform(-0.02, 0.02),
-                rng.uniform(0.07, 0.11),
-                bh / 2,
-                rng.uniform(0.1, 0.15),
-                _plastic(rng, b),
-                yaw=rng.uniform(-0.4, 0.4),
-            )
+            x, z = rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)  # jitter off the stack
+            hx, hz = rng.uniform(0.07, 0.11), rng.uniform(0.1, 0.15)
+            p.box(x, y + bh / 2, z, hx, bh / 2, hz, _plastic(rng, b), yaw=rng.uniform(-0.4, 0.4))
             y += bh
         p.height = y
     elif kind == 1:  # laptop, lid leaning back by `lean` radians about the hinge
