@@ -12,7 +12,10 @@ and test_attention_triton.py.
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import get_args
 
 import pytest
 import torch
@@ -30,6 +33,7 @@ from attention_inputs import (
 from sdr_core.attention import (
     BACKENDS,
     AffineQK,
+    Backend,
     BackendChecks,
     available_backends,
     backends,
@@ -270,6 +274,7 @@ def test_unavailable_native_is_refused_not_run(monkeypatch):
 def test_auto_keeps_its_choices():
     table = {name: spec.differentiable for name, spec in BACKENDS.items()}
     assert list(table) == ["reference", "fast", "native_grad", "native", "triton"]
+    assert set(get_args(Backend)) == {"auto", *BACKENDS}  # the config's Literal names them all
     assert resolve_backend("auto", "cpu", requires_grad=True) in ("fast", "native_grad")
     assert resolve_backend("auto", "cpu", dtype=torch.float64) == "fast"
     assert "native" not in available_backends("cpu", dtype=torch.float64)
@@ -284,9 +289,10 @@ def test_auto_keeps_its_choices():
 def pretend_cuda_triton(monkeypatch):
     """The table as on a GPU machine: Triton can run on CUDA, its check is a stand-in."""
     calls = []
-    outcome = {"reason": None}
+    outcome = {"reason": None, "seconds": 0.0}
 
     def check(device):
+        time.sleep(outcome["seconds"])  # a first compile takes a while
         calls.append(str(device))
         return outcome["reason"]
 
@@ -328,6 +334,17 @@ def test_auto_falls_back_to_fast_when_the_check_fails(pretend_cuda_triton, caplo
     checks.clear()  # a cleared cache checks again
     assert resolve_backend("auto", "cuda:1", checks=checks) == "fast"
     assert calls == ["cuda:1", "cuda:1"]
+
+
+def test_concurrent_first_uses_run_the_check_once(pretend_cuda_triton):
+    # Sessions starting at once on a fresh GPU: one check, and all of them get its answer.
+    calls, outcome = pretend_cuda_triton
+    outcome["seconds"] = 0.2
+    checks = BackendChecks()
+    with ThreadPoolExecutor(4) as pool:
+        picks = list(pool.map(lambda _: resolve_backend("auto", "cuda:3", checks=checks), range(4)))
+    assert picks == ["triton"] * 4
+    assert calls == ["cuda:3"]
 
 
 def test_compare_with_fast_passes_agreeing_kernels_and_names_the_failures():
