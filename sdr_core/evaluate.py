@@ -46,6 +46,7 @@ import numpy as np
 
 from sdr_core import baselines, sparse
 from sdr_core.metrics import compute_metrics, paired_difference
+from sdr_core.sparse import centre_hole_mask  # in __all__: still importable from here
 
 if TYPE_CHECKING:
     import argparse
@@ -269,17 +270,6 @@ def middlebury_scenes(size: tuple[int, int] | None = (228, 338)) -> list[EvalSce
 
     scene = load_middlebury_motorcycle(size=size)
     return [EvalScene(scene.name, scene.rgb, scene.depth)]
-
-
-def centre_hole_mask(height: int, width: int) -> np.ndarray:
-    """H x W bool, True on the centre region of half the height and width (Table 4).
-
-    At 228 x 304 this is the paper's 114 x 152 centre: rows 57..170, columns 76..227.
-    """
-    mask = np.zeros((height, width), dtype=bool)
-    top, left = height // 4, width // 4
-    mask[top : top + height // 2, left : left + width // 2] = True
-    return mask
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -217,9 +217,6 @@ class MSPNLayer(nn.Module):
         next_depth = torch.where(measured, sparse, next_depth)  # measured pixels keep S ...
         next_mask = torch.where(measured, mask, grown_mask)  # ... and their mask value
         return next_depth, next_mask
-
-
-StepFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 class MSPN(nn.Module):

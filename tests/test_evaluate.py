@@ -181,13 +181,6 @@ def test_hole_metrics_are_inside_the_hole_only(pipe, scenes, results):
     assert results["hole"]["mde"][30]["rmse"] == pytest.approx(expected, rel=1e-6)
 
 
-def test_centre_hole_mask_is_the_papers_region():
-    mask = centre_hole_mask(228, 304)
-    rows, cols = np.nonzero(mask)
-    assert mask.sum() == 114 * 152
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (57, 170, 76, 227)
-
-
 def test_hole_schedule_reaches_the_centre(pipe):
     hole = centre_hole_mask(228, 304)
     assert evaluate._hole_schedule_points(228, 304, hole) == 5
