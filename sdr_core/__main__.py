@@ -165,7 +165,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule")  # MSPNConfig fields the CLI sets
+# MSPNConfig and GuidanceConfig fields the train CLI sets
+_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule", "init_alignment")
+_GUIDANCE_FIELDS = ("upsample",)
+_MDE_FIELDS = {"mde_working_long_side": "working_long_side", "mde_global_context": "global_context"}
+
+
+def _init_sources(text: str) -> tuple[tuple[str, float], ...]:
+    """``"metric:2,mde:1"`` -> (("metric", 2.0), ("mde", 1.0)); a bare kind weighs 1."""
+    pairs = []
+    for part in text.split(","):
+        kind, _, weight = part.strip().partition(":")
+        if not kind:
+            continue
+        try:
+            pairs.append((kind, float(weight) if weight else 1.0))
+        except ValueError:
+            message = f"weight of {kind!r} is not a number: {weight!r}"
+            raise argparse.ArgumentTypeError(message) from None
+    return tuple(pairs)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -178,6 +196,12 @@ def _train(args: argparse.Namespace) -> int:
     schedule = {k: v for k, v in vars(args).items() if k in _SCHEDULE_FIELDS and v is not None}
     if schedule:
         overrides["mspn"] = dataclasses.replace(TrainConfig().mspn, **schedule)
+    guidance = {k: v for k, v in vars(args).items() if k in _GUIDANCE_FIELDS and v is not None}
+    if guidance:
+        overrides["guidance"] = dataclasses.replace(TrainConfig().guidance, **guidance)
+    mde = {_MDE_FIELDS[k]: v for k, v in vars(args).items() if k in _MDE_FIELDS and v is not None}
+    if mde:
+        overrides["mde"] = dataclasses.replace(TrainConfig().mde, **mde)
     config = TrainConfig(**overrides)
     out = train(config, device=args.device)
     print(f"checkpoints written to {out}")
@@ -235,8 +259,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``evaluate`` sub-command's options to ``parser`` (pipeline options excluded).
 
     The caller adds how to load the pipeline (checkpoint folder, device) and passes
-    ``evaluate_config_from_args(args)`` and ``args.out_dir`` to
-    :func:`sdr_core.evaluate.run_evaluation`.
+    ``evaluate_config_from_args(args)`` and ``args.out_dir`` to :func:`run_evaluation`.
     """
     from .evaluate import INIT_SOURCES, METHODS, EvalConfig
 
@@ -307,11 +330,23 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "skips it",
     )
     parser.add_argument(
+        "--faithful-checkpoints",
+        default=None,
+        help="folder with guidance + MSPN trained in the paper's configuration (adds the "
+        "method mspn_faithful); default: <checkpoints>/faithful when it exists, '' skips it",
+    )
+    parser.add_argument(
         "--init-source",
         choices=INIT_SOURCES,
         default=default.init_source,
-        help="D0 of every method: the pipeline's MDE, or the ground truth with simulated MDE "
-        "errors (does the refinement help another estimator? the paper's Fig. 10b)",
+        help="D0 of every method: the pipeline's MDE (mde), or the ground truth with the "
+        "simulated errors of a poor MDE (simulated) or of a good metric MDE (metric); does "
+        "the refinement help another estimator? (the paper's Fig. 10b)",
+    )
+    parser.add_argument(
+        "--no-mask-shape",
+        action="store_true",
+        help="skip the mask-shape diagnostic (one centre point, 6 first-layer iterations)",
     )
     parser.add_argument(
         "--out-dir",
@@ -322,18 +357,24 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate_config_from_args(args: argparse.Namespace) -> EvalConfig:
     """Build the :class:`~sdr_core.evaluate.EvalConfig` of :func:`add_evaluate_arguments`."""
-    from .evaluate import ABLATION_SUBDIR, EvalConfig
-
+    from .evaluate import ABLATION_SUBDIR, FAITHFUL_SUBDIR, EvalConfig
     methods = tuple(args.methods)
-    ablation = args.no_mask_checkpoints
-    if ablation is None:  # the default: the shipped ablation next to the checkpoints
-        from .pipeline import DEFAULT_CHECKPOINT_DIR
+    from .pipeline import DEFAULT_CHECKPOINT_DIR
 
-        base = getattr(args, "checkpoints", None) or DEFAULT_CHECKPOINT_DIR
-        default = Path(base) / ABLATION_SUBDIR
-        ablation = str(default) if (default / "mspn.safetensors").is_file() else ""
+    base = Path(getattr(args, "checkpoints", None) or DEFAULT_CHECKPOINT_DIR)
+
+    def folder(given: str | None, subdir: str) -> str:
+        if given is not None:
+            return given
+        default = base / subdir  # the shipped variant next to the checkpoints
+        return str(default) if (default / "mspn.safetensors").is_file() else ""
+
+    ablation = folder(args.no_mask_checkpoints, ABLATION_SUBDIR)
+    faithful = folder(getattr(args, "faithful_checkpoints", None), FAITHFUL_SUBDIR)
     if ablation and "mspn_no_mask_trained" not in methods:
         methods += ("mspn_no_mask_trained",)
+    if faithful and "mspn_faithful" not in methods:
+        methods += ("mspn_faithful",)
     return EvalConfig(
         points=tuple(args.points),
         lines=tuple(args.lines),
@@ -347,7 +388,9 @@ def evaluate_config_from_args(args: argparse.Namespace) -> EvalConfig:
         seed=args.seed,
         methods=methods,
         no_mask_checkpoints=ablation or None,
+        faithful_checkpoints=faithful or None,
         init_source=args.init_source,
+        mask_shape=not getattr(args, "no_mask_shape", False),
     )
 
 
@@ -484,12 +527,13 @@ def _parser() -> argparse.ArgumentParser:
         ("lines-fraction", float),
         ("min-points", int),
         ("max-points", int),
-        ("simulated-mde-fraction", float),
+        ("iteration-loss-weight", float),
         ("grad-iterations", int),
         ("seed", int),
         ("log-every", int),
         ("checkpoint-every", int),
         ("num-threads", int),
+        ("time-limit-s", float),
     ]:
         train.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind)
     train.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"))
@@ -509,6 +553,39 @@ def _parser() -> argparse.ArgumentParser:
         dest="second_layer_schedule",
         choices=["fixed", "eq13"],
         help="second MSPN layer: the paper's 6 iterations, or as many as the first (eq. 13)",
+    )
+    train.add_argument(
+        "--init-sources",
+        dest="init_sources",
+        type=_init_sources,
+        help="D0 of the samples as kind:weight pairs, kinds mde (the bundled MDE), metric, "
+        "harsh, relative (simulated from the ground truth); default 'mde:1,harsh:1'",
+    )
+    train.add_argument(
+        "--init-alignment",
+        dest="init_alignment",
+        choices=["none", "least_squares", "residual_idw"],
+        help="align D0 to the sparse depths before refinement (default none, the paper)",
+    )
+    train.add_argument(
+        "--upsample",
+        choices=["transposed", "resize"],
+        help="guidance decoder's x2 upsampling (default transposed, the paper's 3x3 "
+        "transposed conv; resize = 3x3 conv then bilinear x2, no checkerboard)",
+    )
+    train.add_argument(
+        "--mde-working-long-side",
+        dest="mde_working_long_side",
+        type=int,
+        help="stage mde: the network runs with the image's long side resized to this many "
+        "pixels (default: the image's own size)",
+    )
+    train.add_argument(
+        "--mde-global-context",
+        dest="mde_global_context",
+        action="store_const",
+        const=True,
+        help="stage mde: add image-level features (global pooling) to the bottleneck",
     )
     train.set_defaults(func=_train)
 

@@ -15,6 +15,7 @@ backbone with ``pretrained=False`` when timm is installed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,11 @@ class GuidanceConfig:
     encoder_dims: tuple[int, ...] = field(default=(32, 64, 96, 128))  # H/2, /4, /8, /16
     decoder_dims: tuple[int, ...] = field(default=(128, 96, 64, 32, 32))  # five blocks
     depth_scale_m: float = 10.0  # depths are divided by this before entering the network
+    # x2 upsampling of the decoder blocks: "transposed" is the paper's 3x3 stride-2
+    # transposed conv, whose uneven kernel overlap leaves a stride-2 checkerboard in G (and
+    # dots along the mask front); "resize" is a 3x3 conv then bilinear x2 (a departure, at
+    # the same cost).
+    upsample: Literal["transposed", "resize"] = "transposed"
 
     def __post_init__(self) -> None:
         if len(self.encoder_dims) != 4:
@@ -51,6 +57,8 @@ class GuidanceConfig:
             raise ValueError(f"encoder must be 'cnn' or 'timm:<name>', got {self.encoder!r}")
         if self.depth_scale_m <= 0:
             raise ValueError(f"depth_scale_m must be > 0, got {self.depth_scale_m}")
+        if self.upsample not in ("transposed", "resize"):
+            raise ValueError(f"upsample must be 'transposed' or 'resize', got {self.upsample!r}")
 
 
 class _TimmEncoder(nn.Module):
@@ -81,12 +89,36 @@ class _TimmEncoder(nn.Module):
         return out
 
 
-class _DecoderBlock(nn.Module):
-    """3x3 transposed conv (x2 up) -> LayerNorm -> ReLU -> NAF block (sec. 3.3)."""
+class _ConvResize(nn.Module):
+    """A 3x3 conv at the input's resolution, then a bilinear resize to the target size.
+
+    x2 upsampling without the checkerboard of a stride-2 transposed conv (whose kernel
+    overlaps output pixels of different parity a different number of times), at the same
+    cost: the conv runs on the input grid, and bilinear interpolation treats every output
+    pixel alike.
+    """
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_dim, out_dim, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(in_dim, out_dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        x = self.conv(x)
+        return F.interpolate(x, size=tuple(output_size), mode="bilinear", align_corners=False)
+
+
+class _DecoderBlock(nn.Module):
+    """x2 upsampling -> LayerNorm -> ReLU -> NAF block (sec. 3.3).
+
+    The upsampling is the paper's 3x3 transposed conv or, as a departure, conv + resize.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, upsample: str = "transposed") -> None:
+        super().__init__()
+        if upsample == "resize":
+            self.up: nn.Module = _ConvResize(in_dim, out_dim)
+        else:
+            self.up = nn.ConvTranspose2d(in_dim, out_dim, 3, stride=2, padding=1)
         self.norm = LayerNorm2d(out_dim)
         self.naf = NAFBlock(out_dim)
 
@@ -116,12 +148,13 @@ class GuidanceNet(nn.Module):
         # Block 1 upsamples the H/16 bottleneck to H/8; blocks 2-4 take a skip (H/8, H/4,
         # H/2) and upsample; block 5 takes the full-resolution stem as its skip and keeps the
         # resolution (stride-1 transposed conv is a plain 3x3 conv).
+        up = config.upsample
         self.blocks = nn.ModuleList(
             [
-                _DecoderBlock(enc[3], dec[0]),
-                _DecoderBlock(dec[0] + enc[2], dec[1]),
-                _DecoderBlock(dec[1] + enc[1], dec[2]),
-                _DecoderBlock(dec[2] + enc[0], dec[3]),
+                _DecoderBlock(enc[3], dec[0], up),
+                _DecoderBlock(dec[0] + enc[2], dec[1], up),
+                _DecoderBlock(dec[1] + enc[1], dec[2], up),
+                _DecoderBlock(dec[2] + enc[0], dec[3], up),
             ]
         )
         self.final = nn.Sequential(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,6 +62,10 @@ class MSPNConfig:
     # second_layer_iterations; a project choice, see iteration_schedule.
     second_layer_schedule: Literal["fixed", "eq13"] = "fixed"
     backend: Backend = "auto"  # attention backend, see sdr_core.attention
+    # How D0 is aligned to S before the guidance network and MSPN see it (sdr_core.prefill):
+    # "none" is the paper; "least_squares" / "residual_idw" are departures. A property of
+    # the trained weights, so it lives in the MSPN checkpoint's config.
+    init_alignment: Literal["none", "least_squares", "residual_idw"] = "none"
 
     def __post_init__(self) -> None:
         if self.window < 3 or self.window % 2 == 0:
@@ -71,6 +75,11 @@ class MSPNConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kappa <= 0:
             raise ValueError(f"kappa must be > 0, got {self.kappa}")
+        if self.init_alignment not in ("none", "least_squares", "residual_idw"):
+            raise ValueError(
+                "init_alignment must be 'none', 'least_squares' or 'residual_idw', "
+                f"got {self.init_alignment!r}"
+            )
         if self.second_layer_schedule not in ("fixed", "eq13"):
             raise ValueError(
                 f"second_layer_schedule must be 'fixed' or 'eq13', "
@@ -208,9 +217,6 @@ class MSPNLayer(nn.Module):
         next_depth = torch.where(measured, sparse, next_depth)  # measured pixels keep S ...
         next_mask = torch.where(measured, mask, grown_mask)  # ... and their mask value
         return next_depth, next_mask
-
-
-StepFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 class MSPN(nn.Module):

@@ -23,6 +23,7 @@ from .guidance import GuidanceConfig, GuidanceNet
 from .mde import DepthEstimator
 from .mde.bundled import BundledDepthEstimator, MonoDepthConfig, MonoDepthNet
 from .mspn import MSPN, MSPNConfig, iteration_schedule
+from .prefill import align_init_depth
 from .sparse import SparsityWarning, apply_hole_mask, count_points, schedule_points
 from .validation import as_depth_map, as_hole_mask, as_rgb_image, check_same_shape
 
@@ -239,6 +240,7 @@ class SDRPipeline:
             )
             return
         image_t, sparse_t, init_t = self._tensors(image, sparse, init_depth)
+        init_t = align_init_depth(init_t, sparse_t, self.config.mspn.init_alignment)
         # Inference mode is entered per step, never held across a yield: a consumer such as
         # a web server may resume this generator on another thread, where the mode (a
         # thread-local setting) would not be active.

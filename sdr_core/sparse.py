@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SparsityWarning",
     "apply_hole_mask",
+    "centre_hole_mask",
     "count_points",
     "from_clicks",
     "lidar_lines",
@@ -268,6 +269,29 @@ def apply_hole_mask(sparse: Any, hole_mask: Any) -> np.ndarray:
     clean = as_depth_map(sparse, "sparse")
     clean[as_hole_mask(hole_mask, clean.shape)] = 0.0
     return clean
+
+
+def centre_hole_mask(height: int, width: int) -> np.ndarray:
+    """The paper's hole-filling region (Table 4): the centre half of the image in each axis.
+
+    At 228 x 304 this is the 114 x 152 centre: rows 57..170, columns 76..227.
+
+    Args:
+        height: image height in pixels, >= 1.
+        width: image width in pixels, >= 1.
+
+    Returns:
+        H x W bool, True inside the hole.
+
+    Raises:
+        ValueError: If a size is not an integer >= 1.
+    """
+    height = _check_int(height, "height", 1)
+    width = _check_int(width, "width", 1)
+    mask = np.zeros((height, width), dtype=bool)
+    top, left = height // 4, width // 4
+    mask[top : top + height // 2, left : left + width // 2] = True
+    return mask
 
 
 def count_points(sparse: Any) -> int:

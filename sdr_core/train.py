@@ -5,9 +5,15 @@ pixels (eq. 14; SILog, eq. 15, selectable), learning rate halved at fixed fracti
 variable sparsity per sample, iteration count from eq. 13 per batch. One deliberate departure:
 the paper samples 10-1000 points uniformly; here the count is log-uniform in 1-1000 (and
 4-64 LiDAR lines for a share of the samples), because the demo and the evaluation go down to a
-single point and a uniform draw would almost never show the model fewer than 50. D0 mixes
-the bundled MDE's predictions with simulated MDE errors so the refinement works with any MDE
-(Fig. 10b).
+single point and a uniform draw would almost never show the model fewer than 50.
+
+D0 is drawn per sample from a mix of qualities (``TrainConfig.init_sources``): the bundled
+MDE's prediction, or the ground truth with simulated errors of a good metric MDE, a poor one,
+or a relative one with unknown scale (``sdr_core.data.mde_errors.INIT_DEPTH_PRESETS``). A
+network that only ever sees an uninformative D0 learns to discard it (checkpoints/README.md);
+with a spread of qualities it must judge D0 by its agreement with S and the image.
+``iteration_loss_weight`` adds the loss of every intermediate iteration, so no iteration may
+make the depth worse (what the app animates).
 
 Runs in one process (CPU or GPU) or under ``torchrun`` (DistributedDataParallel: gloo on CPU,
 nccl on CUDA). Data are rendered on the fly; sample seeds derive from (seed, step, rank), so a
@@ -37,15 +43,19 @@ from torch import nn
 from .attention import resolve_backend
 from .checkpoints import load_module, save_module
 from .data.datasets import VALIDATION_SEED_START
-from .data.mde_errors import simulate_mde_errors
+from .data.mde_errors import INIT_DEPTH_PRESETS, simulate_mde_errors
 from .data.synthetic import SceneConfig, generate_scene
 from .guidance import GuidanceConfig, GuidanceNet
 from .losses import l1_l2_loss, silog_loss
 from .mde.bundled import MonoDepthConfig, MonoDepthNet
 from .mspn import MSPN, MSPNConfig, iteration_schedule
+from .prefill import align_init_depth
 from .sparse import count_points, lidar_lines, random_points, schedule_points
 
-__all__ = ["SDRModel", "TrainConfig", "sample_sparse", "train"]
+__all__ = ["INIT_KINDS", "SDRModel", "TrainConfig", "sample_sparse", "train"]
+
+# Where a training sample's D0 comes from: the bundled MDE, or a simulated-error preset.
+INIT_KINDS = ("mde", *INIT_DEPTH_PRESETS)
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +81,13 @@ class TrainConfig:
     lines_fraction: float = 0.25  # share of samples with LiDAR lines instead of points
     min_lines: int = 4
     max_lines: int = 64
-    simulated_mde_fraction: float = 0.5  # share of samples whose D0 is simulated from GT
+    # D0 of each sample: (kind, weight) pairs, kinds from INIT_KINDS, drawn per sample with
+    # probability proportional to the weight. ("mde", 1) and ("harsh", 1) is the first
+    # release's mix (there drawn per batch).
+    init_sources: tuple[tuple[str, float], ...] = (("mde", 1.0), ("harsh", 1.0))
+    # Weight of the mean loss over every intermediate iteration (both layers), added to the
+    # final depth's loss; 0 = final depth only (the paper).
+    iteration_loss_weight: float = 0.0
     mde_checkpoint: str | None = "checkpoints/mde.safetensors"  # frozen MDE for stage "sdr"
     init_dir: str | None = None  # start from guidance/mspn (or mde) weights in this folder
     grad_iterations: int | None = 4  # backprop through the last k iterations per layer
@@ -85,6 +101,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
+    # Stop after the first step that ends past this many seconds of this process's run, and
+    # save and export there (a run on a lent machine with a fixed time); None: run all steps.
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -101,9 +120,24 @@ class TrainConfig:
             )
         if not 1 <= self.min_lines <= self.max_lines <= 64:
             raise ValueError("need 1 <= min_lines <= max_lines <= 64")
-        for name in ("lines_fraction", "simulated_mde_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.lines_fraction <= 1.0:
+            raise ValueError(f"lines_fraction must be in [0, 1], got {self.lines_fraction}")
+        kinds = [kind for kind, _ in self.init_sources]
+        if (
+            not kinds
+            or any(kind not in INIT_KINDS for kind in kinds)
+            or len(set(kinds)) != len(kinds)
+        ):
+            raise ValueError(
+                f"init_sources must name distinct kinds of {INIT_KINDS}, got {self.init_sources}"
+            )
+        weights = [weight for _, weight in self.init_sources]
+        if any(not weight >= 0 for weight in weights) or not sum(weights) > 0:
+            raise ValueError(f"init_sources weights must be >= 0, sum > 0: {self.init_sources}")
+        if self.iteration_loss_weight < 0:
+            raise ValueError(
+                f"iteration_loss_weight must be >= 0, got {self.iteration_loss_weight}"
+            )
 
 
 class SDRModel(nn.Module):
@@ -122,13 +156,26 @@ class SDRModel(nn.Module):
         schedule: tuple[int, int],
         grad_iterations: int | None = None,
         use_mask: bool = True,
-    ) -> torch.Tensor:
-        """Refined depth B x 1 x H x W (metres) from image, S and D0."""
+        all_iterations: bool = False,
+    ) -> list[torch.Tensor]:
+        """Refined depth from image, S and D0, and optionally every intermediate one.
+
+        D0 is first aligned to S as the MSPN config says (``init_alignment``), exactly as
+        :class:`~sdr_core.pipeline.SDRPipeline` does at inference.
+
+        Returns:
+            B x 1 x H x W depths (metres): ``[final]``, or with ``all_iterations`` the depth
+            after every iteration that carries a graph (all of them at inference), in order,
+            the final last. ``[D0 with S imposed]`` when the schedule runs no iteration. Only
+            outputs the loss uses are returned: DDP expects every output in the loss.
+        """
+        grad_enabled = torch.is_grad_enabled()
+        init_depth = align_init_depth(init_depth, sparse, self.mspn.config.init_alignment)
         guidance = self.guidance(image, sparse, init_depth)
         # The propagation runs in float32 even under mixed precision: the logits carry no
         # 1/sqrt(d) scaling and reach tens, where bfloat16's ~0.4 % error shifts the softmax.
         with torch.autocast(image.device.type, enabled=False):
-            return self.mspn(
+            states = self.mspn.refine_steps(
                 init_depth.float(),
                 sparse.float(),
                 guidance.float(),
@@ -136,6 +183,13 @@ class SDRModel(nn.Module):
                 use_mask,
                 grad_iterations,
             )
+            depths = [state.depth for state in states]
+        if not depths:
+            return [torch.where(sparse > 0, sparse, init_depth).float()]
+        if not all_iterations:
+            return depths[-1:]
+        tracked = [depth for depth in depths[:-1] if depth.requires_grad or not grad_enabled]
+        return [*tracked, depths[-1]]
 
 
 def sample_sparse(
@@ -194,8 +248,11 @@ def _batch(config: TrainConfig, step: int, rank: int) -> dict[str, Any]:
         batch["sparse"] = torch.stack(sparses)
         height, width = depths[0].shape[-2:]
         batch["schedule"] = iteration_schedule(height, width, min(counts), config.mspn)
-        batch["mde_seed"] = int(rng.integers(2**31))
-        batch["use_simulated"] = int(rng.random() < config.simulated_mde_fraction)
+        kinds = [kind for kind, _ in config.init_sources]
+        weights = np.array([weight for _, weight in config.init_sources], dtype=np.float64)
+        picks = rng.choice(len(kinds), size=config.batch_size, p=weights / weights.sum())
+        batch["init_kinds"] = [kinds[int(i)] for i in picks]
+        batch["init_seeds"] = [int(v) for v in rng.integers(2**31, size=config.batch_size)]
     return batch
 
 
@@ -278,8 +335,11 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
     if config.mde_checkpoint and Path(config.mde_checkpoint).is_file():
         mde = load_module(config.mde_checkpoint, "mde", MonoDepthConfig, MonoDepthNet, device)
         mde.requires_grad_(False)
-    elif config.simulated_mde_fraction < 1.0:
-        logger.warning("no MDE checkpoint at %s: every D0 is simulated", config.mde_checkpoint)
+    elif any(kind == "mde" and weight > 0 for kind, weight in config.init_sources):
+        logger.warning(
+            "no MDE checkpoint at %s: D0 of 'mde' samples is simulated ('harsh')",
+            config.mde_checkpoint,
+        )
     return SDRModel(guidance, mspn).to(device), mde
 
 
@@ -297,14 +357,47 @@ def _loss_step(
         pred = model(image)
         return silog_loss(pred, gt) + l1_l2_loss(pred, gt)
     sparse = batch["sparse"].to(device)
-    if mde is None or batch["use_simulated"]:
-        generator = torch.Generator().manual_seed(batch["mde_seed"])
-        init = simulate_mde_errors(gt.cpu(), generator).to(device)
-    else:
+    init = _initial_depths(mde, image, gt, batch["init_kinds"], batch["init_seeds"])
+    every = config.iteration_loss_weight > 0
+    depths = model(
+        image, sparse, init, batch["schedule"], config.grad_iterations, config.use_mask, every
+    )
+    loss_fn = l1_l2_loss if config.loss == "l1l2" else silog_loss
+    loss = loss_fn(depths[-1], gt)
+    if every:
+        loss = (
+            loss
+            + config.iteration_loss_weight
+            * torch.stack([loss_fn(depth, gt) for depth in depths]).mean()
+        )
+    return loss
+
+
+def _initial_depths(
+    mde: MonoDepthNet | None,
+    image: torch.Tensor,
+    gt: torch.Tensor,
+    kinds: list[str],
+    seeds: list[int],
+) -> torch.Tensor:
+    """D0 of every sample (B x 1 x H x W metres) by its drawn kind.
+
+    ``"mde"`` runs the frozen bundled MDE (``"harsh"`` errors when there is none); the other
+    kinds simulate their preset's errors from the ground truth with the sample's seed.
+    """
+    predicted = None
+    if mde is not None and "mde" in kinds:
         with torch.no_grad():
-            init = mde(image)
-    pred = model(image, sparse, init, batch["schedule"], config.grad_iterations, config.use_mask)
-    return l1_l2_loss(pred, gt) if config.loss == "l1l2" else silog_loss(pred, gt)
+            predicted = mde(image).float()
+    out = []
+    for i, (kind, seed) in enumerate(zip(kinds, seeds, strict=True)):
+        if kind == "mde" and predicted is not None:
+            out.append(predicted[i : i + 1])
+            continue
+        preset = INIT_DEPTH_PRESETS["harsh" if kind == "mde" else kind]
+        generator = torch.Generator().manual_seed(seed)
+        out.append(simulate_mde_errors(gt[i : i + 1].float().cpu(), generator, preset).to(gt))
+    return torch.cat(out, dim=0)
 
 
 def _export(module: nn.Module, config: TrainConfig, out: Path, step: int, wall_s: float) -> None:
@@ -322,6 +415,16 @@ def _export(module: nn.Module, config: TrainConfig, out: Path, step: int, wall_s
             out / "guidance.safetensors", module.guidance, config.guidance, "guidance", extra
         )
         save_module(out / "mspn.safetensors", module.mspn, module.mspn.config, "mspn", extra)
+
+
+def _out_of_time(config: TrainConfig, began: float, world: int, device: torch.device) -> bool:
+    """Whether the run's time limit has passed; under DDP every rank gets rank 0's answer."""
+    if config.time_limit_s is None:
+        return False
+    flag = torch.tensor([float(time.perf_counter() - began > config.time_limit_s)], device=device)
+    if world > 1:  # every rank must stop after the same step
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def _steps_iter(start: int, total: int, show: bool) -> Iterator[int]:
@@ -386,7 +489,8 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
         optimizer.step()
         running.append(float(loss.detach()))
         done = step + 1
-        if rank == 0 and (done % config.log_every == 0 or done == config.steps):
+        out_of_time = _out_of_time(config, began, world, device)
+        if rank == 0 and (done % config.log_every == 0 or done == config.steps or out_of_time):
             with log_path.open("a", newline="") as handle:
                 csv.writer(handle).writerow(
                     [
@@ -398,9 +502,13 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
                 )
             logger.info("step %d loss %.4f", done, np.mean(running))
             running = []
-        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
+        last = done == config.steps or out_of_time
+        if rank == 0 and (done % config.checkpoint_every == 0 or last):
             _save_state(state_path, model, optimizer, done, config)
             _export(model, config, out, done, time.perf_counter() - began)
+        if out_of_time:
+            logger.info("time limit of %.0f s reached after step %d", config.time_limit_s, done)
+            break
     if world > 1:
         dist.barrier()
     return out

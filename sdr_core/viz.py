@@ -36,6 +36,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .camera import (
+    NYU_INTRINSICS_640X480,
+    back_project,
+    check_intrinsics,
+    default_intrinsics,
+)
 from .validation import as_depth_map, as_hole_mask, as_rgb_image, check_same_shape
 
 if TYPE_CHECKING:
@@ -129,8 +135,7 @@ _GRAY_LUT = _gray_lut()
 COLORMAPS: Mapping[str, np.ndarray] = _Colormaps()
 
 #: NYUv2 Kinect colour intrinsics (fx, fy, cx, cy) in pixels at 640 x 480.
-NYU_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)
-_NYU_SIZE_WH = (640, 480)
+NYU_INTRINSICS = NYU_INTRINSICS_640X480
 
 #: Metrics that :func:`iteration_metrics_figure` plots in one call with ``metric=...``.
 ITERATION_METRICS = ("rmse", "rel", "d1")
@@ -1116,16 +1121,8 @@ def _intrinsics_for(
     height: int, width: int, intrinsics: Sequence[float] | None
 ) -> tuple[float, float, float, float]:
     if intrinsics is None:
-        sx, sy = width / _NYU_SIZE_WH[0], height / _NYU_SIZE_WH[1]
-        fx, fy, cx, cy = NYU_INTRINSICS
-        return fx * sx, fy * sy, cx * sx, cy * sy
-    values = tuple(float(v) for v in intrinsics)
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"intrinsics must be 4 finite numbers (fx, fy, cx, cy), got {intrinsics}")
-    if values[0] <= 0 or values[1] <= 0:
-        raise ValueError(f"focal lengths fx, fy must be > 0 pixels, got {values[:2]}")
-    fx, fy, cx, cy = values
-    return fx, fy, cx, cy
+        return default_intrinsics(height, width)
+    return check_intrinsics(intrinsics)
 
 
 def point_cloud_figure(
@@ -1167,7 +1164,7 @@ def point_cloud_figure(
     if int(max_points) != max_points or max_points < 1:
         raise ValueError(f"max_points must be an integer >= 1, got {max_points}")
     height, width = depth.shape
-    fx, fy, cx, cy = _intrinsics_for(height, width, intrinsics)
+    intrinsics_px = _intrinsics_for(height, width, intrinsics)
     n_valid = int(np.count_nonzero(depth > 0))
     if n_valid == 0:
         raise ValueError("depth_m has no valid pixel (finite and > 0) to plot")
@@ -1179,8 +1176,7 @@ def point_cloud_figure(
     if z.size > max_points:
         pick = np.linspace(0, z.size - 1, max_points).round().astype(np.intp)
         v, u, z = v[pick], u[pick], z[pick]
-    x = (u - cx) * z / fx
-    y = (v - cy) * z / fy
+    x, y = back_project(v, u, z, intrinsics_px)
     rgb_packed = image[v, u].astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
     colors = [f"#{c:06x}" for c in rgb_packed.tolist()]
     # A plain dict is validated once; a go.Scatter3d would be validated again by the

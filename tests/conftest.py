@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from attention_inputs import BackendCase, backend_cases
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,3 +27,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def generator() -> torch.Generator:
     """A seeded CPU generator so no test depends on global RNG order."""
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(params=backend_cases())
+def attention_backend(request: pytest.FixtureRequest) -> BackendCase:
+    """Every attention backend on each of its devices (see tests/attention_inputs.py)."""
+    return request.param

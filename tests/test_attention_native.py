@@ -1,10 +1,13 @@
-"""The native (C, CPU) attention backend against the reference oracle.
+"""The native (C, CPU) attention backend: its code paths, build cache and limits.
 
-Accuracy: native and reference both compute in float32 but round differently (the native
-backend uses the exact decomposition of the logits and its own exp, max relative error
-8.2e-8). Over the matching cases below (depths up to 10 m) the worst |native - reference|
-measured 6.2e-6; against a float64 run of the reference the native result is off by at most
-3.6e-6, the float32 reference itself by 5.6e-6. So atol = 1e-5 holds with some margin.
+The contract every backend shares (forward and the border rule against the reference) is
+tested for ``native`` by the shared fixture in test_attention.py; here are the shapes that
+take the C kernels' different paths, and what only this backend has.
+
+Accuracy: native computes in float32 with the exact decomposition of the logits and its own
+exp (max relative error 8.2e-8). Against the reference run in float64 (the shared oracle,
+tests/attention_inputs.py) it is off by at most 3.6e-6 over the cases below (depths up to
+10 m); the float32 reference itself differs from native by up to 6.2e-6. So atol = 1e-5.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from attention_inputs import FORWARD_ATOL, BackendCase, expected_outputs, make_inputs
 
 from sdr_core.attention import (
     AffineQK,
@@ -20,7 +24,6 @@ from sdr_core.attention import (
     guidance_window_term,
     native,
     window_attention,
-    window_attention_reference,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -28,37 +31,8 @@ pytestmark = pytest.mark.skipif(
     reason="native attention backend unavailable (no working C compiler; see the log)",
 )
 
-ATOL = 1e-5
-
-
-def make_inputs(
-    batch: int,
-    embed: int,
-    height: int,
-    width: int,
-    window: int,
-    seed: int = 0,
-    depth_range: tuple[float, float] = (0.5, 10.0),
-    dtype: torch.dtype = torch.float32,
-) -> tuple[AffineQK, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Realistic scales: logits of a few units, depths in metres, a mask with zeros."""
-    g = torch.Generator().manual_seed(seed)
-
-    def randn(*shape: int, scale: float) -> torch.Tensor:
-        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
-
-    qk = AffineQK(
-        randn(batch, embed, height, width, scale=0.3),
-        randn(batch, embed, height, width, scale=0.3),
-        randn(embed, scale=0.05),
-        randn(embed, scale=0.05),
-    )
-    low, high = depth_range
-    depth = (low + (high - low) * torch.rand(batch, 1, height, width, generator=g)).to(dtype)
-    keep = torch.rand(batch, 1, height, width, generator=g) > 0.3
-    mask = (keep * torch.rand(batch, 1, height, width, generator=g)).to(dtype)
-    bias = randn(2 * window - 1, 2 * window - 1, scale=0.5)
-    return qk, depth, mask, bias
+ATOL = FORWARD_ATOL[torch.float32]
+NATIVE = BackendCase("native", "cpu")
 
 
 SHAPES = [
@@ -76,21 +50,21 @@ SHAPES = [
 @pytest.mark.parametrize(("batch", "embed", "height", "width", "window"), SHAPES)
 def test_matches_reference(batch: int, embed: int, height: int, width: int, window: int) -> None:
     qk, depth, mask, bias = make_inputs(batch, embed, height, width, window)
-    expected = window_attention_reference(qk, depth, mask, bias, window)
+    expected = expected_outputs(NATIVE, qk, depth, mask, bias, window)
     got = native.window_attention_native(qk, depth, mask, bias, window)
     for g, e in zip(got, expected, strict=True):
         assert g.shape == e.shape
         assert g.dtype == torch.float32
-        torch.testing.assert_close(g, e, atol=ATOL, rtol=0)
+        torch.testing.assert_close(g.double(), e, atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("depth_range", [(0.5, 1.0), (0.5, 10.0), (5.0, 10.0)])
 def test_depth_scales(depth_range: tuple[float, float]) -> None:
     qk, depth, mask, bias = make_inputs(1, 32, 24, 48, 13, seed=1, depth_range=depth_range)
-    expected = window_attention_reference(qk, depth, mask, bias, 13)
+    expected = expected_outputs(NATIVE, qk, depth, mask, bias, 13)
     got = native.window_attention_native(qk, depth, mask, bias, 13)
     for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e, atol=ATOL, rtol=0)
+        torch.testing.assert_close(g.double(), e, atol=ATOL, rtol=0)
 
 
 def test_guidance_term_matches_fast() -> None:
@@ -103,35 +77,25 @@ def test_guidance_term_matches_fast() -> None:
     )
 
 
-def test_all_zero_mask() -> None:
-    qk, depth, mask, bias = make_inputs(1, 16, 20, 37, 7, seed=3)
-    mask = torch.zeros_like(mask)
-    expected = window_attention_reference(qk, depth, mask, bias, 7)
-    got = native.window_attention_native(qk, depth, mask, bias, 7)
-    for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e, atol=ATOL, rtol=0)
-    assert torch.count_nonzero(got[1]) == 0
-
-
 def test_single_mask_pixel_near_corner() -> None:
     qk, depth, _, bias = make_inputs(1, 16, 25, 40, 13, seed=4)
     mask = torch.zeros_like(depth)
     mask[0, 0, 1, 38] = 1.0  # top-right corner region: border-shifted windows
-    expected = window_attention_reference(qk, depth, mask, bias, 13)
+    expected = expected_outputs(NATIVE, qk, depth, mask, bias, 13)
     got = native.window_attention_native(qk, depth, mask, bias, 13)
     for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e, atol=ATOL, rtol=0)
+        torch.testing.assert_close(g.double(), e, atol=ATOL, rtol=0)
     assert got[1][0, 0, 0, 39] > 0
     assert got[1][0, 0, 24, 0] == 0
 
 
 def test_float64_inputs_computed_in_float32_and_cast_back() -> None:
     qk, depth, mask, bias = make_inputs(1, 8, 15, 33, 7, seed=5, dtype=torch.float64)
-    expected = window_attention_reference(qk, depth, mask, bias, 7)
+    expected = expected_outputs(NATIVE, qk, depth, mask, bias, 7)
     got = native.window_attention_native(qk, depth, mask, bias, 7)
     for g, e in zip(got, expected, strict=True):
         assert g.dtype == torch.float64
-        torch.testing.assert_close(g, e, atol=ATOL, rtol=0)
+        torch.testing.assert_close(g.double(), e, atol=ATOL, rtol=0)
 
 
 def test_outputs_are_fresh() -> None:
@@ -191,9 +155,9 @@ def test_front_door_offers_native() -> None:
     assert "native" not in available_backends("cpu", requires_grad=True)
     qk, depth, mask, bias = make_inputs(1, 8, 14, 30, 7, seed=10)
     got = window_attention(qk, depth, mask, bias, 7, backend="native")
-    expected = window_attention_reference(qk, depth, mask, bias, 7)
+    expected = expected_outputs(NATIVE, qk, depth, mask, bias, 7)
     for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e, atol=ATOL, rtol=0)
+        torch.testing.assert_close(g.double(), e, atol=ATOL, rtol=0)
 
 
 def test_build_key_changes_with_source_flags_and_compiler() -> None:
@@ -202,9 +166,13 @@ def test_build_key_changes_with_source_flags_and_compiler() -> None:
     assert base != native.build_key(b"int x;", "/usr/bin/gcc", ("-O2",))
     assert base != native.build_key(b"int y;", "/usr/bin/gcc", ("-O3",))
     assert base != native.build_key(b"int x;", "/usr/bin/cc", ("-O3",))
-    library = native._library()
-    assert library is not None
-    assert library.path.name.startswith("mspn_native-")
+    # the library loaded here is the build named by this source, compiler and flags
+    source, compiler = native._SOURCE.read_bytes(), native._find_compiler()
+    names = {
+        f"mspn_native-{native.build_key(source, compiler, flags)}.so"
+        for flags in (native._BASE_FLAGS + native._ARCH_FLAGS, native._BASE_FLAGS)
+    }
+    assert native._library().path.name in names
 
 
 def test_unavailable_without_compiler(

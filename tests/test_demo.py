@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from file_formats import read_ply
 from helpers import TINY
 from PIL import Image
 
@@ -464,6 +465,9 @@ def test_run_summary_table_has_baselines_ablation_and_hole(pipe, session, tmp_pa
     assert {row[0] for row in with_ablation.table} == methods | {"MSPN without mask (ablation)"}
     assert {row[1] for row in with_ablation.table} == {"whole image", "hole"}
     assert demo_run.run_extras(holed).point_cloud is not None
+    final = holed.run.states[-1].depth
+    cloud = demo_run.run_extras(holed).point_cloud.data[0]  # every pixel, depth on the y axis
+    np.testing.assert_allclose(np.sort(cloud.y), np.sort(final.ravel()), rtol=1e-6)
     assert holed.run.hole_history
     assert holed.run.hole is not None
 
@@ -513,7 +517,7 @@ def test_downloads_are_valid_files(pipe, session, tmp_path):
         assert png.mode.startswith("I")
     np.testing.assert_allclose(io.read_depth(files["refined_depth_mm.png"]).depth, final, atol=6e-4)
     np.testing.assert_array_equal(np.load(files["refined_depth_m.npy"]), final)
-    points, colours = io.read_ply_points(files["point_cloud.ply"])
+    points, colours = read_ply(files["point_cloud.ply"])
     assert points.shape == (H * W, 3)
     assert colours.shape == (H * W, 3)
     report = json.loads(files["metrics.json"].read_text())

@@ -181,13 +181,6 @@ def test_hole_metrics_are_inside_the_hole_only(pipe, scenes, results):
     assert results["hole"]["mde"][30]["rmse"] == pytest.approx(expected, rel=1e-6)
 
 
-def test_centre_hole_mask_is_the_papers_region():
-    mask = centre_hole_mask(228, 304)
-    rows, cols = np.nonzero(mask)
-    assert mask.sum() == 114 * 152
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (57, 170, 76, 227)
-
-
 def test_hole_schedule_reaches_the_centre(pipe):
     hole = centre_hole_mask(228, 304)
     assert evaluate._hole_schedule_points(228, 304, hole) == 5
@@ -523,3 +516,107 @@ def test_cli_init_source():
     assert config_from_args(args).init_source == "simulated"
     with pytest.raises(SystemExit):
         parser.parse_args(["--init-source", "oracle"])
+
+
+def test_metric_initial_depth_is_the_metric_preset(pipe, scenes):
+    from sdr_core.data.mde_errors import simulate_init_depth
+
+    scene = scenes[0]
+    metric = initial_depth(pipe, scene, "metric", seed=0)
+    seed = evaluate._sampling_seed(0, scene.name, "init", 0)
+    np.testing.assert_array_equal(metric, simulate_init_depth(scene.depth, "metric", seed))
+    harsh = initial_depth(pipe, scene, "simulated", seed=0)
+    np.testing.assert_array_equal(harsh, simulate_init_depth(scene.depth, "harsh", seed))
+    valid = scene.depth > 0
+    err = {k: np.abs(v - scene.depth)[valid].mean() for k, v in (("m", metric), ("h", harsh))}
+    assert err["m"] < err["h"]
+
+
+# ----------------------------------------------------------------------------- mask shape
+
+
+def test_centre_point_takes_the_valid_pixel_nearest_the_centre():
+    depth = np.full((9, 11), 2.0, np.float32)
+    depth[4, 5] = 0.0  # the centre itself has no ground truth
+    depth[4, 4] = 3.0
+    point = evaluate.centre_point(depth)
+    assert np.count_nonzero(point) == 1
+    assert point[3, 5] == 2.0 or point[4, 4] == 3.0 or point[4, 6] == 2.0 or point[5, 5] == 2.0
+    with pytest.raises(ValueError, match="no valid pixel"):
+        evaluate.centre_point(np.zeros((4, 4), np.float32))
+
+
+def test_mask_shape_measures_the_reached_region(pipe, scenes, monkeypatch):
+    from sdr_core.pipeline import RefineState
+
+    # A fake run whose last mask is a plus sign (5 of the 9 pixels of its 3 x 3 box) in
+    # scene "a" and a filled 2 x 3 block in scene "b".
+    def fake_steps(rgb, sparse_depth, init_depth=None, schedule=None, **_):
+        assert schedule == (6, 0)
+        mask = np.zeros((H, W), np.float32)
+        if rgb is scenes[0].rgb:
+            mask[20, 23:26] = 0.9
+            mask[19:22, 24] = 0.9
+        else:
+            mask[5:7, 5:8] = 0.6
+        yield RefineState(1, 6, 6, sparse_depth, mask)
+
+    monkeypatch.setattr(pipe, "refine_steps", fake_steps)
+    shape = evaluate.mask_shape(pipe, scenes)
+    assert shape["scenes"]["a"] == {"fill": 5 / 9, "area_px": 5, "bbox_px": [3, 3]}
+    assert shape["scenes"]["b"] == {"fill": 1.0, "area_px": 6, "bbox_px": [2, 3]}
+    assert shape["mean_fill"] == pytest.approx((5 / 9 + 1) / 2)
+    assert (shape["distinct"], shape["n"]) == (2, 2)
+
+
+def test_mask_shape_runs_the_real_first_layer(pipe, scenes):
+    shape = evaluate.mask_shape(pipe, scenes, iterations=3)
+    for name, row in shape["scenes"].items():
+        assert 0 < row["fill"] <= 1, name
+        assert row["area_px"] >= 1  # the measured pixel keeps mask 1
+
+
+def _metric_report(mspn: dict[int, float], mde: float, ls: float, ls_idw: float) -> dict:
+    split = {"points": {}, "lines": {}}
+    for method, values in (("mspn", mspn), ("mde", mde), ("ls_align", ls), ("ls_interp", ls_idw)):
+        for level in (1, 20, 200):
+            value = values[level] if isinstance(values, dict) else values
+            split["points"].setdefault(method, {})[level] = {"rmse": value}
+        split["lines"].setdefault(method, {})[4] = {"rmse": 0.1 if method == "mspn" else 0.3}
+    split["points"]["mspn_no_mask"] = {1: {"rmse": 9.0}, 20: {"rmse": 9.0}}
+    return {
+        "meta": {"config": {"init_source": "metric"}},
+        "heldout": split,
+        "middlebury": split,
+    }
+
+
+def test_quality_bar_with_a_metric_d0():
+    # D0 0.30 m, LS 0.25, LS + IDW 0.20: at 1 point MSPN need only not exceed D0; from 20
+    # points it must beat 0.20, from 200 points reach 0.85 x 0.20 = 0.17.
+    good = _metric_report({1: 0.30, 20: 0.19, 200: 0.165}, 0.30, 0.25, 0.20)
+    assert check_quality_bar(good) == []
+    bad = _metric_report({1: 0.31, 20: 0.20, 200: 0.171}, 0.30, 0.25, 0.20)
+    failures = [f for f in check_quality_bar(bad) if f.startswith("heldout")]
+    assert len(failures) == 3, failures
+    assert "points @ 1 points" in failures[0]
+    assert "above mde" in failures[0]
+    assert "points @ 20 points" in failures[1]
+    assert "not below ls_interp" in failures[1]
+    assert "points @ 200 points" in failures[2]
+    assert "above 0.85 x ls_interp" in failures[2]
+    # Under the bundled MDE's D0 the same numbers must beat every baseline at every level.
+    bundled = _metric_report({1: 0.30, 20: 0.19, 200: 0.17}, 0.30, 0.25, 0.20)
+    bundled["meta"]["config"]["init_source"] = "mde"
+    assert any("points @ 1 points" in f and "ls_interp" in f for f in check_quality_bar(bundled))
+
+
+def test_quality_bar_checks_the_mask_shape():
+    report = _metric_report({1: 0.30, 20: 0.19, 200: 0.165}, 0.30, 0.25, 0.20)
+    report["mask_shape"] = {"heldout": {"mean_fill": 0.9, "distinct": 1, "n": 3,
+                                        "iterations": 6, "threshold": 0.5}}  # fmt: skip
+    failures = check_quality_bar(report)
+    assert any("fills 90.0 %" in f for f in failures)
+    assert any("only 1 different masks in 3 scenes" in f for f in failures)
+    report["mask_shape"]["heldout"].update(mean_fill=0.7, distinct=3)
+    assert check_quality_bar(report) == []

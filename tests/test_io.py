@@ -13,28 +13,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
+from file_formats import read_ply, write_pfm
 from PIL import Image, features
 
 from sdr_core.data.io import (
     MAX_PIXELS,
-    NYU_INTRINSICS_640X480,
     DepthReadResult,
-    FolderRGBDDataset,
     RGBDFileError,
     default_intrinsics,
     depth_to_points,
-    discover_pairs,
     read_depth,
     read_image,
     read_nyu_h5,
-    read_ply_points,
-    read_rgbd,
     resize_depth_nearest,
-    scale_intrinsics,
     write_depth_npy,
     write_depth_png,
-    write_pfm,
     write_ply,
 )
 
@@ -170,9 +163,6 @@ def test_nyu_h5_round_trip(tmp_path):
     np.testing.assert_array_equal(rgb_read, rgb)
     np.testing.assert_array_equal(result.depth, depth)
     np.testing.assert_array_equal(read_depth(tmp_path / "00001.h5").depth, depth)
-    rgb_pair, result_pair = read_rgbd(tmp_path / "00001.h5")
-    np.testing.assert_array_equal(rgb_pair, rgb)
-    np.testing.assert_array_equal(result_pair.depth, depth)
 
 
 def test_nyu_h5_missing_key_lists_what_is_there(tmp_path):
@@ -440,14 +430,6 @@ def test_nyu_h5_with_mismatched_sizes(tmp_path):
         read_nyu_h5(tmp_path / "odd.h5")
 
 
-def test_mismatched_pair_sizes(tmp_path):
-    Image.fromarray(_rgb(30, 40)).save(tmp_path / "photo.jpg")
-    write_depth_png(tmp_path / "depth.png", _depth(48, 64))
-    with pytest.raises(RGBDFileError) as info:
-        read_rgbd(tmp_path / "photo.jpg", tmp_path / "depth.png")
-    assert str(info.value).startswith("photo.jpg is 40x30 pixels but depth.png is 64x48")
-
-
 @pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (8_000, 6_000)])
 @pytest.mark.parametrize("reader", [read_image, read_depth])
 def test_huge_declared_dimensions_refused_before_decoding(tmp_path, width, height, reader):
@@ -474,15 +456,7 @@ def test_huge_npy_header_refused(tmp_path):
         read_depth(path)
 
 
-# ----------------------------------------------------------------------------- intrinsics, PLY
-
-
-def test_default_intrinsics_are_nyu_at_640x480_and_scale_with_size():
-    assert default_intrinsics(480, 640) == pytest.approx(NYU_INTRINSICS_640X480)
-    fx, fy, cx, cy = default_intrinsics(240, 320)
-    assert (fx, fy) == pytest.approx((518.8579 / 2, 519.4696 / 2))
-    assert (cx, cy) == pytest.approx(((325.5824 + 0.5) / 2 - 0.5, (253.7362 + 0.5) / 2 - 0.5))
-    assert scale_intrinsics((1.0, 2.0, 3.0, 4.0), 1.0, 1.0) == (1.0, 2.0, 3.0, 4.0)
+# ----------------------------------------------------------------------------- PLY
 
 
 def test_depth_to_points_hand_values():
@@ -501,7 +475,7 @@ def test_ply_round_trip(tmp_path, binary):
     intrinsics = (20.0, 22.0, 8.0, 6.0)
     count = write_ply(tmp_path / "cloud.ply", depth, rgb, intrinsics, binary=binary)
     assert count == np.count_nonzero(depth)
-    points, colours = read_ply_points(tmp_path / "cloud.ply")
+    points, colours = read_ply(tmp_path / "cloud.ply")
     assert points.shape == (count, 3)
     assert points.dtype == np.float32
     np.testing.assert_allclose(points, depth_to_points(depth, intrinsics), rtol=1e-6)
@@ -515,88 +489,13 @@ def test_ply_round_trip(tmp_path, binary):
 def test_ply_without_colour_and_default_intrinsics(tmp_path):
     depth = _depth(48, 64)
     count = write_ply(tmp_path / "plain.ply", depth)
-    points, colours = read_ply_points(tmp_path / "plain.ply")
+    points, colours = read_ply(tmp_path / "plain.ply")
     assert colours is None
     assert count == len(points) == np.count_nonzero(depth)
     np.testing.assert_allclose(points, depth_to_points(depth, default_intrinsics(48, 64)))
 
 
-def test_ply_reader_refuses_garbage(tmp_path):
-    (tmp_path / "junk.ply").write_bytes(b"not a ply at all")
-    with pytest.raises(RGBDFileError, match=r"^junk\.ply: not a PLY file"):
-        read_ply_points(tmp_path / "junk.ply")
-    write_ply(tmp_path / "cut.ply", _depth(), _rgb())
-    data = (tmp_path / "cut.ply").read_bytes()
-    (tmp_path / "cut.ply").write_bytes(data[:-5])
-    with pytest.raises(RGBDFileError, match=r"^cut\.ply: truncated PLY vertex data"):
-        read_ply_points(tmp_path / "cut.ply")
-    header = b"ply\nformat binary_little_endian 1.0\nelement vertex 99999999999\n"
-    (tmp_path / "many.ply").write_bytes(header + b"property float x\nend_header\n")
-    with pytest.raises(RGBDFileError, match=r"^many\.ply: PLY vertex count .* out of range"):
-        read_ply_points(tmp_path / "many.ply")
-
-
-# ----------------------------------------------------------------------------- folder dataset
-
-
-def _make_folder(folder: Path) -> None:
-    Image.fromarray(_rgb(12, 16)).save(folder / "b_scene.png")
-    write_depth_png(folder / "b_scene_depth.png", _depth(12, 16))
-    Image.fromarray(_rgb(12, 16)).save(folder / "a_scene.JPG")
-    np.save(folder / "a_scene_depth.npy", _depth(12, 16))
-    _write_nyu_h5(folder / "c_nyu.h5", _rgb(12, 16), _depth(12, 16))
-    Image.fromarray(_rgb(12, 16)).save(folder / "orphan.png")  # no depth
-    np.save(folder / "lonely_depth.npy", _depth())  # no image
-    (folder / "notes.txt").write_text("ignored")
-
-
-def test_discover_pairs(tmp_path, caplog):
-    _make_folder(tmp_path)
-    with caplog.at_level(logging.INFO, logger="sdr_core.data.io"):
-        pairs = discover_pairs(tmp_path)
-    assert [p.name for p in pairs] == ["a_scene", "b_scene", "c_nyu"]
-    assert pairs[0].image_path.name == "a_scene.JPG"
-    assert pairs[0].depth_path.name == "a_scene_depth.npy"
-    assert pairs[1].depth_path.name == "b_scene_depth.png"
-    assert pairs[2].image_path == pairs[2].depth_path == tmp_path / "c_nyu.h5"
-    assert "orphan" in caplog.text
-    assert "lonely_depth" in caplog.text
-
-
-def test_discover_pairs_missing_folder(tmp_path):
-    with pytest.raises(RGBDFileError, match=r"^nope: folder not found"):
-        discover_pairs(tmp_path / "nope")
-
-
-@pytest.mark.parametrize("mode", ["center_crop", "resize"])
-def test_folder_dataset_items(tmp_path, mode):
-    _make_folder(tmp_path)
-    full = FolderRGBDDataset(tmp_path)
-    assert len(full) == 3
-    item = full[1]
-    assert item["name"] == "b_scene"
-    assert item["image"].shape == (3, 12, 16)
-    assert item["image"].dtype == torch.float32
-    assert float(item["image"].min()) >= 0.0
-    assert float(item["image"].max()) <= 1.0
-    assert item["depth"].shape == (1, 12, 16)
-    expected = read_depth(tmp_path / "b_scene_depth.png").depth
-    np.testing.assert_array_equal(item["depth"][0].numpy(), expected)
-
-    sized = FolderRGBDDataset(tmp_path, size=(8, 10), mode=mode)
-    for item in sized:
-        assert item["image"].shape == (3, 8, 10)
-        assert item["depth"].shape == (1, 8, 10)
-    if mode == "center_crop":  # rows 2..9, columns 3..12
-        np.testing.assert_array_equal(sized[1]["depth"][0].numpy(), expected[2:10, 3:13])
-
-
-def test_folder_dataset_errors(tmp_path):
-    with pytest.raises(RGBDFileError, match="no image/depth pairs found"):
-        FolderRGBDDataset(tmp_path)
-    _make_folder(tmp_path)
-    with pytest.raises(RGBDFileError, match=r"smaller than the 40x30 crop"):
-        FolderRGBDDataset(tmp_path, size=(30, 40))[0]
+# ----------------------------------------------------------------------------- resizing
 
 
 def test_resize_depth_nearest_never_blends():

@@ -38,7 +38,7 @@ from helpers import TINY, TINY_MDE, serve_blocks
 from sdr_core import build_untrained_pipeline, demo, demo_run, iteration_count
 from sdr_core.checkpoints import CheckpointError, read_metadata, save_module
 from sdr_core.data import io
-from sdr_core.pipeline import load_pipeline
+from sdr_core.pipeline import SDRPipeline, load_pipeline
 
 SIDE = 96  # processing long side: the 304 x 228 assets become 96 x 72
 DOWNLOADS_FILES = 1  # index of the files among /downloads' outputs (point cloud, files, note)
@@ -76,16 +76,19 @@ def test_pickled_numpy_files_are_refused_without_running_them(tmp_path, suffix):
     assert not marker.exists()
 
 
-def _tiny_checkpoints(folder: Path) -> None:
+def _tiny_checkpoints(folder: Path) -> SDRPipeline:
     pipeline = build_untrained_pipeline(TINY, TINY_MDE, device="cpu", seed=0)
     save_module(folder / "mde.safetensors", pipeline.mde.net, TINY_MDE, "mde")
     save_module(folder / "guidance.safetensors", pipeline.guidance, TINY.guidance, "guidance")
     save_module(folder / "mspn.safetensors", pipeline.mspn, TINY.mspn, "mspn")
+    return pipeline
 
 
 def test_torch_pickled_checkpoint_is_refused_without_running_it(tmp_path):
-    _tiny_checkpoints(tmp_path)
-    assert load_pipeline("cpu", checkpoint_dir=tmp_path) is not None  # the honest files load
+    saved = _tiny_checkpoints(tmp_path).mspn.state_dict()
+    honest = load_pipeline("cpu", checkpoint_dir=tmp_path).mspn.state_dict()  # loads, as saved
+    assert honest.keys() == saved.keys()
+    assert all(torch.equal(honest[k], saved[k]) for k in saved)
     marker = tmp_path / "pwned"
     path = tmp_path / "mspn.safetensors"
     state = {"weight": torch.zeros(2), "trap": _Trap(marker)}

@@ -53,3 +53,29 @@ def test_init_layer1_from_layer2_copies_the_second_layer(tmp_path):
     assert (tmp_path / "guidance.safetensors").read_bytes() == (
         DEFAULT_CHECKPOINT_DIR / "guidance.safetensors"
     ).read_bytes()
+
+
+def test_gpu_run_smoke_mode_writes_its_files(tmp_path):
+    # The GPU session script, run on CPU: every stage runs and leaves its file in OUT_DIR.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHON"] = sys.executable
+    out = tmp_path / "gpu"
+    result = subprocess.run(
+        ["bash", "scripts/gpu_run.sh", str(out), "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        ["env.txt", "tests.log", "bench_gpu.md", "bench_gpu.json", "train.log", "log.csv",
+         "guidance.safetensors", "mspn.safetensors"]
+    )  # fmt: skip
+    assert "pytest exit 0" in (out / "tests.log").read_text()
+    assert "bench exit 0" in (out / "bench_gpu.md").read_text()
+    assert "train exit 0" in (out / "train.log").read_text()
+    assert (out / "log.csv").read_text().splitlines()[-1].startswith("2,")
+    load_module(out / "mspn.safetensors", "mspn", MSPNConfig, MSPN)

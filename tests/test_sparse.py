@@ -8,6 +8,7 @@ import pytest
 from sdr_core.sparse import (
     SparsityWarning,
     apply_hole_mask,
+    centre_hole_mask,
     count_points,
     from_clicks,
     lidar_lines,
@@ -264,3 +265,26 @@ def test_apply_hole_mask_shape_mismatch():
 def test_count_points():
     assert count_points(np.array([[0.0, 1.0], [np.nan, -1.0]])) == 1
     assert count_points(np.zeros((3, 3))) == 0
+
+
+# ----------------------------------------------------------------------------- centre hole
+
+
+def test_centre_hole_mask_is_the_papers_region():
+    mask = centre_hole_mask(228, 304)
+    rows, cols = np.nonzero(mask)
+    assert mask.dtype == bool
+    assert mask.sum() == 114 * 152
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (57, 170, 76, 227)
+
+
+def test_centre_hole_mask_odd_sizes_and_bad_sizes():
+    # 5 x 7: rows 5 // 4 = 1 .. 1 + 5 // 2 - 1 = 2, columns 1 .. 1 + 3 - 1 = 3
+    expected = np.zeros((5, 7), bool)
+    expected[1:3, 1:4] = True
+    np.testing.assert_array_equal(centre_hole_mask(5, 7), expected)
+    assert not centre_hole_mask(1, 1).any()  # half of one pixel is none
+    with pytest.raises(ValueError, match="height must be >= 1"):
+        centre_hole_mask(0, 7)
+    with pytest.raises(ValueError, match="width must be an integer"):
+        centre_hole_mask(5, 7.5)

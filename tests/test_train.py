@@ -43,7 +43,7 @@ def tiny(tmp_path: Path, **overrides) -> TrainConfig:
         "mspn": MSPNConfig(guidance_dim=8, embed_dim=4, window=5),
         "mde": MonoDepthConfig(encoder_dims=(8, 8, 8, 8), decoder_dims=(8, 8, 8, 8)),
         "mde_checkpoint": None,
-        "simulated_mde_fraction": 1.0,
+        "init_sources": (("harsh", 1.0),),
         "max_points": 50,
         "grad_iterations": 2,
         "log_every": 1,
@@ -68,8 +68,8 @@ def fake_batch(config: TrainConfig, step: int, rank: int) -> dict:
         "depth": depth.contiguous(),
         "sparse": torch.where(keep, depth, torch.zeros_like(depth)),
         "schedule": (6, 6),
-        "mde_seed": step,
-        "use_simulated": 1,
+        "init_kinds": ["harsh"] * b,
+        "init_seeds": [step * 7 + i for i in range(b)],
     }
 
 
@@ -171,7 +171,9 @@ def test_propagation_stays_float32_under_autocast(tmp_path):
     batch = fake_batch(config, 0, 0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(batch["image"], batch["sparse"], batch["depth"] * 0.9, (6, 6), None)
-    assert out.dtype == torch.float32
+        every = model(batch["image"], batch["sparse"], batch["depth"], (6, 6), None, True, True)
+    assert [depth.dtype for depth in out] == [torch.float32]
+    assert [depth.dtype for depth in every] == [torch.float32] * 12
 
 
 def test_run_schedule_governs_batches_and_the_exported_model(tmp_path, monkeypatch):
@@ -219,13 +221,102 @@ def test_cli_schedule_flags_reach_the_config(monkeypatch):
 
 def test_no_mask_training_runs_the_ablation(tmp_path, monkeypatch):
     seen = []
-    real_forward = train_module.MSPN.forward
+    real_steps = train_module.MSPN.refine_steps
 
     def spy(self, init_depth, sparse, guidance, schedule=None, use_mask=True, *rest):
         seen.append(use_mask)
-        return real_forward(self, init_depth, sparse, guidance, schedule, use_mask, *rest)
+        return real_steps(self, init_depth, sparse, guidance, schedule, use_mask, *rest)
 
-    monkeypatch.setattr(train_module.MSPN, "forward", spy)
+    monkeypatch.setattr(train_module.MSPN, "refine_steps", spy)
     monkeypatch.setattr(train_module, "_batch", fake_batch)
     train(tiny(tmp_path, steps=1, use_mask=False), device="cpu")
     assert seen == [False]
+
+
+def test_initial_depth_kinds_are_drawn_per_sample(tmp_path):
+    config = tiny(tmp_path, batch_size=64, init_sources=(("metric", 3.0), ("relative", 1.0)))
+    kinds = _batch(config, 0, 0)["init_kinds"]
+    assert set(kinds) == {"metric", "relative"}
+    assert 0.55 < kinds.count("metric") / len(kinds) < 0.95  # expected 0.75
+    only = _batch(tiny(tmp_path, init_sources=(("mde", 0.0), ("harsh", 1.0))), 0, 0)
+    assert only["init_kinds"] == ["harsh", "harsh"]
+
+
+def test_initial_depths_follow_their_kind(tmp_path):
+    from sdr_core.data.mde_errors import INIT_DEPTH_PRESETS, simulate_mde_errors
+
+    batch = fake_batch(tiny(tmp_path), 0, 0)
+    gt = batch["depth"]
+    init = train_module._initial_depths(None, batch["image"], gt, ["metric", "mde"], [4, 5])
+    metric = simulate_mde_errors(
+        gt[:1], torch.Generator().manual_seed(4), INIT_DEPTH_PRESETS["metric"]
+    )
+    harsh = simulate_mde_errors(gt[1:], torch.Generator().manual_seed(5))  # no MDE: harsh
+    torch.testing.assert_close(init, torch.cat([metric, harsh]), rtol=0, atol=0)
+
+
+def test_iteration_loss_adds_every_tracked_iteration(tmp_path, monkeypatch):
+    config = tiny(tmp_path, grad_iterations=2, iteration_loss_weight=0.5)
+    model, _ = train_module._build(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    batch["schedule"] = (6, 6)
+    seen = []
+    real = train_module.l1_l2_loss
+
+    def spy(pred, gt):
+        seen.append(pred.requires_grad)
+        return real(pred, gt)
+
+    monkeypatch.setattr(train_module, "l1_l2_loss", spy)
+    train_module._loss_step(model, None, batch, config, torch.device("cpu"))
+    # the final depth, then the 2 + 2 iterations with a graph (the final among them)
+    assert seen == [True] * 5
+    seen.clear()
+    plain = dataclasses.replace(config, iteration_loss_weight=0.0)
+    train_module._loss_step(model, None, batch, plain, torch.device("cpu"))
+    assert seen == [True]
+
+
+def test_cli_initial_depth_flags_reach_the_config(monkeypatch):
+    from sdr_core import __main__ as cli
+
+    captured = {}
+    monkeypatch.setattr(train_module, "train", lambda config, device=None: captured.setdefault(
+        "c", config) and Path("x"))  # fmt: skip
+    argv = ["train", "--out-dir", "x", "--init-sources", "metric:2,mde,relative:0.5",
+            "--init-alignment", "residual_idw", "--upsample", "resize",
+            "--iteration-loss-weight", "0.25"]  # fmt: skip
+    assert cli.main(argv) == 0
+    config = captured["c"]
+    assert config.init_sources == (("metric", 2.0), ("mde", 1.0), ("relative", 0.5))
+    assert config.mspn.init_alignment == "residual_idw"
+    assert config.guidance.upsample == "resize"
+    assert config.iteration_loss_weight == 0.25
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--init-sources", "metric:lots"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"init_sources": (("oracle", 1.0),)}, "init_sources"),
+        ({"init_sources": (("metric", 0.0),)}, "weights"),
+        ({"init_sources": ()}, "init_sources"),
+        ({"iteration_loss_weight": -1.0}, "iteration_loss_weight"),
+    ],
+)
+def test_config_rejects_bad_initial_depth_settings(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(tmp_path, **kwargs)
+
+
+def test_time_limit_stops_after_the_step_and_exports(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "_batch", fake_batch)
+    out = train(tiny(tmp_path, steps=50, time_limit_s=0.0, checkpoint_every=100), device="cpu")
+    log = (out / "log.csv").read_text().split()
+    assert log[1:] == [log[1]]  # one step was run and logged ...
+    assert log[1].startswith("1,")
+    mspn = load_module(out / "mspn.safetensors", "mspn", MSPNConfig, MSPN)  # ... and exported
+    assert mspn.config.window == 5
+    resumed = train(tiny(tmp_path, steps=2), device="cpu")  # the state resumes at step 1
+    assert (resumed / "log.csv").read_text().split()[-1].startswith("2,")

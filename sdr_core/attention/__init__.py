@@ -1,44 +1,58 @@
 """Pixel-to-window masked attention (eqs. 7-9, 11) behind one front door with ``backend=``.
 
-Backends share one contract: ``prepare_<name>(qk, window)`` returns
+Backends share one contract: ``prepare(qk, window)`` returns
 ``attend(depth, mask, rel_pos_bias) -> (refined, next_mask)``. Preparation happens once per
-MSPN layer (the guidance is fixed), ``attend`` once per iteration.
+MSPN layer (the guidance is fixed), ``attend`` once per iteration. They are listed in one
+table, :data:`BACKENDS` (name -> can_run, prepare; see :mod:`.backends`), slowest first:
 
 - ``reference``: explicit loop over window offsets; the oracle.
 - ``fast``: exact decomposition in torch; differentiable, any device.
-- ``native``: the same decomposition as fused, vectorised C kernels (pthreads, CPU,
-  inference only), compiled on first use; unavailable when no C compiler is found.
 - ``native_grad``: the same decomposition as plain C loops with hand-written backward passes
-  (CPU, float32, same compiled library): what ``auto`` picks for training on CPU.
+  (CPU, float32, compiled on first use): what ``auto`` picks for training on CPU.
+- ``native``: the same decomposition as fused, vectorised C kernels (pthreads, CPU,
+  inference only, same compiled library): what ``auto`` picks for inference on CPU.
 - ``triton``: the same decomposition as fused Triton kernels (CUDA, inference only);
-  offered when the ``triton`` package imports, which happens lazily, so machines
-  without it never import it. ``auto`` picks it for CUDA inference.
+  offered when the ``triton`` package imports, which happens lazily, so machines without
+  it never import it. ``auto`` picks it for CUDA inference once it has passed a check
+  against ``fast`` on that GPU (:class:`BackendChecks`), and ``fast`` otherwise.
+
+An explicit backend that is unknown or cannot run here is a ``ValueError`` saying why.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from typing import Literal
 
 import torch
 
-from ._window import AffineQK, check_qk, gather_windows, relative_bias_windows, window_starts
+from ._window import (
+    AffineQK,
+    check_maps,
+    check_qk,
+    gather_windows,
+    relative_bias_windows,
+    window_starts,
+)
+from .backends import BACKENDS, BackendChecks, BackendSpec, compare_with_fast
 from .fast import guidance_window_term, prepare_fast, window_attention_fast
 from .reference import AttendFn, prepare_reference, window_attention_reference
-
-logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "reference", "fast", "native_grad", "native", "triton"]
 
 __all__ = [
+    "BACKENDS",
     "AffineQK",
     "AttendFn",
     "Backend",
+    "BackendChecks",
+    "BackendSpec",
     "available_backends",
+    "compare_with_fast",
     "gather_windows",
     "guidance_window_term",
     "prepare_attention",
+    "prepare_fast",
+    "prepare_reference",
     "relative_bias_windows",
     "resolve_backend",
     "window_attention",
@@ -48,24 +62,7 @@ __all__ = [
 ]
 
 
-def _native_prepare() -> Callable[[AffineQK, int], AttendFn] | None:
-    """The native backend's prepare function, or None (with the reason logged)."""
-    try:
-        from . import native
-    except ImportError as error:  # pragma: no cover - only when the module is absent
-        logger.info("native attention backend unavailable: %s", error)
-        return None
-    return native.prepare_native if native.can_run_native() else None
-
-
-_TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _triton_unavailable_reason(device: torch.device | str) -> str | None:
-    """Why the Triton backend cannot run on ``device`` (None if it can); never raises."""
-    from .triton import triton_unavailable_reason  # imports the package lazily
-
-    return triton_unavailable_reason(device)
+_CHECKS = BackendChecks()  # the process-wide self-check results (see BackendChecks)
 
 
 def available_backends(
@@ -79,19 +76,15 @@ def available_backends(
         device: where the tensors live.
         requires_grad: whether gradients must flow (training); inference-only kernels are
             left out then.
-        dtype: the tensors' dtype; the float32-only native kernel is offered for float32,
+        dtype: the tensors' dtype; the float32-only native kernels are offered for float32,
             the Triton kernels for float32, float16 and bfloat16.
     """
-    options = ["reference", "fast"]
-    on_cpu = torch.device(device).type == "cpu"
-    if on_cpu and dtype == torch.float32 and _native_prepare():
-        options.append("native_grad")
-        if not requires_grad:
-            options.append("native")
-    triton_ok = torch.device(device).type == "cuda" and not requires_grad
-    if triton_ok and dtype in _TRITON_DTYPES and _triton_unavailable_reason(device) is None:
-        options.append("triton")
-    return options
+    device = torch.device(device)
+    return [
+        name
+        for name, spec in BACKENDS.items()
+        if spec.can_run(device, requires_grad, dtype) is None
+    ]
 
 
 def resolve_backend(
@@ -99,65 +92,62 @@ def resolve_backend(
     device: torch.device | str = "cpu",
     requires_grad: bool = False,
     dtype: torch.dtype = torch.float32,
+    checks: BackendChecks | None = None,
 ) -> str:
-    """Turn ``"auto"`` into the fastest available backend; check an explicit choice."""
+    """Turn ``"auto"`` into the fastest backend that can run here; check an explicit choice.
+
+    ``auto`` skips a backend that failed its self-check on this device (the Triton kernels,
+    checked against ``fast`` the first time ``auto`` would pick them there).
+
+    Args:
+        name: ``"auto"`` or a key of :data:`BACKENDS`.
+        device: where the tensors live.
+        requires_grad: whether gradients must flow.
+        dtype: the tensors' dtype.
+        checks: the self-check results to use; None uses the process-wide ones.
+
+    Raises:
+        ValueError: ``name`` is unknown, or cannot run here; the message says why.
+    """
+    device = torch.device(device)
     options = available_backends(device, requires_grad, dtype)
     if name == "auto":
-        return options[-1]
-    if name not in options:
-        why = ""
-        if name == "triton":
-            reason = _triton_unavailable_reason(device)
-            why = f" ({reason})" if reason else ""
+        checks = _CHECKS if checks is None else checks
+        return next(b for b in reversed(options) if checks.failure(b, device) is None)
+    if name not in BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; choose from {['auto', *BACKENDS]}")
+    reason = BACKENDS[name].can_run(device, requires_grad, dtype)
+    if reason is not None:
         raise ValueError(
-            f"attention backend {name!r} is not available on {torch.device(device)}"
-            f"{' with gradients' if requires_grad else ''}{why}; choose from {options}"
+            f"attention backend {name!r} is not available on {device}"
+            f"{' with gradients' if requires_grad else ''} ({reason}); choose from {options}"
         )
     return name
 
 
-def _check_inputs(qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, window: int) -> None:
-    """Validate shapes once, at the front door, so the backends stay pure maths."""
-    check_qk(qk, window)
-    b, _, h, w = qk.query_base.shape
-    for name, t in (("depth", depth), ("mask", mask)):
-        if t.shape != (b, 1, h, w):
-            raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
-
-
-def prepare_attention(qk: AffineQK, window: int, backend: Backend = "auto") -> AttendFn:
+def prepare_attention(
+    qk: AffineQK, window: int, backend: Backend = "auto", checks: BackendChecks | None = None
+) -> AttendFn:
     """Prepare one layer's attention with the chosen backend.
 
     Args:
         qk: affine query/key features (B x E x H x W bases, E depth weights).
         window: odd window size p; H and W must be at least p.
-        backend: "auto" picks the fastest backend that can run here.
+        backend: "auto" picks the fastest backend that can run here (see
+            :func:`resolve_backend`).
+        checks: the self-check results ``auto`` consults; None uses the process-wide ones.
 
     Returns:
         ``attend(depth, mask, rel_pos_bias) -> (refined, next_mask)``.
     """
-    b, _, h, w = qk.query_base.shape
-    probe = torch.zeros(b, 1, h, w, dtype=qk.query_base.dtype, device=qk.query_base.device)
-    _check_inputs(qk, probe, probe, window)
+    check_qk(qk, window)
     requires_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (qk.query_base, qk.key_base, qk.query_depth, qk.key_depth)
     )
-    name = resolve_backend(backend, qk.query_base.device, requires_grad, qk.query_base.dtype)
-    if name == "reference":
-        return prepare_reference(qk, window)
-    if name == "fast":
-        return prepare_fast(qk, window)
-    if name == "native_grad":
-        from .native_grad import prepare_native_grad
-
-        return prepare_native_grad(qk, window)
-    if name == "triton":
-        from .triton import prepare_triton
-
-        return prepare_triton(qk, window)
-    prepare = _native_prepare()
-    assert prepare is not None  # resolve_backend only offers native when it can run
-    return prepare(qk, window)
+    name = resolve_backend(
+        backend, qk.query_base.device, requires_grad, qk.query_base.dtype, checks
+    )
+    return BACKENDS[name].prepare(qk, window)
 
 
 def window_attention(
@@ -181,10 +171,7 @@ def window_attention(
     Returns:
         (refined R_n, next mask M_{n+1}), both B x 1 x H x W.
     """
-    _check_inputs(qk, depth, mask, window)
-    if rel_pos_bias.shape != (2 * window - 1, 2 * window - 1):
-        raise ValueError(
-            f"rel_pos_bias must be {2 * window - 1} x {2 * window - 1} for window {window}, "
-            f"got {tuple(rel_pos_bias.shape)}"
-        )
+    check_qk(qk, window)  # validated once, at the front door; the backends stay pure maths
+    b, _, h, w = qk.query_base.shape
+    check_maps((b, h, w), window, depth, mask, rel_pos_bias)
     return prepare_attention(qk, window, backend)(depth, mask, rel_pos_bias)

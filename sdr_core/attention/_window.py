@@ -63,6 +63,37 @@ def check_qk(qk: AffineQK, window: int) -> None:
         raise ValueError(f"image of {h}x{w} pixels is smaller than the {window}x{window} window")
 
 
+def check_maps(
+    shape: tuple[int, int, int],
+    window: int,
+    depth: torch.Tensor,
+    mask: torch.Tensor,
+    rel_pos_bias: torch.Tensor | None = None,
+) -> None:
+    """Shape checks of one iteration's inputs, shared by the front door and the kernels.
+
+    Args:
+        shape: (B, H, W) of the layer's guidance.
+        window: odd window size p.
+        depth: must be B x 1 x H x W.
+        mask: must be B x 1 x H x W.
+        rel_pos_bias: must be (2p-1) x (2p-1); None skips the check.
+
+    Raises:
+        ValueError: naming the first input whose shape is wrong.
+    """
+    b, h, w = shape
+    for name, t in (("depth", depth), ("mask", mask)):
+        if t.shape != (b, 1, h, w):
+            raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
+    span = 2 * window - 1
+    if rel_pos_bias is not None and rel_pos_bias.shape != (span, span):
+        raise ValueError(
+            f"rel_pos_bias must be {span} x {span} for window {window}, "
+            f"got {tuple(rel_pos_bias.shape)}"
+        )
+
+
 def window_starts(length: int, window: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """First in-image index of each position's window along one axis (NATTEN border rule).
 

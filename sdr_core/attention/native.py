@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from ._window import AffineQK, check_qk
+from ._window import AffineQK, check_maps, check_qk
 from .reference import AttendFn
 
 logger = logging.getLogger(__name__)
@@ -72,22 +72,8 @@ class _NativeLibrary:
         self.advise_hugepages.argtypes = [ptr, i64]
         self.guidance = self.lib.mspn_guidance
         self.guidance.restype = cint
-        self.guidance.argtypes = [
-            ptr,
-            ptr,
-            ptr,
-            ptr,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            cint,
-            ptr,
-            ptr,
-            ptr,
-            cint,
-        ]
+        # q0, k0, u_q, u_k; B, E, H, W, p; rows_outer (layout flag); T0, alpha, beta; threads
+        self.guidance.argtypes = [ptr] * 4 + [i64] * 5 + [cint] + [ptr] * 3 + [cint]
         self.train_t0 = self.lib.mspn_train_t0
         self.train_t0.restype = cint
         self.train_t0.argtypes = [ptr, ptr, i64, i64, i64, i64, i64, ptr, cint]
@@ -105,22 +91,9 @@ class _NativeLibrary:
         self.train_attend_backward.argtypes += [ptr] * 8 + [cint]
         self.attend = self.lib.mspn_attend
         self.attend.restype = cint
-        self.attend.argtypes = [
-            ptr,
-            ptr,
-            ptr,
-            ctypes.c_float,
-            ptr,
-            ptr,
-            ptr,
-            i64,
-            i64,
-            i64,
-            i64,
-            ptr,
-            ptr,
-            cint,
-        ]
+        # T0, alpha, beta, gamma; depth, mask, bias; B, H, W, p; refined, next mask; threads
+        self.attend.argtypes = [ptr] * 3 + [ctypes.c_float] + [ptr] * 3 + [i64] * 4
+        self.attend.argtypes += [ptr] * 2 + [cint]
 
 
 def _find_compiler() -> str | None:
@@ -318,15 +291,9 @@ class _Guidance:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         lib = _require_library()
         _check_no_grad(depth, mask, rel_pos_bias)
+        check_maps(self.shape, self.window, depth, mask, rel_pos_bias)
         b, h, w = self.shape
         p = self.window
-        for name, t in (("depth", depth), ("mask", mask)):
-            if t.shape != (b, 1, h, w):
-                raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
-        if rel_pos_bias.shape != (2 * p - 1, 2 * p - 1):
-            raise ValueError(
-                f"rel_pos_bias must be {2 * p - 1} x {2 * p - 1}, got {tuple(rel_pos_bias.shape)}"
-            )
         out_dtype = depth.dtype
         d = _as_f32(depth, "depth")
         m = _as_f32(mask, "mask")

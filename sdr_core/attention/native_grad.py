@@ -26,19 +26,24 @@ from __future__ import annotations
 import torch
 
 from ._window import AffineQK
-from .native import _check_rc, _require_library, _threads, can_run_native
+from .native import _check_rc, _require_library, _threads
 from .reference import AttendFn
 
-__all__ = ["can_run_native_grad", "prepare_native_grad"]
-
-
-def can_run_native_grad() -> bool:
-    """Whether the compiled library (shared with the ``native`` backend) is loaded."""
-    return can_run_native()
+__all__ = ["prepare_native_grad"]
 
 
 def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
+
+
+def _attend_inputs(*tensors: torch.Tensor) -> list[int | float]:
+    """The C arguments that start both attend calls, from (term, ..., bias).
+
+    Args:
+        *tensors: term, alpha, beta, gamma, depth, mask, bias; passed as pointers, except
+            gamma (index 3), passed as a float.
+    """
+    return [float(t) if i == 3 else _ptr(t) for i, t in enumerate(tensors)]
 
 
 class _GuidanceTerm(torch.autograd.Function):
@@ -98,22 +103,8 @@ class _Attend(torch.autograd.Function):
         b, h, w = depth.shape
         refined = torch.empty(b, h, w, dtype=torch.float32)
         next_mask = torch.empty(b, h, w, dtype=torch.float32)
-        rc = lib.train_attend(
-            _ptr(term),
-            _ptr(alpha),
-            _ptr(beta),
-            float(gamma),
-            _ptr(depth),
-            _ptr(mask),
-            _ptr(bias),
-            b,
-            h,
-            w,
-            window,
-            _ptr(refined),
-            _ptr(next_mask),
-            _threads(),
-        )
+        inputs = _attend_inputs(term, alpha, beta, gamma, depth, mask, bias)
+        rc = lib.train_attend(*inputs, b, h, w, window, _ptr(refined), _ptr(next_mask), _threads())
         _check_rc(rc, "attention (training)")
         ctx.save_for_backward(term, alpha, beta, gamma, depth, mask, bias)
         ctx.window = window
@@ -136,28 +127,17 @@ class _Attend(torch.autograd.Function):
         bias_rows = torch.empty(b * h, nb, nb, dtype=torch.float32)
         gamma_rows = torch.empty(b * h, dtype=torch.float32)
         work = torch.empty(3, *term.shape, dtype=torch.float32)
+        inputs = _attend_inputs(term, alpha, beta, gamma, depth, mask, bias)
+        outputs = (grad_term, grad_alpha, grad_beta, grad_depth, grad_mask_in, bias_rows)
         rc = lib.train_attend_backward(
-            _ptr(term),
-            _ptr(alpha),
-            _ptr(beta),
-            float(gamma),
-            _ptr(depth),
-            _ptr(mask),
-            _ptr(bias),
+            *inputs,
             _ptr(grad_refined),
             _ptr(grad_mask),
             b,
             h,
             w,
             p,
-            _ptr(grad_term),
-            _ptr(grad_alpha),
-            _ptr(grad_beta),
-            _ptr(grad_depth),
-            _ptr(grad_mask_in),
-            _ptr(bias_rows),
-            _ptr(gamma_rows),
-            _ptr(work),
+            *(_ptr(t) for t in (*outputs, gamma_rows, work)),
             _threads(),
         )
         _check_rc(rc, "attention backward")

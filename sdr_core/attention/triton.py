@@ -38,7 +38,7 @@ from types import ModuleType
 
 import torch
 
-from ._window import AffineQK, check_qk
+from ._window import AffineQK, check_maps, check_qk
 from .reference import AttendFn
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "TritonAttention",
     "can_run_triton",
-    "guidance_window_term_triton",
     "prepare_triton",
     "triton_unavailable_reason",
     "window_attention_triton",
@@ -178,15 +177,7 @@ class TritonAttention:
         self, depth: torch.Tensor, mask: torch.Tensor, rel_pos_bias: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _check_no_grad(depth, mask, rel_pos_bias)
-        b, h, w = self.shape
-        p = self.window
-        for name, t in (("depth", depth), ("mask", mask)):
-            if t.shape != (b, 1, h, w):
-                raise ValueError(f"{name} must be {b} x 1 x {h} x {w}, got {tuple(t.shape)}")
-        if rel_pos_bias.shape != (2 * p - 1, 2 * p - 1):
-            raise ValueError(
-                f"rel_pos_bias must be {2 * p - 1} x {2 * p - 1}, got {tuple(rel_pos_bias.shape)}"
-            )
+        check_maps(self.shape, self.window, depth, mask, rel_pos_bias)
         return (
             _kernel_input(depth, "depth", self.device),
             _kernel_input(mask, "mask", self.device),
@@ -277,13 +268,6 @@ def prepare_triton(
         ValueError: bad shapes, dtypes or devices.
     """
     return TritonAttention(qk, window, term_dtype)
-
-
-def guidance_window_term_triton(
-    qk: AffineQK, window: int, term_dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """T0 = q0(p) . k0(p_t) by the Triton kernel, B x p^2 x H x W (layout of ``fast``)."""
-    return TritonAttention(qk, window, term_dtype).term
 
 
 def window_attention_triton(

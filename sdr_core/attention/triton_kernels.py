@@ -185,6 +185,16 @@ def _grid(batch: int, height: int, width: int) -> tuple[int, int, int]:
     return (triton.cdiv(width, _block_x(width)), height, batch)
 
 
+def _launch_options(window: int, width: int) -> dict[str, int]:
+    """Compile-time constants and launch options both kernels take."""
+    return {
+        "P": window,
+        "KX": triton.next_power_of_2(window),
+        "BLOCK_X": _block_x(width),
+        "num_warps": 4,
+    }
+
+
 def launch_guidance_term(
     query_base: torch.Tensor,
     key_base: torch.Tensor,
@@ -211,10 +221,7 @@ def launch_guidance_term(
         embed,
         height,
         width,
-        P=window,
-        KX=triton.next_power_of_2(window),
-        BLOCK_X=_block_x(width),
-        num_warps=4,
+        **_launch_options(window, width),
     )
 
 
@@ -250,9 +257,6 @@ def launch_attend(
         out_mask,
         height,
         width,
-        P=window,
-        KX=triton.next_power_of_2(window),
-        BLOCK_X=_block_x(width),
         FUSE_UPDATE=sparse is not None,
-        num_warps=4,
+        **_launch_options(window, width),
     )

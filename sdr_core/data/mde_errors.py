@@ -54,8 +54,7 @@ class MDEErrorConfig:
             raise ValueError(f"scale_range must satisfy 0 < lo <= hi, got {self.scale_range}")
         if not 0 <= self.min_blur_px <= self.max_blur_px:
             raise ValueError(
-                f"need 0 <= min_blur_px <= max_blur_px, got {self.min_blur_px}, "
-                f"{self.max_blur_px}"
+                f"need 0 <= min_blur_px <= max_blur_px, got {self.min_blur_px}, {self.max_blur_px}"
             )
         if not 0.0 <= self.region_probability <= 1.0:
             raise ValueError(f"region_probability must be in [0, 1], got {self.region_probability}")
@@ -171,8 +170,7 @@ def simulate_init_depth(depth_m: np.ndarray, quality: str, seed: int) -> np.ndar
 
     if quality not in INIT_DEPTH_PRESETS:
         raise ValueError(
-            f"unknown initial-depth quality {quality!r}; choose one of "
-            f"{sorted(INIT_DEPTH_PRESETS)}"
+            f"unknown initial-depth quality {quality!r}; choose one of {sorted(INIT_DEPTH_PRESETS)}"
         )
     gt = np.asarray(depth_m, dtype=np.float32)
     if gt.ndim != 2:

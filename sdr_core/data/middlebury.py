@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdr_core.data.io import resize_depth_nearest, resize_rgb, scale_intrinsics
+from sdr_core.camera import scale_intrinsics
+from sdr_core.data.io import resize_depth_nearest, resize_rgb
 
 __all__ = [
     "MOTORCYCLE_BASELINE_MM",
