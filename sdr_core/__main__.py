@@ -358,6 +358,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_config_from_args(args: argparse.Namespace) -> EvalConfig:
     """Build the :class:`~sdr_core.evaluate.EvalConfig` of :func:`add_evaluate_arguments`."""
     from .evaluate import ABLATION_SUBDIR, FAITHFUL_SUBDIR, EvalConfig
+
     methods = tuple(args.methods)
     from .pipeline import DEFAULT_CHECKPOINT_DIR
 
