@@ -120,6 +120,7 @@ def _refine(args: argparse.Namespace) -> int:
             error_vmax,
         )
         for s in states
+        if not s.is_restart  # the same depth as layer 1's last frame
     ]
     summary: dict[str, object] = {
         "image": str(Path(args.image).resolve()),

@@ -336,6 +336,8 @@ def run_steps(
         schedule=inputs.schedule,  # the plan shown to the user (LiDAR lines: per line, eq. 13)
     )
     for state in _each_in_inference_mode(steps):
+        if state.iteration == 0:  # drawn above (layer 1) or shown by the teaching view
+            continue
         frame = FrameState(
             state.layer, state.iteration, state.iterations_in_layer, state.depth, state.mask
         )

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from sdr_core import baselines, sparse
+from sdr_core import methods as method_table
+from sdr_core import sparse
 from sdr_core.metrics import compute_metrics, paired_difference
 from sdr_core.sparse import centre_hole_mask  # in __all__: still importable from here
 
@@ -87,7 +88,7 @@ DEFAULT_POINTS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)  # Fig. 5 x-axis
 DEFAULT_LINES = (4, 8, 16, 32, 64)  # Fig. 6 x-axis
 SETTINGS = ("points", "lines", "hole")
 METHODS = ("mspn", "mspn_layer1", "mspn_no_mask", "mde", "ls_align", "ls_interp")
-BASELINE_METHODS = ("mde", "ls_align", "ls_interp")
+BASELINE_METHODS = method_table.BASELINES  # ("mde", "ls_align", "ls_interp")
 # Where every method's D0 comes from: the pipeline's MDE, or GT + simulated MDE errors.
 # "simulated" is the harsh preset of sdr_core.data.mde_errors (its name in earlier releases),
 # "metric" the error model of a good metric indoor MDE.
@@ -98,16 +99,7 @@ _INIT_LABELS = {
     "simulated": "ground truth with simulated errors of a poor MDE (harsh preset)",
     "metric": "ground truth with simulated errors of a good metric MDE (metric preset)",
 }
-METHOD_LABELS = {
-    "mspn": "MSPN",
-    "mspn_layer1": "MSPN, layer 1 only",
-    "mspn_no_mask": "MSPN w/o mask",
-    "mspn_no_mask_trained": "MSPN w/o mask, retrained",
-    "mspn_faithful": "MSPN, paper's configuration",
-    "mde": "MDE only (D0)",
-    "ls_align": "LS scale + shift",
-    "ls_interp": "LS + IDW residuals",
-}
+METHOD_LABELS = {name: method.label for name, method in method_table.METHODS.items()}
 # Metrics where larger is better (threshold accuracies); all others are errors.
 _HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3"})
 _METRIC_UNITS = {"rmse": "m", "mae": "m", "irmse": "1/km", "imae": "1/km"}
@@ -291,80 +283,6 @@ def _hole_schedule_points(height: int, width: int, hole: np.ndarray) -> int:
     return max(1, math.floor(height * width / (side + 1) ** 2))
 
 
-def _run_mspn(
-    pipe: SDRPipeline,
-    rgb: np.ndarray,
-    sparse_depth: np.ndarray,
-    init: np.ndarray,
-    schedule_points: int,
-    methods: tuple[str, ...],
-    others: Mapping[str, SDRPipeline] | None = None,
-) -> dict[str, np.ndarray]:
-    """Outputs of the requested MSPN variants for one sparse input.
-
-    ``others`` holds the separately trained variants by method name
-    (``"mspn_no_mask_trained"``, ``"mspn_faithful"``). ``mspn_layer1`` is the depth after
-    the last first-layer iteration of the full run: layer 2 restarts from M0 and never feeds
-    back into layer 1, so this equals
-    ``pipe.refine(..., schedule=(N, 0))`` (checked in the tests) for one run instead of two.
-    """
-    height, width = sparse_depth.shape
-    first, second = pipe.schedule(height, width, schedule_points)
-    outputs: dict[str, np.ndarray] = {}
-    if "mspn" in methods or "mspn_layer1" in methods:
-        schedule = (first, second if "mspn" in methods else 0)
-        depth = layer1 = np.where(sparse_depth > 0, sparse_depth, init).astype(np.float32)
-        for state in pipe.refine_steps(rgb, sparse_depth, init_depth=init, schedule=schedule):
-            depth = state.depth
-            if state.layer == 1:
-                layer1 = state.depth
-        if "mspn" in methods:
-            outputs["mspn"] = depth
-        if "mspn_layer1" in methods:
-            outputs["mspn_layer1"] = layer1
-    if "mspn_no_mask" in methods:
-        result = pipe.refine(
-            rgb, sparse_depth, init_depth=init, use_mask=False, schedule=(first, second)
-        )
-        outputs["mspn_no_mask"] = result.depth
-    others = others or {}
-    for method in ("mspn_no_mask_trained", "mspn_faithful"):
-        if method not in methods:
-            continue
-        if method not in others:
-            raise ValueError(f"{method} needs its trained networks")
-        other = others[method]
-        if method == "mspn_no_mask_trained":  # the main model's schedule, as in Fig. 10d
-            result = other.refine(
-                rgb, sparse_depth, init_depth=init, use_mask=False, schedule=(first, second)
-            )
-        else:  # its own configuration, schedule included
-            schedule = other.schedule(height, width, schedule_points)
-            result = other.refine(rgb, sparse_depth, init_depth=init, schedule=schedule)
-        outputs[method] = result.depth
-    return outputs
-
-
-def _predictions(
-    pipe: SDRPipeline,
-    rgb: np.ndarray,
-    sparse_depth: np.ndarray,
-    init: np.ndarray,
-    schedule_points: int,
-    methods: tuple[str, ...],
-    others: Mapping[str, SDRPipeline] | None = None,
-) -> dict[str, np.ndarray]:
-    """Every requested method's H x W depth (metres) from the same D0 and S."""
-    outputs = _run_mspn(pipe, rgb, sparse_depth, init, schedule_points, methods, others)
-    if "mde" in methods:
-        outputs["mde"] = baselines.mde_only(init, sparse_depth)
-    if "ls_align" in methods:
-        outputs["ls_align"] = baselines.least_squares_scale_shift(init, sparse_depth)
-    if "ls_interp" in methods:
-        outputs["ls_interp"] = baselines.residual_interpolation(init, sparse_depth, "idw")
-    return {m: outputs[m] for m in methods}
-
-
 def _levels(config: EvalConfig) -> list[tuple[str, int]]:
     pairs = [("points", n) for n in config.points] + [("lines", k) for k in config.lines]
     if config.hole:
@@ -445,9 +363,8 @@ def _evaluate_scene(
             schedule_points = min(n_points, _hole_schedule_points(height, width, hole))
         else:
             schedule_points = n_points
-        predictions = _predictions(
-            pipe, rgb, sparse_depth, init, schedule_points, config.methods, others
-        )
+        inputs = method_table.MethodInputs(rgb, sparse_depth, init, schedule_points)
+        predictions = method_table.predict(config.methods, pipe, inputs, others)
         for method, pred in predictions.items():
             metrics = compute_metrics(pred, gt, region=region)
             metrics["n_points"] = float(n_points)

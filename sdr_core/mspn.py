@@ -30,14 +30,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from .attention import AffineQK, AttendFn, Backend, prepare_attention
+from .attention import (
+    AffineQK,
+    AttendFn,
+    Backend,
+    WindowAttention,
+    attend_windows_reference,
+    prepare_attention,
+    window_starts,
+)
 
 __all__ = [
     "MSPN",
+    "AttentionWindow",
     "MSPNConfig",
     "MSPNLayer",
     "PropagationState",
@@ -141,12 +151,49 @@ def iteration_schedule(h: int, w: int, s: int, config: MSPNConfig) -> tuple[int,
 
 @dataclass(frozen=True)
 class PropagationState:
-    """The state after one MSPN iteration (tensors; the pipeline converts to numpy)."""
+    """A layer's starting state or the state after one of its iterations (tensors).
+
+    Iteration 0 is where a layer starts: for layer 1, D0 with S imposed and the measurement
+    mask M0 (eqs. 5-6); for layer 2, layer 1's final depth and M0 again (the restart of
+    Fig. 2). Iteration n >= 1 is (D_n, M_n) after n iterations. The pipeline converts these
+    to numpy.
+    """
 
     layer: int  # 1 or 2
-    iteration: int  # counts from 1 within a layer
-    depth: torch.Tensor  # B x 1 x H x W, metres (D_{n+1})
-    mask: torch.Tensor  # B x 1 x H x W, propagation mask in [0, 1] (M_{n+1})
+    iteration: int  # 0 = the layer's starting state, then counts from 1
+    depth: torch.Tensor  # B x 1 x H x W, metres (D_n)
+    mask: torch.Tensor  # B x 1 x H x W, propagation mask in [0, 1] (M_n)
+
+
+@dataclass(frozen=True)
+class AttentionWindow:
+    """One MSPN iteration (eqs. 6-11) evaluated at one query pixel: the teaching view.
+
+    Host values (numpy, floats), for display. Window arrays are p x p, row-major over image
+    rows ``top .. top + p - 1`` and columns ``left .. left + p - 1`` (the NATTEN border rule
+    shifts the window inward at the border, so the query is not always at the centre).
+    """
+
+    y: int  # query row
+    x: int  # query column
+    layer: int  # 1 or 2
+    iteration: int  # the iteration evaluated, counted from 1 within the layer
+    top: int  # image row of the window's first row
+    left: int  # image column of the window's first column
+    weights: np.ndarray  # p x p float32, softmax attention (eq. 8); sums to 1
+    mask: np.ndarray  # p x p float32, M_n of the keys (eq. 7), in [0, 1]
+    depth: np.ndarray  # p x p float32, metres, D~_n of the keys (eq. 6)
+    depth_before: float  # metres, D~_n at the query
+    mask_before: float  # M_n at the query
+    refined: float  # metres, R_n at the query (eq. 9)
+    depth_after: float  # metres, D_{n+1} at the query (eq. 10; S if measured)
+    mask_after: float  # M_{n+1} at the query (eq. 11; unchanged if measured)
+    measured: bool  # the query holds a sparse measurement
+
+    @property
+    def window(self) -> int:
+        """Window size p."""
+        return int(self.weights.shape[0])
 
 
 class MSPNLayer(nn.Module):
@@ -213,10 +260,62 @@ class MSPNLayer(nn.Module):
         """
         depth_tilde = torch.where(measured, sparse, depth)  # eq. 6
         refined, grown_mask = attend(depth_tilde, mask, self.rel_pos_bias)  # eqs. 7-9, 11
-        next_depth = (1 - mask) * depth_tilde + mask * refined  # eq. 10
-        next_depth = torch.where(measured, sparse, next_depth)  # measured pixels keep S ...
-        next_mask = torch.where(measured, mask, grown_mask)  # ... and their mask value
-        return next_depth, next_mask
+        return _update(depth_tilde, mask, refined, grown_mask, sparse, measured)
+
+    def window_at(
+        self,
+        guidance: torch.Tensor,
+        sparse: torch.Tensor,
+        depth: torch.Tensor,
+        mask: torch.Tensor,
+        row: int,
+        col: int,
+    ) -> tuple[WindowAttention, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One iteration (eqs. 6-11) from (D_n, M_n), evaluated at the query pixel (row, col).
+
+        The attention is the reference backend's (:func:`attend_windows_reference`) for that
+        one pixel; the update is :meth:`step`'s.
+
+        Args:
+            guidance: 1 x C x H x W guidance feature G.
+            sparse: 1 x 1 x H x W, metres; 0 where unmeasured (S).
+            depth: 1 x 1 x H x W, metres (D_n).
+            mask: 1 x 1 x H x W in [0, 1] (M_n).
+            row: image row of the query pixel.
+            col: image column of the query pixel.
+
+        Returns:
+            (attention over the pixel's window, D~_n, D_{n+1} and M_{n+1} at the pixel), the
+            last three 1 x 1 x 1 x 1.
+        """
+        measured = sparse > 0
+        depth_tilde = torch.where(measured, sparse, depth)  # eq. 6
+        rows, cols = (torch.tensor([i], device=depth.device) for i in (row, col))
+        attended = attend_windows_reference(
+            self.affine_qk(guidance), depth_tilde, mask, self.rel_pos_bias, self.config.window,
+            rows, cols,
+        )  # fmt: skip
+        at = (slice(None), slice(None), slice(row, row + 1), slice(col, col + 1))
+        next_depth, next_mask = _update(
+            depth_tilde[at], mask[at], attended.refined, attended.next_mask, sparse[at],
+            measured[at],
+        )  # fmt: skip
+        return attended, depth_tilde[at], next_depth, next_mask
+
+
+def _update(
+    depth_tilde: torch.Tensor,
+    mask: torch.Tensor,
+    refined: torch.Tensor,
+    grown_mask: torch.Tensor,
+    sparse: torch.Tensor,
+    measured: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D_{n+1}, M_{n+1}) from the attention's R_n and m_{n+1}: eq. 10, measured pixels kept."""
+    next_depth = (1 - mask) * depth_tilde + mask * refined  # eq. 10
+    next_depth = torch.where(measured, sparse, next_depth)  # measured pixels keep S ...
+    next_mask = torch.where(measured, mask, grown_mask)  # ... and their mask value
+    return next_depth, next_mask
 
 
 class MSPN(nn.Module):
@@ -260,7 +359,12 @@ class MSPN(nn.Module):
         use_mask: bool = True,
         grad_iterations: int | None = None,
     ) -> Iterator[PropagationState]:
-        """Yield the state after every iteration of both layers.
+        """Yield each layer's starting state, then the state after each of its iterations.
+
+        The order is layer 1, iteration 0 (D0 with S imposed, mask M0), its iterations 1..N,
+        then layer 2, iteration 0 (the restart: layer 1's final depth, mask M0 again) and its
+        iterations. A layer with no iterations in ``schedule`` yields nothing, not even its
+        starting state.
 
         Args:
             init_depth: B x 1 x H x W, metres; the MDE estimate D0.
@@ -276,7 +380,7 @@ class MSPN(nn.Module):
                 use an inference-only attention backend. ``None`` keeps every iteration.
 
         Yields:
-            :class:`PropagationState` with fresh tensors after each iteration.
+            :class:`PropagationState` with fresh tensors: a consumer may keep every state.
         """
         _check_maps(init_depth, sparse, guidance)
         measured = sparse > 0
@@ -294,6 +398,8 @@ class MSPN(nn.Module):
             if n_iterations == 0:
                 continue
             mask = initial_mask  # each layer starts from M0 (Fig. 2)
+            # S is already imposed on depth (above, or by the last step of layer 1)
+            yield PropagationState(layer_index, 0, depth.clone(), mask.clone())
             n_free = 0
             if grad_iterations is not None and torch.is_grad_enabled():
                 n_free = max(n_iterations - grad_iterations, 0)
@@ -313,6 +419,72 @@ class MSPN(nn.Module):
                     if not use_mask:
                         mask = initial_mask.clone()
                     yield PropagationState(layer_index, iteration, depth, mask)
+
+    def window_weights(
+        self,
+        guidance: torch.Tensor,
+        sparse: torch.Tensor,
+        state: PropagationState,
+        row: int,
+        col: int,
+        use_mask: bool = True,
+    ) -> AttentionWindow:
+        """The iteration that starts from ``state``, at one query pixel (eqs. 6-11).
+
+        What the next iteration of ``state.layer`` does at pixel (row, col): its window
+        weights, the keys' depths and mask values, R_n and the pixel's next depth and mask.
+        The iteration that produced a state starts from the state before it in
+        :meth:`refine_steps`; layer 2's first one from layer 2's starting state (mask M0).
+
+        Args:
+            guidance: 1 x C x H x W guidance feature G (eq. 3).
+            sparse: 1 x 1 x H x W, metres; 0 where unmeasured (S).
+            state: the state the iteration starts from (its depth and mask, 1 x 1 x H x W).
+            row: image row of the query pixel.
+            col: image column of the query pixel.
+            use_mask: False: the no-mask ablation, whose next mask is 1 everywhere.
+
+        Raises:
+            ValueError: for a pixel outside the image or a layer other than 1 or 2.
+        """
+        _check_maps(state.depth, sparse, guidance)
+        height, width = state.depth.shape[-2:]
+        if state.depth.shape[0] != 1:
+            raise ValueError(f"one image at a time, got a batch of {state.depth.shape[0]}")
+        if not (0 <= row < height and 0 <= col < width):
+            raise ValueError(
+                f"pixel (x={col}, y={row}) is outside the {height}x{width} (H x W) image"
+            )
+        if state.layer not in (1, 2):
+            raise ValueError(f"layer must be 1 or 2, got {state.layer}")
+        window = self.config.window
+        with torch.no_grad():
+            attended, depth_tilde, next_depth, next_mask = self.layers[state.layer - 1].window_at(
+                guidance, sparse, state.depth, state.mask, row, col
+            )
+        if not use_mask:
+            next_mask = torch.ones_like(next_mask)
+
+        def grid(values: torch.Tensor) -> np.ndarray:  # B x p^2 x 1 x 1 -> p x p
+            return values[0, :, 0, 0].view(window, window).float().cpu().numpy()
+
+        return AttentionWindow(
+            y=row,
+            x=col,
+            layer=state.layer,
+            iteration=state.iteration + 1,
+            top=int(window_starts(height, window)[row]),
+            left=int(window_starts(width, window)[col]),
+            weights=grid(attended.weights),
+            mask=grid(attended.mask),
+            depth=grid(attended.depth),
+            depth_before=float(depth_tilde),
+            mask_before=float(state.mask[0, 0, row, col]),
+            refined=float(attended.refined),
+            depth_after=float(next_depth),
+            mask_after=float(next_mask),
+            measured=bool(sparse[0, 0, row, col] > 0),
+        )
 
     def forward(
         self,

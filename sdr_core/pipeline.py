@@ -22,7 +22,7 @@ from .checkpoints import CheckpointError, load_module
 from .guidance import GuidanceConfig, GuidanceNet
 from .mde import DepthEstimator
 from .mde.bundled import BundledDepthEstimator, MonoDepthConfig, MonoDepthNet
-from .mspn import MSPN, MSPNConfig, iteration_schedule
+from .mspn import MSPN, AttentionWindow, MSPNConfig, PropagationState, iteration_schedule
 from .prefill import align_init_depth
 from .sparse import SparsityWarning, apply_hole_mask, count_points, schedule_points
 from .validation import as_depth_map, as_hole_mask, as_rgb_image, check_same_shape
@@ -60,13 +60,28 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class RefineState:
-    """One MSPN iteration as the public API hands it out."""
+    """One state of a refinement as the public API hands it out.
+
+    Iteration 0 is a layer's starting state: for layer 1, the depth the MSPN starts from
+    (D0, aligned to S when the model does so, with S imposed) and the measurement mask M0;
+    for layer 2, the restart (layer 1's final depth, M0 again). Iterations count from 1.
+    """
 
     layer: int  # 1 or 2
-    iteration: int  # counts from 1 within a layer
-    iterations_in_layer: int  # N for layer 1 (eq. 13), 6 for layer 2
+    iteration: int  # 0 = the layer's starting state, then counts from 1
+    schedule: tuple[int, int]  # the plan: iterations of (layer 1, layer 2), eq. 13
     depth: np.ndarray  # H x W float32, metres
     mask: np.ndarray  # H x W float32, propagation mask in [0, 1]
+
+    @property
+    def iterations_in_layer(self) -> int:
+        """Iterations this state's layer runs: N of eq. 13 for layer 1."""
+        return self.schedule[self.layer - 1]
+
+    @property
+    def is_restart(self) -> bool:
+        """Layer 2's starting state: the depth of layer 1's last state, the mask reset to M0."""
+        return self.layer > 1 and self.iteration == 0
 
 
 @dataclass(frozen=True)
@@ -193,14 +208,41 @@ class SDRPipeline:
             schedule = self.schedule(*sparse.shape, schedule_points(sparse, n_lines))
         return image, sparse, init_depth, n_points, schedule
 
+    def _as_map(self, values: np.ndarray) -> torch.Tensor:
+        """H x W array -> 1 x 1 x H x W float32 tensor on the pipeline's device."""
+        array = np.ascontiguousarray(values, dtype=np.float32)
+        return torch.from_numpy(array)[None, None].to(self.device)
+
     def _tensors(
         self, image: np.ndarray, sparse: np.ndarray, init_depth: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        def as_map(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a))[None, None].to(self.device)
-
         image_t = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float() / 255
-        return image_t, as_map(sparse), as_map(init_depth)
+        return image_t, self._as_map(sparse), self._as_map(init_depth)
+
+    def _start(
+        self, image: np.ndarray, sparse: np.ndarray, init_depth: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(S, D0 aligned as the model does, G) for validated inputs; 1 x C x H x W tensors."""
+        image_t, sparse_t, init_t = self._tensors(image, sparse, init_depth)
+        init_t = align_init_depth(init_t, sparse_t, self.config.mspn.init_alignment)
+        with torch.inference_mode():
+            guidance = self.guidance(image_t, sparse_t, init_t)
+        return sparse_t, init_t, guidance
+
+    def guidance_feature(
+        self,
+        image: np.ndarray,
+        sparse: np.ndarray,
+        init_depth: np.ndarray | None = None,
+        hole_mask: np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """The guidance feature G of eq. 3 for these inputs: 1 x C x H x W (inference).
+
+        Arguments as in :meth:`refine_steps`. Keep it to pass to :meth:`window_weights` for
+        many pixels of one run.
+        """
+        image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
+        return self._start(image, sparse, init_depth)[2]
 
     def refine_steps(
         self,
@@ -225,7 +267,9 @@ class SDRPipeline:
                 number of measurements per line (section 4.3) instead of their total.
 
         Yields:
-            :class:`RefineState` per iteration. With no measurement nothing is yielded and a
+            :class:`RefineState`: layer 1's starting state (iteration 0), each of its
+            iterations, layer 2's starting state (the restart from M0) and each of its
+            iterations. With no measurement nothing is yielded and a
             :class:`~sdr_core.sparse.SparsityWarning` says so.
         """
         image, sparse, init_depth, n_points, schedule = self._plan(
@@ -239,13 +283,11 @@ class SDRPipeline:
                 stacklevel=2,
             )
             return
-        image_t, sparse_t, init_t = self._tensors(image, sparse, init_depth)
-        init_t = align_init_depth(init_t, sparse_t, self.config.mspn.init_alignment)
+        sparse_t, init_t, guidance = self._start(image, sparse, init_depth)
         # Inference mode is entered per step, never held across a yield: a consumer such as
         # a web server may resume this generator on another thread, where the mode (a
         # thread-local setting) would not be active.
         with torch.inference_mode():
-            guidance = self.guidance(image_t, sparse_t, init_t)
             states = self.mspn.refine_steps(init_t, sparse_t, guidance, schedule, use_mask)
         while True:
             with torch.inference_mode():
@@ -255,12 +297,72 @@ class SDRPipeline:
                 public = RefineState(
                     layer=state.layer,
                     iteration=state.iteration,
-                    iterations_in_layer=schedule[state.layer - 1],
+                    schedule=schedule,
                     # copies: on CPU .numpy() would share memory with the live state
                     depth=state.depth[0, 0].float().cpu().numpy().copy(),
                     mask=state.mask[0, 0].float().cpu().numpy().copy(),
                 )
             yield public
+
+    def window_weights(
+        self,
+        image: np.ndarray,
+        sparse: np.ndarray,
+        init_depth: np.ndarray | None,
+        state: RefineState,
+        row: int,
+        col: int,
+        *,
+        hole_mask: np.ndarray | None = None,
+        use_mask: bool = True,
+        guidance: torch.Tensor | None = None,
+    ) -> AttentionWindow:
+        """One pixel's attention window in the iteration that starts from ``state``.
+
+        The iteration that produced a state of :meth:`refine_steps` starts from the state
+        before it (layer 2's first iteration from layer 2's starting state, mask M0). The
+        attention is the reference backend's at that pixel, the update the MSPN's
+        (:meth:`sdr_core.mspn.MSPN.window_weights`).
+
+        Args:
+            image: H x W x 3 uint8 RGB, as given to :meth:`refine_steps`.
+            sparse: H x W float32 metres (S), as given to :meth:`refine_steps`.
+            init_depth: the D0 given to :meth:`refine_steps` (None: the MDE's); unused when
+                ``guidance`` is given.
+            state: a state of that run, not the last of its layer.
+            row: image row of the query pixel.
+            col: image column of the query pixel.
+            hole_mask: as given to :meth:`refine_steps`.
+            use_mask: as given to :meth:`refine_steps` (False: the no-mask ablation).
+            guidance: G from :meth:`guidance_feature`, to skip recomputing it per pixel.
+
+        Returns:
+            The :class:`~sdr_core.mspn.AttentionWindow` of pixel (row, col).
+
+        Raises:
+            ValueError: bad inputs, a pixel outside the image, or a state that starts no
+                iteration of its layer.
+        """
+        if not 0 <= state.iteration < state.iterations_in_layer:
+            raise ValueError(
+                f"layer {state.layer} runs {state.iterations_in_layer} iterations: no "
+                f"iteration of it starts from its state {state.iteration}"
+            )
+        image = as_rgb_image(image)
+        sparse = as_depth_map(sparse, "sparse depth")
+        if hole_mask is not None:
+            sparse = apply_hole_mask(sparse, as_hole_mask(hole_mask, image.shape, "hole_mask"))
+        for name, values in (("state depth", state.depth), ("state mask", state.mask)):
+            check_same_shape(sparse, np.asarray(values), "sparse depth", name)
+        if guidance is None:
+            guidance = self.guidance_feature(image, sparse, init_depth)
+        start = PropagationState(
+            state.layer, state.iteration, self._as_map(state.depth), self._as_map(state.mask)
+        )
+        with torch.inference_mode():
+            return self.mspn.window_weights(
+                guidance, self._as_map(sparse), start, row, col, use_mask
+            )
 
     def refine(
         self,

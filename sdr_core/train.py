@@ -183,7 +183,8 @@ class SDRModel(nn.Module):
                 use_mask,
                 grad_iterations,
             )
-            depths = [state.depth for state in states]
+            # a layer's starting state (iteration 0) is an input, not an output to train
+            depths = [state.depth for state in states if state.iteration > 0]
         if not depths:
             return [torch.where(sparse > 0, sparse, init_depth).float()]
         if not all_iterations:

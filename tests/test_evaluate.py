@@ -559,7 +559,7 @@ def test_mask_shape_measures_the_reached_region(pipe, scenes, monkeypatch):
             mask[19:22, 24] = 0.9
         else:
             mask[5:7, 5:8] = 0.6
-        yield RefineState(1, 6, 6, sparse_depth, mask)
+        yield RefineState(1, 6, (6, 0), sparse_depth, mask)
 
     monkeypatch.setattr(pipe, "refine_steps", fake_steps)
     shape = evaluate.mask_shape(pipe, scenes)

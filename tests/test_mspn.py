@@ -66,10 +66,28 @@ def test_steps_schedule_and_one_shot_agree():
         states = list(model.refine_steps(init, sparse, guidance))
         final = model(init, sparse, guidance)
     n1, n2 = model.schedule(16, 20, 3)
-    assert [(s.layer, s.iteration) for s in states] == [(1, i) for i in range(1, n1 + 1)] + [
-        (2, i) for i in range(1, n2 + 1)
+    # each layer's starting state (iteration 0), then its iterations
+    assert [(s.layer, s.iteration) for s in states] == [(1, i) for i in range(n1 + 1)] + [
+        (2, i) for i in range(n2 + 1)
     ]
     torch.testing.assert_close(states[-1].depth, final, rtol=0, atol=0)
+
+
+def test_each_layer_starts_from_the_measurements_and_m0():
+    model = _model()
+    init, sparse, guidance = _scene()
+    with torch.no_grad():
+        states = list(model.refine_steps(init, sparse, guidance))
+    m0 = (sparse > 0).float()
+    start, restart = (s for s in states if s.iteration == 0)
+    torch.testing.assert_close(start.depth, torch.where(sparse > 0, sparse, init), rtol=0, atol=0)
+    torch.testing.assert_close(start.mask, m0, rtol=0, atol=0)
+    last_of_layer1 = [s for s in states if s.layer == 1][-1]
+    assert restart.layer == 2
+    torch.testing.assert_close(restart.depth, last_of_layer1.depth, rtol=0, atol=0)
+    torch.testing.assert_close(restart.mask, m0, rtol=0, atol=0)
+    no_mask = list(model.refine_steps(init, sparse, guidance, use_mask=False))
+    assert all((s.mask == 1).all() for s in no_mask if s.iteration == 0)
 
 
 def test_states_are_fresh_tensors():
@@ -100,7 +118,9 @@ def test_mask_grows_at_most_one_window_radius_per_iteration():
     sparse = torch.zeros_like(init)
     sparse[0, 0, 15, 15] = 2.0
     with torch.no_grad():
-        states = [s for s in model.refine_steps(init, sparse, guidance) if s.layer == 1]
+        states = [
+            s for s in model.refine_steps(init, sparse, guidance) if s.layer == 1 and s.iteration
+        ]
     for n, state in enumerate(states[:5], start=1):
         ys, xs = torch.nonzero(state.mask[0, 0] > 0, as_tuple=True)
         assert (ys - 15).abs().max() <= 2 * n
@@ -115,7 +135,7 @@ def test_second_layer_restarts_from_measurement_mask():
     init, sparse, guidance = _scene()
     with torch.no_grad():
         states = list(model.refine_steps(init, sparse, guidance))
-    first_of_layer2 = next(s for s in states if s.layer == 2)
+    first_of_layer2 = next(s for s in states if s.layer == 2 and s.iteration == 1)
     last_of_layer1 = [s for s in states if s.layer == 1][-1]
     assert first_of_layer2.mask.sum() < last_of_layer1.mask.sum()
 
@@ -133,7 +153,9 @@ def test_no_mask_ablation_updates_everything_from_the_start():
     model = _model()
     init, sparse, guidance = _scene()
     with torch.no_grad():
-        first = next(model.refine_steps(init, sparse, guidance, use_mask=False))
+        first = next(
+            s for s in model.refine_steps(init, sparse, guidance, use_mask=False) if s.iteration
+        )
     assert (first.mask == 1).all()
     unmeasured = sparse == 0
     assert (first.depth[unmeasured] != init[unmeasured]).all()
@@ -235,4 +257,4 @@ def test_mspn_runs_the_eq13_schedule():
     assert n1 == n2 > 6
     with torch.no_grad():
         states = list(model.refine_steps(depth, sparse, guidance))
-    assert [s.layer for s in states] == [1] * n1 + [2] * n2
+    assert [s.layer for s in states] == [1] * (n1 + 1) + [2] * (n2 + 1)

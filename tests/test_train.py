@@ -277,6 +277,20 @@ def test_iteration_loss_adds_every_tracked_iteration(tmp_path, monkeypatch):
     assert seen == [True]
 
 
+def test_starting_states_are_not_outputs(tmp_path):
+    # Every iteration's depth is an output at inference; the layers' starting states
+    # (iteration 0 of refine_steps) are inputs and never reach the loss.
+    config = tiny(tmp_path)
+    model, _ = train_module._build(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    init = batch["depth"] * 1.1
+    with torch.no_grad():
+        depths = model(batch["image"], batch["sparse"], init, (3, 2), all_iterations=True)
+        final = model(batch["image"], batch["sparse"], init, (3, 2))
+    assert len(depths) == 3 + 2
+    torch.testing.assert_close(depths[-1], final[0], rtol=0, atol=0)
+
+
 def test_cli_initial_depth_flags_reach_the_config(monkeypatch):
     from sdr_core import __main__ as cli
 

@@ -35,7 +35,13 @@ from ._window import (
 )
 from .backends import BACKENDS, BackendChecks, BackendSpec, compare_with_fast
 from .fast import guidance_window_term, prepare_fast, window_attention_fast
-from .reference import AttendFn, prepare_reference, window_attention_reference
+from .reference import (
+    AttendFn,
+    WindowAttention,
+    attend_windows_reference,
+    prepare_reference,
+    window_attention_reference,
+)
 
 Backend = Literal["auto", "reference", "fast", "native_grad", "native", "triton"]
 
@@ -46,6 +52,8 @@ __all__ = [
     "Backend",
     "BackendChecks",
     "BackendSpec",
+    "WindowAttention",
+    "attend_windows_reference",
     "available_backends",
     "compare_with_fast",
     "gather_windows",
