@@ -273,17 +273,19 @@ def run_session(
 
 def check_content(results: list[RunResult], long_side: int, tolerance_m: float) -> dict[str, Any]:
     """Re-run every completed run's inputs alone and match the downloaded depth to it."""
-    from sdr_core import demo, load_pipeline
+    from sdr_core import load_pipeline
+    from studio.scene import load_example, load_examples
+    from studio.session import SparseChoice, build_sparse, new_session
 
     pipeline = load_pipeline(device="cpu")
-    examples = demo.load_examples(REPO / "assets")
+    examples = load_examples(REPO / "assets")
     done = [r for r in results if r.error is None]
     expected, own_error, mixups, wrong_counts = [], [], [], []
     for result in done:
-        scene = demo.load_example(pipeline, examples[result.example], long_side)
-        session = demo.new_session(scene)
-        choice = demo.SparseChoice("random points", result.n_points, 16, result.seed)
-        inputs = demo.build_sparse(pipeline, session, choice)
+        scene = load_example(pipeline, examples[result.example], long_side)
+        session = new_session(scene)
+        choice = SparseChoice("random points", result.n_points, 16, result.seed)
+        inputs = build_sparse(pipeline, session, choice)
         steps = pipeline.refine_steps(scene.image, inputs.sparse, scene.init_depth)
         final = collections.deque(steps, maxlen=1)[0]
         expected.append((final.depth, inputs.n_points))
@@ -392,9 +394,9 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from helpers import free_port
 
-    from sdr_core import demo
+    from studio.scene import load_examples
 
-    n_examples = len(demo.load_examples(REPO / "assets"))
+    n_examples = len(load_examples(REPO / "assets"))
     sessions = plan(args.sessions, args.runs, n_examples)
     port = args.port or free_port()
     url = f"http://{HOST}:{port}/"

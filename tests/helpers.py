@@ -48,10 +48,11 @@ def free_port() -> int:
 def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Launch app.py's UI around a tiny untrained pipeline on loopback; yields its URL."""
     import app
-    from sdr_core import build_untrained_pipeline, demo
+    from sdr_core import build_untrained_pipeline
+    from studio.scene import load_examples
 
     pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
-    examples = demo.load_examples(
+    examples = load_examples(
         tmp_path_factory.mktemp("no_assets"), scratch_dir=tmp_path_factory.mktemp("examples")
     )
     with serve_blocks(app.build_demo(pipeline, examples=examples)) as url:

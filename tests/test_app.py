@@ -70,12 +70,12 @@ def test_example_runs_end_to_end_and_streams_every_iteration(client):
 
     final = outputs[-1]
     methods = [row[0] for row in final[RUN_TABLE]["data"]]
-    assert {"MSPN", "MDE only", "LS + IDW residuals"} <= set(methods)
-    assert "MSPN without mask (ablation)" not in methods  # only when asked for
+    assert {"MSPN", "MDE only (D0)", "LS + IDW residuals"} <= set(methods)
+    assert "MSPN w/o mask" not in methods  # only when asked for
     assert all(out[RUN_FILES] in (None, {"__type__": "update"}) for out in outputs)  # after
     assert final[RUN_NOTE].startswith(f"{1 + first + second} frames in ")
     table, _ = client.predict(api_name="/ablation")
-    assert "MSPN without mask (ablation)" in [row[0] for row in table["data"]]
+    assert "MSPN w/o mask" in [row[0] for row in table["data"]]
     _, downloads, _ = client.predict(api_name="/downloads")
     files = {Path(f).name: Path(f) for f in downloads}
     with Image.open(files["refined_depth_mm.png"]) as png:
@@ -88,7 +88,7 @@ def test_example_runs_end_to_end_and_streams_every_iteration(client):
     assert colours.shape == (65 * 96, 3)  # coloured by the image
     report = json.loads(files["metrics.json"].read_text())
     assert report["n_points"] == 30
-    assert "MSPN without mask (ablation)" in report["metrics"]  # rewritten with the ablation
+    assert "MSPN w/o mask" in report["metrics"]  # rewritten with the ablation
     with Image.open(files["mspn_animation.gif"]) as gif:
         assert gif.is_animated
 
@@ -195,7 +195,7 @@ def _select_data(blocks, fn) -> gr.SelectData:
     return gr.SelectData(None, {"index": index, "value": None, "selected": True})
 
 
-LOADERS = ("on_upload", "on_load", "on_example")  # called last, in this order
+LOADERS = ("on_upload", "on_reload", "on_load_example")  # called last, in this order
 
 
 async def _call_every_handler(blocks, state, session_hash) -> dict[str, str]:
@@ -209,7 +209,7 @@ async def _call_every_handler(blocks, state, session_hash) -> dict[str, str]:
     fns.sort(key=lambda fn: LOADERS.index(fn.name) if fn.name in LOADERS else -1)
     for fn in fns:
         inputs = [getattr(component, "value", None) for component in fn.inputs]
-        if fn.name == "on_example":
+        if fn.name == "on_load_example":
             inputs[0] = 0  # the gallery's first scene
         try:
             out = await blocks.process_api(
@@ -236,9 +236,11 @@ def test_every_handler_answers_every_state(tmp_path_factory):
     from helpers import TINY
 
     import app
-    from sdr_core import build_untrained_pipeline, demo
+    from sdr_core import build_untrained_pipeline
+    from studio.page import NO_SCENE
+    from studio.scene import load_examples
 
-    examples = demo.load_examples(
+    examples = load_examples(
         tmp_path_factory.mktemp("none"), scratch_dir=tmp_path_factory.mktemp("ex")
     )
     blocks = app.build_demo(build_untrained_pipeline(TINY, device="cpu", seed=0), examples)
@@ -254,7 +256,7 @@ def test_every_handler_answers_every_state(tmp_path_factory):
                     *SPARSE],
         )  # fmt: skip
         scene_md = next(i for i, c in enumerate(fns["on_upload"].outputs) if c.elem_id == "scene")
-        assert cleared["data"][scene_md] == app.NO_SCENE  # the example's image: page cleared
+        assert cleared["data"][scene_md] == NO_SCENE  # the example's image: page cleared
         after = await _call_every_handler(blocks, state, "s")
         return [before, loaded, after]
 

@@ -62,9 +62,9 @@ def test_refine_writes_files_with_units_in_their_names_and_says_where(
 def test_the_app_and_the_cli_write_the_same_file_names():
     import inspect
 
-    from sdr_core import demo_run
+    from studio import run
 
-    assert "report.write_run_files" in inspect.getsource(demo_run)
+    assert "report.write_run_files" in inspect.getsource(run)
 
 
 def test_bad_input_prints_one_line_with_the_full_path_and_exits_2(tmp_path, checkpoints, capsys):

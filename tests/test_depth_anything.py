@@ -15,12 +15,20 @@ import pytest
 import torch
 from helpers import TINY
 
-from sdr_core import SDRPipeline, build_untrained_pipeline, demo
+from sdr_core import SDRPipeline, build_untrained_pipeline
 from sdr_core.guidance import GuidanceNet
 from sdr_core.mde import DepthEstimator
 from sdr_core.mde import depth_anything as da
 from sdr_core.mspn import MSPN
 from sdr_core.sparse import random_points
+from studio.scene import (
+    INIT_DEPTH_ANYTHING,
+    init_sources,
+    load_optional_estimators,
+    load_scene,
+    pick_estimator,
+    warning_notes,
+)
 
 H, W = 30, 40
 
@@ -207,10 +215,10 @@ def test_missing_transformers_gives_the_clear_error(no_transformers):
 def test_missing_transformers_leaves_the_option_out_of_the_app(no_transformers, tmp_path):
     import app
 
-    estimators, notes = demo.load_optional_estimators("cpu")
+    estimators, notes = load_optional_estimators("cpu")
     assert estimators == {}
     assert notes[0].startswith("Depth Anything V2 could not be loaded: the optional package")
-    assert demo.init_sources(estimators) == ["bundled MDE", "uploaded initial depth"]
+    assert init_sources(estimators) == ["bundled MDE", "uploaded initial depth"]
     pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
     blocks = app.build_demo(pipe, examples=[], estimators=estimators)
     assert _init_choices(blocks) == ["bundled MDE", "uploaded initial depth"]
@@ -220,7 +228,7 @@ def test_a_loaded_estimator_is_offered_in_the_app(estimator):
     import app
 
     pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
-    blocks = app.build_demo(pipe, examples=[], estimators={demo.INIT_DEPTH_ANYTHING: estimator})
+    blocks = app.build_demo(pipe, examples=[], estimators={INIT_DEPTH_ANYTHING: estimator})
     assert _init_choices(blocks) == ["bundled MDE", "Depth Anything V2", "uploaded initial depth"]
 
 
@@ -236,7 +244,7 @@ def _init_choices(blocks) -> list[str]:
 
 def test_importing_the_module_does_not_import_transformers():
     code = (
-        "import sys, sdr_core.mde.depth_anything as m, sdr_core.demo; "
+        "import sys, sdr_core.mde.depth_anything as m, studio.scene; "
         "m.depth_anything_available(); "
         "sys.exit('transformers' in sys.modules)"
     )
@@ -252,10 +260,10 @@ def test_load_scene_uses_the_chosen_estimator(estimator, tmp_path):
     rgb = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "image.png")
     pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
-    scene = demo.load_scene(pipe, tmp_path / "image.png", long_side=64, estimator=estimator)
+    scene = load_scene(pipe, tmp_path / "image.png", long_side=64, estimator=estimator)
     assert scene.init_source == "Depth Anything V2"
     np.testing.assert_array_equal(scene.init_depth, estimator.estimate(rgb))
-    assert demo.warning_notes(scene) == []
+    assert warning_notes(scene) == []
 
 
 class _Broken:
@@ -270,19 +278,19 @@ def test_a_failing_estimator_falls_back_to_the_bundled_mde(tmp_path):
 
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "image.png")
     pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
-    scene = demo.load_scene(pipe, tmp_path / "image.png", long_side=64, estimator=_Broken())
+    scene = load_scene(pipe, tmp_path / "image.png", long_side=64, estimator=_Broken())
     assert scene.init_source.startswith("bundled MDE")
-    assert demo.warning_notes(scene) == [
+    assert warning_notes(scene) == [
         "Depth Anything V2 failed on this image (CUDA out of memory); the bundled MDE was used."
     ]
 
 
 def test_pick_estimator_falls_back_with_a_warning_when_unavailable(estimator):
-    assert demo.pick_estimator("bundled MDE", {}) == (None, None)
-    assert demo.pick_estimator("uploaded initial depth", {}) == (None, None)
-    chosen = demo.pick_estimator("Depth Anything V2", {"Depth Anything V2": estimator})
+    assert pick_estimator("bundled MDE", {}) == (None, None)
+    assert pick_estimator("uploaded initial depth", {}) == (None, None)
+    chosen = pick_estimator("Depth Anything V2", {"Depth Anything V2": estimator})
     assert chosen == (estimator, None)
-    missing, warning = demo.pick_estimator("Depth Anything V2", {})
+    missing, warning = pick_estimator("Depth Anything V2", {})
     assert missing is None
     assert "not available on this server" in warning
     assert "the bundled MDE was used instead" in warning
@@ -298,7 +306,7 @@ def test_the_app_loads_a_scene_with_depth_anything(estimator, tmp_path):
 
     Image.fromarray(np.full((H, W, 3), 128, np.uint8)).save(tmp_path / "image.png")
     pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
-    blocks = app.build_demo(pipe, examples=[], estimators={demo.INIT_DEPTH_ANYTHING: estimator})
+    blocks = app.build_demo(pipe, examples=[], estimators={INIT_DEPTH_ANYTHING: estimator})
     with serve_blocks(blocks) as url:
         client = gradio_client.Client(url, verbose=False)
         image = gradio_client.handle_file(str(tmp_path / "image.png"))

@@ -35,10 +35,13 @@ import pytest
 import torch
 from helpers import TINY, TINY_MDE, serve_blocks
 
-from sdr_core import build_untrained_pipeline, demo, demo_run, iteration_count
+from sdr_core import build_untrained_pipeline, iteration_count
 from sdr_core.checkpoints import CheckpointError, read_metadata, save_module
 from sdr_core.data import io
 from sdr_core.pipeline import SDRPipeline, load_pipeline
+from studio.run import frame_at, run_steps
+from studio.scene import MAX_LONG_SIDE, MIN_LONG_SIDE, load_example, load_examples, load_scene
+from studio.session import MAX_LINES, MAX_POINTS, MIN_LINES, SparseChoice, build_sparse, new_session
 
 SIDE = 96  # processing long side: the 304 x 228 assets become 96 x 72
 DOWNLOADS_FILES = 1  # index of the files among /downloads' outputs (point cloud, files, note)
@@ -148,12 +151,12 @@ def _hostile_files(root: Path) -> dict[str, Path]:
     ],
 )
 def test_hostile_uploads_end_in_a_clear_message(tmp_path, image, gt, init, expected):
-    # The upload handler calls demo.load_scene and shows a ValueError as it is (gr.Error);
+    # The upload handler calls load_scene and shows a ValueError as it is (gr.Error);
     # a bad ground truth is dropped with a note instead, so the image stays usable.
     files = _hostile_files(tmp_path)
     pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
     try:
-        scene = demo.load_scene(
+        scene = load_scene(
             pipeline, files[image], gt and files[gt], init_depth_path=init and files[init]
         )
     except ValueError as error:
@@ -167,8 +170,9 @@ def test_hostile_uploads_end_in_a_clear_message(tmp_path, image, gt, init, expec
 
 
 class CountingMSPN:
-    """Wraps ``pipeline.mspn.refine_steps``: counts iterations pulled, notes when closed and
-    optionally sleeps after each iteration (to make a tiny run last)."""
+    """Wraps ``pipeline.mspn.refine_steps``: counts iterations pulled (a layer's starting
+    state is no iteration), notes when closed and optionally sleeps after each iteration (to
+    make a tiny run last)."""
 
     def __init__(self, pipeline: Any, delay_s: float = 0.0) -> None:
         self.iterations = 0
@@ -180,8 +184,9 @@ class CountingMSPN:
     def _steps(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         try:
             for state in self._original(*args, **kwargs):
-                self.iterations += 1
-                time.sleep(self.delay_s)
+                if state.iteration:
+                    self.iterations += 1
+                    time.sleep(self.delay_s)
                 yield state
         finally:
             self.closed += 1
@@ -191,23 +196,23 @@ class CountingMSPN:
 def examples(tmp_path_factory):
     import app
 
-    found = demo.load_examples(app.ASSETS_DIR, scratch_dir=tmp_path_factory.mktemp("examples"))
+    found = load_examples(app.ASSETS_DIR, scratch_dir=tmp_path_factory.mktemp("examples"))
     assert len(found) >= 3
     return found
 
 
 def _session(pipeline, example, n_points, seed):
-    scene = demo.load_example(pipeline, example, SIDE)
-    session = demo.new_session(scene)
-    choice = demo.SparseChoice("random points", n_points, 16, seed)
-    return session, demo.build_sparse(pipeline, session, choice)
+    scene = load_example(pipeline, example, SIDE)
+    session = new_session(scene)
+    choice = SparseChoice("random points", n_points, 16, seed)
+    return session, build_sparse(pipeline, session, choice)
 
 
 def test_closing_the_run_stops_the_mspn(examples):
     pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
     counter = CountingMSPN(pipeline)
     session, inputs = _session(pipeline, examples[0], 1, 0)
-    updates = demo_run.run_steps(pipeline, session, inputs)
+    updates = run_steps(pipeline, session, inputs)
     for _ in range(4):  # the initial state, then 3 iterations
         next(updates)
     assert counter.iterations == 3  # nothing computed ahead of the consumer
@@ -216,7 +221,7 @@ def test_closing_the_run_stops_the_mspn(examples):
     assert counter.closed == 1  # the pipeline's and the MSPN's generators closed too
     assert counter.iterations == 3
     assert len(session.run.states) == 4  # the frames so far stay scrubbable
-    assert demo_run.frame_at(session, 3)[1].startswith("layer 1 · iteration 3 / ")
+    assert frame_at(session, 3)[1].startswith("layer 1 · iteration 3 / ")
 
 
 def test_closing_refine_steps_stops_the_mspn(examples):
@@ -224,7 +229,7 @@ def test_closing_refine_steps_stops_the_mspn(examples):
     counter = CountingMSPN(pipeline)
     session, inputs = _session(pipeline, examples[0], 1, 0)
     steps = pipeline.refine_steps(session.scene.image, inputs.sparse, session.scene.init_depth)
-    assert [next(steps).iteration for _ in range(2)] == [1, 2]
+    assert [next(steps).iteration for _ in range(3)] == [0, 1, 2]  # the start, 2 iterations
     steps.close()
     assert counter.closed == 1
     assert counter.iterations == 2
@@ -435,10 +440,10 @@ def test_readme_limits_match_the_code():
         resolution["minimum"],
         resolution["maximum"],
     ]
-    assert resolution["minimum"] == demo.MIN_LONG_SIDE
-    assert found(rf"up to {number} px on a GPU") == [demo.MAX_LONG_SIDE]
-    assert found(rf"{number} random points") == [demo.MAX_POINTS]
-    assert found(rf"{number}-{number} LiDAR lines") == [demo.MIN_LINES, demo.MAX_LINES]
+    assert resolution["minimum"] == MIN_LONG_SIDE
+    assert found(rf"up to {number} px on a GPU") == [MAX_LONG_SIDE]
+    assert found(rf"{number} random points") == [MAX_POINTS]
+    assert found(rf"{number}-{number} LiDAR lines") == [MIN_LINES, MAX_LINES]
     assert found(rf"{number} refinements run at once") == [app.CONCURRENCY]
     assert found(rf"{number} requests wait in the queue") == [app.QUEUE_SIZE]
     assert found(rf"expire after {number} hours") == [app.SESSION_TTL_S // 3600]

@@ -1,11 +1,9 @@
-"""sdr_core.demo / demo_run: the app's logic without a browser, on a tiny untrained pipeline."""
+"""studio: the app's logic without a browser, on a tiny untrained pipeline."""
 
 from __future__ import annotations
 
 import json
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -16,9 +14,61 @@ from file_formats import read_ply
 from helpers import TINY
 from PIL import Image
 
-from sdr_core import build_untrained_pipeline, demo, demo_run, viz
+from sdr_core import build_untrained_pipeline, methods, viz
 from sdr_core.data import io
+from sdr_core.metrics import compute_metrics
 from sdr_core.mspn import iteration_schedule
+from studio.run import (
+    CLOSING_NOTE,
+    TABLE_HEADERS,
+    add_ablation,
+    frame_at,
+    recorded_frames,
+    release,
+    run_extras,
+    run_steps,
+    show_frame,
+)
+from studio.scene import (
+    INIT_BUNDLED,
+    INIT_DEPTH_ANYTHING,
+    MAX_LONG_SIDE,
+    MIN_LONG_SIDE,
+    EstimatorLoader,
+    default_init_source,
+    init_sources,
+    load_example,
+    load_examples,
+    load_scene,
+    processing_size,
+    valid_init_source,
+)
+from studio.session import (
+    MAX_POINTS,
+    Session,
+    SparseChoice,
+    build_sparse,
+    default_mode,
+    display_factor,
+    new_session,
+    no_points_message,
+    points_preview,
+    set_centre_hole,
+    set_hole,
+    set_point_depth,
+    toggle_point,
+)
+from studio.teaching import inspect_pixel, inspect_view
+from studio.widgets import (
+    hole_from_layers,
+    hole_layer,
+    plan_text,
+    points_from_slider,
+    scene_text,
+    slider_from_points,
+    to_processing,
+    unit_choice,
+)
 
 H, W = 30, 40
 
@@ -54,55 +104,55 @@ def files(tmp_path_factory):
 @pytest.fixture
 def scene(pipe, files):
     folder = files["folder"]
-    return demo.load_scene(pipe, folder / "image.png", folder / "depth_mm.png", long_side=64)
+    return load_scene(pipe, folder / "image.png", folder / "depth_mm.png", long_side=64)
 
 
 @pytest.fixture
 def session(scene):
-    return demo.new_session(scene)
+    return new_session(scene)
 
 
 # ----------------------------------------------------------------------------- sizes
 def test_processing_size_keeps_aspect_and_never_upscales():
-    assert demo.processing_size(480, 640, 304) == (228, 304)
-    assert demo.processing_size(640, 480, 304) == (304, 228)
-    assert demo.processing_size(100, 120, 304) == (100, 120)
+    assert processing_size(480, 640, 304) == (228, 304)
+    assert processing_size(640, 480, 304) == (304, 228)
+    assert processing_size(100, 120, 304) == (100, 120)
 
 
-@pytest.mark.parametrize("long_side", [demo.MIN_LONG_SIDE - 1, demo.MAX_LONG_SIDE + 1])
+@pytest.mark.parametrize("long_side", [MIN_LONG_SIDE - 1, MAX_LONG_SIDE + 1])
 def test_processing_size_bounds_the_long_side(long_side):
     with pytest.raises(ValueError, match="processing resolution"):
-        demo.processing_size(480, 640, long_side)
+        processing_size(480, 640, long_side)
 
 
 def test_processing_size_refuses_too_thin_images():
     with pytest.raises(ValueError, match="narrower than the 13x13 MSPN window"):
-        demo.processing_size(20, 2000, 304)
+        processing_size(20, 2000, 304)
 
 
 @pytest.mark.parametrize(("height", "width"), [(1, 1), (12, 400)])
 def test_images_smaller_than_the_window_say_so_not_resolution(height, width):
     with pytest.raises(ValueError, match=rf"{width}x{height} pixels, smaller than the 13x13") as e:
-        demo.processing_size(height, width, 304)
+        processing_size(height, width, 304)
     assert "resolution" not in str(e.value)  # a larger resolution would not help
     assert "never upscaled" in str(e.value)
 
 
 def test_click_mapping_undoes_the_display_upscaling():
-    assert demo.display_factor((228, 304)) == 2
-    assert demo.display_factor((480, 640)) == 1
-    assert demo.to_processing([0, 0], 2, (228, 304)) == (0, 0)
-    assert demo.to_processing([607.9, 455.2], 2, (228, 304)) == (303, 227)
-    assert demo.to_processing([99, 51], 2, (228, 304)) == (49, 25)
-    assert demo.to_processing([5000, -3], 2, (228, 304)) == (303, 0)  # clamped
+    assert display_factor((228, 304)) == 2
+    assert display_factor((480, 640)) == 1
+    assert to_processing([0, 0], 2, (228, 304)) == (0, 0)
+    assert to_processing([607.9, 455.2], 2, (228, 304)) == (303, 227)
+    assert to_processing([99, 51], 2, (228, 304)) == (49, 25)
+    assert to_processing([5000, -3], 2, (228, 304)) == (303, 0)  # clamped
 
 
 def test_log_points_slider_round_trip():
-    assert demo.points_from_slider(0) == 1
-    assert demo.points_from_slider(2) == 100
-    assert demo.points_from_slider(9) == demo.MAX_POINTS
+    assert points_from_slider(0) == 1
+    assert points_from_slider(2) == 100
+    assert points_from_slider(9) == MAX_POINTS
     for n in (1, 7, 100, 1234, 5000):
-        assert abs(demo.points_from_slider(demo.slider_from_points(n)) - n) <= 0.012 * n
+        assert abs(points_from_slider(slider_from_points(n)) - n) <= 0.012 * n
 
 
 # ----------------------------------------------------------------------------- loading
@@ -112,7 +162,7 @@ def test_log_points_slider_round_trip():
 )
 def test_load_scene_reads_ground_truth_in_metres(pipe, files, name, units):
     folder = files["folder"]
-    scene = demo.load_scene(pipe, folder / "image.png", folder / name, units=units, long_side=64)
+    scene = load_scene(pipe, folder / "image.png", folder / name, units=units, long_side=64)
     assert scene.shape == (H, W)
     assert scene.original_size == (H, W)
     tolerance = 1 / 256 if units == "kitti" else 1e-3  # quantisation of the file format
@@ -123,7 +173,7 @@ def test_load_scene_reads_ground_truth_in_metres(pipe, files, name, units):
 
 
 def test_load_scene_reads_nyu_h5_holding_both(pipe, files):
-    scene = demo.load_scene(pipe, files["folder"] / "nyu.h5", long_side=64)
+    scene = load_scene(pipe, files["folder"] / "nyu.h5", long_side=64)
     np.testing.assert_array_equal(scene.image, files["rgb"])
     np.testing.assert_allclose(scene.gt, files["gt"])
 
@@ -133,7 +183,7 @@ def test_load_scene_resizes_image_gt_and_camera(pipe, tmp_path):
     Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "i.png")
     gt = rng.choice([1.0, 2.0, 3.0], size=(96, 128)).astype(np.float32)
     np.save(tmp_path / "d.npy", gt)
-    scene = demo.load_scene(
+    scene = load_scene(
         pipe, tmp_path / "i.png", tmp_path / "d.npy", long_side=64, intrinsics=(80, 80, 64, 48)
     )
     assert scene.shape == (48, 64)
@@ -144,10 +194,10 @@ def test_load_scene_resizes_image_gt_and_camera(pipe, tmp_path):
 
 
 def test_load_scene_without_ground_truth_assumes_a_camera(pipe, files):
-    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
     assert scene.gt is None
     assert any("intrinsics assumed" in note for note in scene.notes)
-    assert "ground truth: no" in demo.scene_text(scene)
+    assert "ground truth: no" in scene_text(scene)
 
 
 @pytest.mark.parametrize(
@@ -160,14 +210,14 @@ def test_load_scene_without_ground_truth_assumes_a_camera(pipe, files):
     ],
 )
 def test_bad_ground_truth_is_ignored_with_a_note(pipe, files, name, reason):
-    scene = demo.load_scene(pipe, files["folder"] / "image.png", files["folder"] / name)
+    scene = load_scene(pipe, files["folder"] / "image.png", files["folder"] / name)
     assert scene.gt is None
     assert any(note.startswith("Ground truth ignored") and reason in note for note in scene.notes)
 
 
 def test_unreadable_image_raises_a_plain_message(pipe, files):
     with pytest.raises(ValueError, match=r"broken\.png: not a readable image"):
-        demo.load_scene(pipe, files["folder"] / "broken.png")
+        load_scene(pipe, files["folder"] / "broken.png")
 
 
 def _png_header_only(path: Path, width: int, height: int) -> None:
@@ -187,18 +237,18 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
 def test_gigantic_image_is_refused_before_decoding(pipe, tmp_path):
     _png_header_only(tmp_path / "huge.png", 20_000, 10_000)
     with pytest.raises(ValueError, match="exceeds the limit of 40 megapixels"):
-        demo.load_scene(pipe, tmp_path / "huge.png")
+        load_scene(pipe, tmp_path / "huge.png")
 
 
 def test_uploaded_initial_depth_replaces_the_mde(pipe, files):
     folder = files["folder"]
-    scene = demo.load_scene(pipe, folder / "image.png", init_depth_path=folder / "init.npy")
+    scene = load_scene(pipe, folder / "image.png", init_depth_path=folder / "init.npy")
     np.testing.assert_array_equal(scene.init_depth, np.full((H, W), 2.5, np.float32))
     assert scene.init_source.startswith("uploaded")
     with pytest.raises(ValueError, match="must have the image's size"):
-        demo.load_scene(pipe, folder / "image.png", init_depth_path=folder / "small.npy")
+        load_scene(pipe, folder / "image.png", init_depth_path=folder / "small.npy")
     with pytest.raises(ValueError, match="no valid depth"):
-        demo.load_scene(pipe, folder / "image.png", init_depth_path=folder / "zeros.npy")
+        load_scene(pipe, folder / "image.png", init_depth_path=folder / "zeros.npy")
 
 
 def test_examples_json_and_middlebury(pipe, files, tmp_path):
@@ -209,10 +259,10 @@ def test_examples_json_and_middlebury(pipe, files, tmp_path):
         {"name": "gone", "image": "missing.png"},
     ]  # fmt: skip
     (tmp_path / "examples.json").write_text(json.dumps(entries))
-    examples = demo.load_examples(tmp_path, scratch_dir=tmp_path / "scratch")
+    examples = load_examples(tmp_path, scratch_dir=tmp_path / "scratch")
     assert [e.name for e in examples] == ["a", "middlebury_motorcycle"]
     assert examples[0].intrinsics == (40.0, 40.0, 20.0, 15.0)
-    scene = demo.load_example(pipe, examples[1], long_side=96)
+    scene = load_example(pipe, examples[1], long_side=96)
     assert scene.shape == (65, 96)
     assert scene.gt is not None
     assert scene.name == "Middlebury Motorcycle"
@@ -226,10 +276,10 @@ def test_example_units_come_from_the_json(pipe, files, tmp_path):
         {"name": "bad", "image": str(folder / "image.png"), "depth_units": "furlongs"},
     ]  # fmt: skip
     (tmp_path / "examples.json").write_text(json.dumps(entries))
-    examples = demo.load_examples(tmp_path, middlebury=False)
+    examples = load_examples(tmp_path, middlebury=False)
     assert [e.name for e in examples] == ["k"]
-    assert demo.unit_choice(examples[0].units) == "KITTI (16-bit PNG / 256)"
-    scene = demo.load_example(pipe, examples[0], long_side=64)
+    assert unit_choice(examples[0].units) == "KITTI (16-bit PNG / 256)"
+    scene = load_example(pipe, examples[0], long_side=64)
     np.testing.assert_allclose(scene.gt, files["gt"], atol=1 / 256)
 
 
@@ -237,164 +287,164 @@ def test_bundled_examples_load(pipe):
     assets = Path(__file__).parents[1] / "assets"
     if not (assets / "examples.json").is_file():
         pytest.skip("assets/examples.json has not been generated")
-    examples = demo.load_examples(assets, middlebury=False)
+    examples = load_examples(assets, middlebury=False)
     assert examples
     for example in examples:
         assert example.image.is_file()
         assert example.depth is not None
         assert example.depth.is_file()
-    scene = demo.load_example(pipe, examples[0], long_side=64)
+    scene = load_example(pipe, examples[0], long_side=64)
     assert scene.gt is not None
 
 
 def test_examples_without_json_still_offer_middlebury(tmp_path):
-    examples = demo.load_examples(tmp_path / "nothing", scratch_dir=tmp_path / "scratch")
+    examples = load_examples(tmp_path / "nothing", scratch_dir=tmp_path / "scratch")
     assert [e.name for e in examples] == ["middlebury_motorcycle"]
     assert io.read_depth(examples[0].depth).depth.max() > 2.0
 
 
 # ----------------------------------------------------------------------------- sparse depth
 def test_build_sparse_random_points_and_plan(pipe, session):
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 25, seed=3))
+    inputs = build_sparse(pipe, session, SparseChoice("random points", 25, seed=3))
     assert inputs.n_points == 25
     assert inputs.n_in_hole == 0
     assert inputs.schedule == iteration_schedule(H, W, 25, TINY.mspn)
     measured = inputs.sparse > 0
     np.testing.assert_allclose(inputs.sparse[measured], session.scene.gt[measured])
-    text = demo.plan_text(inputs)
+    text = plan_text(inputs)
     assert "**25 depth points**" in text
     assert f"layer 1 = **{inputs.schedule[0]}**" in text
 
 
 def test_build_sparse_lidar_lines(pipe, session):
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("LiDAR lines", n_lines=8))
+    inputs = build_sparse(pipe, session, SparseChoice("LiDAR lines", n_lines=8))
     rows = np.unique(np.nonzero(inputs.sparse)[0])
     assert inputs.n_points > 0
     assert rows.size < H
 
 
 def test_build_sparse_without_ground_truth_explains_itself(pipe, files):
-    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
-    inputs = demo.build_sparse(pipe, demo.new_session(scene), demo.SparseChoice())
+    scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    inputs = build_sparse(pipe, new_session(scene), SparseChoice())
     assert inputs.n_points == 0
     assert inputs.schedule == (0, 0)
-    assert "only clicked points are used (click the image" in demo.plan_text(inputs)
-    assert "no depth points" in demo.no_points_message(inputs)
+    assert "only clicked points are used (click the image" in plan_text(inputs)
+    assert "no depth points" in no_points_message(inputs)
 
 
 def test_too_many_points_are_capped_with_a_note(pipe, session):
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 5000))
+    inputs = build_sparse(pipe, session, SparseChoice("random points", 5000))
     assert inputs.n_points == int((session.scene.gt > 0).sum())
     assert any("returning all of them" in note for note in inputs.notes)
 
 
 def test_hole_drops_points_and_is_counted(pipe, session):
-    choice = demo.SparseChoice("random points", 200)
-    holed = demo.set_hole(session, demo.centre_hole(session.scene.shape))
-    inputs = demo.build_sparse(pipe, holed, choice)
+    choice = SparseChoice("random points", 200)
+    holed = set_centre_hole(session)
+    inputs = build_sparse(pipe, holed, choice)
     assert inputs.n_in_hole > 0
     assert inputs.n_points + inputs.n_in_hole == 200
     assert not inputs.sparse[holed.hole].any()
-    assert "dropped by the hole" in demo.plan_text(inputs)
+    assert "dropped by the hole" in plan_text(inputs)
 
 
 def test_hole_covering_everything_names_the_hole(pipe, session):
-    everything = demo.set_hole(session, np.ones(session.scene.shape, bool))
-    inputs = demo.build_sparse(pipe, everything, demo.SparseChoice("random points", 10))
+    everything = set_hole(session, np.ones(session.scene.shape, bool))
+    inputs = build_sparse(pipe, everything, SparseChoice("random points", 10))
     assert inputs.n_points == 0
-    assert "The hole covers all 10 depth points" in demo.no_points_message(inputs)
+    assert "The hole covers all 10 depth points" in no_points_message(inputs)
     with pytest.raises(ValueError, match="The hole covers all"):
-        next(demo_run.run_steps(pipe, everything, inputs))
+        next(run_steps(pipe, everything, inputs))
 
 
 def test_set_hole_checks_the_shape(session):
     with pytest.raises(ValueError, match="the hole mask is 3x2"):
-        demo.set_hole(session, np.ones((2, 3), bool))
-    assert demo.set_hole(session, np.zeros(session.scene.shape, bool)).hole is None
+        set_hole(session, np.ones((2, 3), bool))
+    assert set_hole(session, np.zeros(session.scene.shape, bool)).hole is None
 
 
 def test_hole_layer_round_trips_through_the_editor_format():
     hole = np.zeros((15, 20), bool)
     hole[3:9, 4:15] = True
-    layer = demo.hole_layer(hole, factor=3)
+    layer = hole_layer(hole, factor=3)
     assert layer.shape == (45, 60, 4)
-    np.testing.assert_array_equal(demo.hole_from_layers([layer], (15, 20)), hole)
-    assert demo.hole_from_layers([np.zeros((45, 60, 4), np.uint8)], (15, 20)) is None
-    assert demo.hole_from_layers(None, (15, 20)) is None
+    np.testing.assert_array_equal(hole_from_layers([layer], (15, 20)), hole)
+    assert hole_from_layers([np.zeros((45, 60, 4), np.uint8)], (15, 20)) is None
+    assert hole_from_layers(None, (15, 20)) is None
 
 
 def test_a_brush_stroke_must_cover_half_a_processing_pixel():
     layer = np.zeros((45, 60, 4), np.uint8)
     layer[15, :, 3] = 255  # one display row = a third of processing row 5 at factor 3
-    assert demo.hole_from_layers([layer], (15, 20)) is None
+    assert hole_from_layers([layer], (15, 20)) is None
     layer[16, :, 3] = 255  # two thirds
-    hole = demo.hole_from_layers([layer], (15, 20))
+    hole = hole_from_layers([layer], (15, 20))
     assert hole[5].all()
     assert hole.sum() == 20
 
 
 # ----------------------------------------------------------------------------- clicks
 def test_click_adds_a_gt_point_and_a_second_click_removes_it(pipe, session):
-    choice = demo.SparseChoice("clicks only")
-    added, message = demo.toggle_point(session, choice, 10, 12)
+    choice = SparseChoice("clicks only")
+    added, message = toggle_point(session, choice, 10, 12)
     assert "from GT" in message
     assert added.clicks == {(10, 12): None}
-    inputs = demo.build_sparse(pipe, added, choice)
+    inputs = build_sparse(pipe, added, choice)
     assert inputs.n_points == 1
     assert inputs.sparse[12, 10] == session.scene.gt[12, 10]
-    removed, message = demo.toggle_point(added, choice, 11, 13)  # within the pick radius
+    removed, message = toggle_point(added, choice, 11, 13)  # within the pick radius
     assert message.startswith("Removed")
     assert removed.clicks == {}
 
 
 def test_click_removes_a_generated_point(pipe, session):
-    choice = demo.SparseChoice("random points", 5, seed=1)
-    y, x = np.argwhere(demo.build_sparse(pipe, session, choice).sparse > 0)[0]
-    updated, message = demo.toggle_point(session, choice, int(x), int(y))
+    choice = SparseChoice("random points", 5, seed=1)
+    y, x = np.argwhere(build_sparse(pipe, session, choice).sparse > 0)[0]
+    updated, message = toggle_point(session, choice, int(x), int(y))
     assert message.startswith("Removed")
     assert (int(x), int(y)) in updated.removed
-    assert demo.build_sparse(pipe, updated, choice).n_points == 4
+    assert build_sparse(pipe, updated, choice).n_points == 4
 
 
 def test_click_without_gt_uses_the_estimate_then_the_typed_depth(pipe, files):
-    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
-    state = demo.new_session(scene)
-    choice = demo.SparseChoice("clicks only")
-    state, message = demo.toggle_point(state, choice, 5, 6)
+    scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    state = new_session(scene)
+    choice = SparseChoice("clicks only")
+    state, message = toggle_point(state, choice, 5, 6)
     assert "type its measured depth" in message
     assert state.selected == (5, 6)
     assert state.clicks[(5, 6)] == pytest.approx(scene.init_depth[6, 5])
-    state = demo.set_point_depth(state, 3.25)
-    assert demo.build_sparse(pipe, state, choice).sparse[6, 5] == pytest.approx(3.25)
+    state = set_point_depth(state, 3.25)
+    assert build_sparse(pipe, state, choice).sparse[6, 5] == pytest.approx(3.25)
     for bad in (None, 0.0, -1.0, float("nan"), 5000.0):
         with pytest.raises(ValueError, match="metres"):
-            demo.set_point_depth(state, bad)
+            set_point_depth(state, bad)
 
 
 def test_typing_a_depth_needs_a_clicked_point(session):
     with pytest.raises(ValueError, match="Click on the image"):
-        demo.set_point_depth(session, 2.0)
+        set_point_depth(session, 2.0)
 
 
 def test_points_preview_is_upscaled_and_shows_points(pipe, session):
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 3))
-    preview = demo.points_preview(session, inputs)
-    factor = demo.display_factor(session.scene.shape)
+    inputs = build_sparse(pipe, session, SparseChoice("random points", 3))
+    preview = points_preview(session, inputs)
+    factor = display_factor(session.scene.shape)
     assert preview.shape == (H * factor, W * factor, 3)
     plain = np.repeat(np.repeat(session.scene.image, factor, 0), factor, 1)
     assert (preview != plain).any(axis=2).sum() >= 3 * factor**2
 
 
 def test_session_functions_need_a_scene(pipe):
-    empty = demo.Session()
+    empty = Session()
     with pytest.raises(ValueError, match="Load an image first"):
-        demo.build_sparse(pipe, empty, demo.SparseChoice())
+        build_sparse(pipe, empty, SparseChoice())
 
 
 # ----------------------------------------------------------------------------- the run
 def _run(pipe, session, tmp_path, n_points=12, use_mask=True):
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", n_points))
-    updates = list(demo_run.run_steps(pipe, session, inputs, use_mask, out_dir=tmp_path))
+    inputs = build_sparse(pipe, session, SparseChoice("random points", n_points))
+    updates = list(run_steps(pipe, session, inputs, use_mask, out_dir=tmp_path))
     return inputs, updates
 
 
@@ -420,25 +470,25 @@ def test_run_streams_every_iteration_with_captions(pipe, session, tmp_path):
 
 def test_lidar_run_follows_the_shown_plan(pipe, session, tmp_path):
     """Lines set eq. 13 from points per line: the run must iterate exactly as planned."""
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("LiDAR lines", n_lines=8))
+    inputs = build_sparse(pipe, session, SparseChoice("LiDAR lines", n_lines=8))
     first, second = inputs.schedule
     assert first > pipe.schedule(*inputs.sparse.shape, inputs.n_points)[0]  # differs from s
-    updates = list(demo_run.run_steps(pipe, session, inputs, True, out_dir=tmp_path))
+    updates = list(run_steps(pipe, session, inputs, True, out_dir=tmp_path))
     assert len(updates) == 1 + first + second + 1
     assert updates[-2].caption.startswith(viz.caption(2, second, second) + " — RMSE")
 
 
 def test_stopped_run_keeps_its_frames_scrubbable(pipe, session, tmp_path):
     """Stop closes the generator between iterations; the frames so far stay available."""
-    assert demo_run.recorded_frames(None) == 0
-    assert demo_run.recorded_frames(session) == 0
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 12))
-    updates = demo_run.run_steps(pipe, session, inputs, True, out_dir=tmp_path)
+    assert recorded_frames(None) == 0
+    assert recorded_frames(session) == 0
+    inputs = build_sparse(pipe, session, SparseChoice("random points", 12))
+    updates = run_steps(pipe, session, inputs, True, out_dir=tmp_path)
     for _ in range(4):  # the initial frame and three iterations
         next(updates)
     updates.close()
-    assert demo_run.recorded_frames(session) == 4
-    image, caption = demo_run.frame_at(session, 3)
+    assert recorded_frames(session) == 4
+    image, caption = frame_at(session, 3)
     assert caption.startswith("layer 1")
     assert image.ndim == 3
 
@@ -453,39 +503,54 @@ def test_run_keeps_measurements_and_matches_the_pipeline(pipe, session, tmp_path
 
 
 def test_run_summary_table_has_baselines_ablation_and_hole(pipe, session, tmp_path):
-    holed = demo.set_hole(session, demo.centre_hole(session.scene.shape))
+    holed = set_centre_hole(session)
     _, updates = _run(pipe, holed, tmp_path, n_points=60)
     summary = updates[-1].summary
-    methods = {row[0] for row in summary.table}
-    assert methods == {"MSPN", "MDE only", "LS scale + shift", "LS + IDW residuals"}
+    rows = {row[0] for row in summary.table}
+    assert rows == {"MSPN", "MDE only (D0)", "LS scale + shift", "LS + IDW residuals"}
     assert {row[1] for row in summary.table} == {"whole image", "hole"}
-    assert all(len(row) == len(demo_run.TABLE_HEADERS) for row in summary.table)
+    assert all(len(row) == len(TABLE_HEADERS) for row in summary.table)
     assert summary.iteration_figure is not None
-    with_ablation = demo_run.add_ablation(pipe, holed)
-    assert {row[0] for row in with_ablation.table} == methods | {"MSPN without mask (ablation)"}
+    with_ablation = add_ablation(pipe, holed)
+    assert {row[0] for row in with_ablation.table} == rows | {"MSPN w/o mask"}
     assert {row[1] for row in with_ablation.table} == {"whole image", "hole"}
-    assert demo_run.run_extras(holed).point_cloud is not None
+    assert run_extras(holed).point_cloud is not None
     final = holed.run.states[-1].depth
-    cloud = demo_run.run_extras(holed).point_cloud.data[0]  # every pixel, depth on the y axis
+    cloud = run_extras(holed).point_cloud.data[0]  # every pixel, depth on the y axis
     np.testing.assert_allclose(np.sort(cloud.y), np.sort(final.ravel()), rtol=1e-6)
     assert holed.run.hole_history
     assert holed.run.hole is not None
 
 
+def test_the_table_is_the_library_method_table(pipe, session, tmp_path):
+    # labels and predictions of sdr_core.methods, on the run's own D0 and S
+    inputs, updates = _run(pipe, session, tmp_path)
+    summary = updates[-1].summary
+    labels = [methods.METHODS[name].label for name in ("mspn", *methods.BASELINES)]
+    assert [row[0] for row in summary.table] == labels
+    scene = session.scene
+    method_inputs = methods.MethodInputs(
+        scene.image, inputs.sparse, scene.init_depth, inputs.schedule_points
+    )
+    idw = methods.predict(["ls_interp"], pipe, method_inputs)["ls_interp"]
+    expected = compute_metrics(idw, scene.gt)["rmse"]
+    assert summary.metrics["LS + IDW residuals"]["whole image"]["rmse"] == pytest.approx(expected)
+
+
 def test_no_mask_run_swaps_the_rows_and_fixes_the_mask(pipe, session, tmp_path):
     _, updates = _run(pipe, session, tmp_path, use_mask=False)
     assert all((state.mask == 1).all() for state in session.run.states)
-    assert updates[-1].summary.table[0][0] == "MSPN without mask (ablation)"
+    assert updates[-1].summary.table[0][0] == "MSPN w/o mask"
     assert "MSPN" not in {row[0] for row in updates[-1].summary.table}
-    assert "MSPN" in {row[0] for row in demo_run.add_ablation(pipe, session).table}
+    assert "MSPN" in {row[0] for row in add_ablation(pipe, session).table}
 
 
 def test_run_without_ground_truth_hides_error_and_metrics(pipe, files, tmp_path):
-    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
-    state, _ = demo.toggle_point(demo.new_session(scene), demo.SparseChoice("clicks only"), 3, 4)
-    state = demo.set_point_depth(state, 2.0)
-    inputs = demo.build_sparse(pipe, state, demo.SparseChoice("clicks only"))
-    updates = list(demo_run.run_steps(pipe, state, inputs, out_dir=tmp_path))
+    scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    state, _ = toggle_point(new_session(scene), SparseChoice("clicks only"), 3, 4)
+    state = set_point_depth(state, 2.0)
+    inputs = build_sparse(pipe, state, SparseChoice("clicks only"))
+    updates = list(run_steps(pipe, state, inputs, out_dir=tmp_path))
     assert all(u.metrics is None for u in updates)
     first = state.run.states[0]
     two_panels = viz.refinement_frame(first.depth, first.mask, "t", state.run.depth_range)
@@ -493,24 +558,24 @@ def test_run_without_ground_truth_hides_error_and_metrics(pipe, files, tmp_path)
     summary = updates[-1].summary
     assert summary.table == []
     assert summary.iteration_figure is None
-    files = {f.name for f in demo_run.run_extras(state).files}
+    files = {f.name for f in run_extras(state).files}
     assert files >= {"refined_depth_mm.png", "point_cloud.ply"}
     with pytest.raises(ValueError, match="needs ground truth"):
-        demo_run.add_ablation(pipe, state)
+        add_ablation(pipe, state)
 
 
 def test_run_with_zero_points_says_how_to_add_some(pipe, session):
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("clicks only"))
+    inputs = build_sparse(pipe, session, SparseChoice("clicks only"))
     with pytest.raises(ValueError, match="no depth points to propagate"):
-        next(demo_run.run_steps(pipe, session, inputs))
+        next(run_steps(pipe, session, inputs))
 
 
 def test_downloads_are_valid_files(pipe, session, tmp_path):
     _, updates = _run(pipe, session, tmp_path)
-    files = {f.name: f for f in demo_run.run_extras(session).files}
+    files = {f.name: f for f in run_extras(session).files}
     assert {"mspn_animation.gif", "refined_depth_mm.png", "refined_depth_m.npy",
             "refined_depth_color.png", "point_cloud.ply", "metrics.json"} <= set(files)  # fmt: skip
-    assert demo_run.run_extras(session).files == list(files.values())  # made once
+    assert run_extras(session).files == list(files.values())  # made once
     final = session.run.states[-1].depth
     with Image.open(files["refined_depth_mm.png"]) as png:
         assert png.size == (W, H)
@@ -530,23 +595,23 @@ def test_downloads_are_valid_files(pipe, session, tmp_path):
 
 def test_frame_at_rerenders_and_clamps(pipe, session, tmp_path):
     _, updates = _run(pipe, session, tmp_path)
-    image, caption = demo_run.frame_at(session, 3)
+    image, caption = frame_at(session, 3)
     np.testing.assert_array_equal(image, updates[3].image)
     assert caption == updates[3].caption
-    assert demo_run.frame_at(session, 10_000)[1] == updates[-1].caption
+    assert frame_at(session, 10_000)[1] == updates[-1].caption
     with pytest.raises(ValueError, match="Run the refinement first"):
-        demo_run.frame_at(demo.new_session(session.scene), 0)
+        frame_at(new_session(session.scene), 0)
 
 
 def test_release_removes_only_owned_download_folders(pipe, session, tmp_path):
-    inputs = demo.build_sparse(pipe, session, demo.SparseChoice("random points", 12))
-    list(demo_run.run_steps(pipe, session, inputs))  # owns a temporary folder
+    inputs = build_sparse(pipe, session, SparseChoice("random points", 12))
+    list(run_steps(pipe, session, inputs))  # owns a temporary folder
     owned = session.run.out_dir
     assert owned.is_dir()
-    list(demo_run.run_steps(pipe, session, inputs, out_dir=tmp_path))  # replaces the run
+    list(run_steps(pipe, session, inputs, out_dir=tmp_path))  # replaces the run
     assert not owned.exists()
     assert tmp_path.is_dir()
-    demo_run.release(session)
+    release(session)
     assert tmp_path.is_dir()  # not ours to delete
 
 
@@ -562,59 +627,59 @@ def test_closing_work_is_announced_and_the_ablation_waits_until_asked(
 
     monkeypatch.setattr(type(pipe), "refine", counted)
     _, updates = _run(pipe, session, tmp_path)
-    assert updates[-2].note == demo_run.CLOSING_NOTE  # the last frame says work goes on
+    assert updates[-2].note == CLOSING_NOTE  # the last frame says work goes on
     assert updates[-2].summary is None
     assert all(u.note == "" for u in updates[:-2])
     assert calls == []  # no second refinement before the user asks
     assert session.run.extras is None  # nor downloads: they come after the page is complete
     assert not updates[-1].summary.has_ablation
-    summary = demo_run.add_ablation(pipe, session)
+    summary = add_ablation(pipe, session)
     assert calls == [False]
     assert summary.has_ablation
-    assert demo_run.add_ablation(pipe, session) is summary  # once per run
+    assert add_ablation(pipe, session) is summary  # once per run
     assert calls == [False]
 
 
 def test_scrubbed_frames_keep_their_metrics_and_set_the_frame_on_screen(pipe, session, tmp_path):
     _, updates = _run(pipe, session, tmp_path)
     assert session.frame == len(updates) - 2  # the run ends on its last frame
-    index, image, caption = demo_run.show_frame(session, 3)
+    index, image, caption = show_frame(session, 3)
     assert (index, session.frame) == (3, 3)
     assert caption == updates[3].caption
     assert " — RMSE " in caption
     np.testing.assert_array_equal(image, updates[3].image)
-    assert demo_run.show_frame(session, 10_000)[0] == len(updates) - 2  # clamped
+    assert show_frame(session, 10_000)[0] == len(updates) - 2  # clamped
     assert session.frame == len(updates) - 2
 
 
 def test_run_note_and_metrics_json_name_the_typed_depth(pipe, files, tmp_path):
-    scene = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
-    state, _ = demo.toggle_point(demo.new_session(scene), demo.SparseChoice("clicks only"), 3, 4)
-    state = demo.set_point_depth(state, 0.4)
-    inputs = demo.build_sparse(pipe, state, demo.SparseChoice("clicks only"))
-    updates = list(demo_run.run_steps(pipe, state, inputs, out_dir=tmp_path))
+    scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    state, _ = toggle_point(new_session(scene), SparseChoice("clicks only"), 3, 4)
+    state = set_point_depth(state, 0.4)
+    inputs = build_sparse(pipe, state, SparseChoice("clicks only"))
+    updates = list(run_steps(pipe, state, inputs, out_dir=tmp_path))
     assert "clicked: (x=3, y=4) S = 0.400 m" in updates[-1].summary.note
-    metrics = next(f for f in demo_run.run_extras(state).files if f.name == "metrics.json")
+    metrics = next(f for f in run_extras(state).files if f.name == "metrics.json")
     assert json.loads(metrics.read_text())["clicked_points"] == [
         {"x": 3, "y": 4, "depth_m": pytest.approx(0.4)}
     ]
 
 
 def test_scenes_without_ground_truth_start_with_clicks(pipe, files, scene):
-    bare = demo.load_scene(pipe, files["folder"] / "image.png", long_side=64)
-    assert demo.default_mode(bare, "random points") == "clicks only"
-    assert demo.default_mode(scene, "clicks only") == "random points"
-    assert demo.default_mode(scene, "LiDAR lines") == "LiDAR lines"
+    bare = load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    assert default_mode(bare, "random points") == "clicks only"
+    assert default_mode(scene, "clicks only") == "random points"
+    assert default_mode(scene, "LiDAR lines") == "LiDAR lines"
 
 
 def test_simulated_initial_depth_needs_ground_truth_and_follows_its_quality(pipe, files, scene):
     folder = files["folder"]
     gt = scene.gt
-    good = demo.load_scene(
+    good = load_scene(
         pipe, folder / "image.png", folder / "depth_mm.png", long_side=64,
         simulated_quality="metric",
     )  # fmt: skip
-    poor = demo.load_scene(
+    poor = load_scene(
         pipe, folder / "image.png", folder / "depth_mm.png", long_side=64,
         simulated_quality="harsh",
     )  # fmt: skip
@@ -627,24 +692,22 @@ def test_simulated_initial_depth_needs_ground_truth_and_follows_its_quality(pipe
 
     assert rmse(good.init_depth) < rmse(poor.init_depth)
     assert rmse(good.init_depth) < rmse(scene.init_depth)  # better than the bundled MDE here
-    again = demo.load_scene(
+    again = load_scene(
         pipe, folder / "image.png", folder / "depth_mm.png", long_side=64,
         simulated_quality="metric",
     )  # fmt: skip
     np.testing.assert_array_equal(again.init_depth, good.init_depth)  # one fixed draw
-    bare = demo.load_scene(pipe, folder / "image.png", long_side=64, simulated_quality="metric")
+    bare = load_scene(pipe, folder / "image.png", long_side=64, simulated_quality="metric")
     assert bare.init_source.startswith("bundled MDE")
     assert any("needs ground truth" in note for note in bare.notes)
-    assert demo.init_sources({}, has_gt=True) == [
+    assert init_sources({}, has_gt=True) == [
         "bundled MDE",
         "good metric MDE (simulated from ground truth)",
         "poor MDE (simulated from ground truth)",
         "uploaded initial depth",
     ]
-    assert demo.init_sources({}, has_gt=False) == ["bundled MDE", "uploaded initial depth"]
-    assert demo.valid_init_source("poor MDE (simulated from ground truth)", {}, False) == (
-        "bundled MDE"
-    )
+    assert init_sources({}, has_gt=False) == ["bundled MDE", "uploaded initial depth"]
+    assert valid_init_source("poor MDE (simulated from ground truth)", {}, False) == ("bundled MDE")
 
 
 def test_estimator_loader_never_blocks_and_offers_what_loaded():
@@ -656,21 +719,21 @@ def test_estimator_loader_never_blocks_and_offers_what_loaded():
 
     def slow_load():
         release_it.wait(10)
-        return {demo.INIT_DEPTH_ANYTHING: fake}, ("a note",)
+        return {INIT_DEPTH_ANYTHING: fake}, ("a note",)
 
-    loader = demo.EstimatorLoader(slow_load, notes_seen.extend).start()
+    loader = EstimatorLoader(slow_load, notes_seen.extend).start()
     assert dict(loader.available()) == {}  # still loading: nothing offered, nobody waits
-    assert demo.default_init_source(loader.available()) == demo.INIT_BUNDLED
+    assert default_init_source(loader.available()) == INIT_BUNDLED
     release_it.set()
     assert loader.wait(10)
-    assert dict(loader.available()) == {demo.INIT_DEPTH_ANYTHING: fake}
-    assert demo.default_init_source(loader.available()) == demo.INIT_DEPTH_ANYTHING
+    assert dict(loader.available()) == {INIT_DEPTH_ANYTHING: fake}
+    assert default_init_source(loader.available()) == INIT_DEPTH_ANYTHING
     assert notes_seen == ["a note"]
 
     def broken():
         raise RuntimeError("no network")
 
-    failed = demo.EstimatorLoader(broken).start()
+    failed = EstimatorLoader(broken).start()
     assert failed.wait(10)
     assert dict(failed.available()) == {}
 
@@ -680,7 +743,7 @@ def test_inspect_pixel_matches_the_stored_next_state(pipe, session, tmp_path):
     _run(pipe, session, tmp_path)
     states = session.run.states
     for index in (1, 4, len(states) - 6, len(states) - 1):  # layer 2 starts at -6
-        inspection = demo_run.inspect_pixel(pipe, session, index, 17, 11)
+        inspection = inspect_pixel(pipe, session, index, 17, 11)
         window = inspection.window
         assert window.weights.shape == (5, 5)
         assert window.weights.sum() == pytest.approx(1.0, abs=1e-5)
@@ -692,22 +755,14 @@ def test_inspect_pixel_matches_the_stored_next_state(pipe, session, tmp_path):
 
 def test_inspect_view_outlines_the_window(pipe, session, tmp_path):
     _run(pipe, session, tmp_path)
-    plain = demo_run.inspect_view(session.scene, session.run, 2)
-    inspection = demo_run.inspect_pixel(pipe, session, 2, 0, 0)
+    plain = inspect_view(session.scene, session.run, 2)
+    inspection = inspect_pixel(pipe, session, 2, 0, 0)
     assert inspection.image.shape == plain.shape
-    factor = demo.display_factor(session.scene.shape)
+    factor = display_factor(session.scene.shape)
     changed = np.argwhere((inspection.image != plain).any(axis=2)) // factor
     assert changed.max(axis=0).tolist() == [4, 4]  # window of the corner pixel: rows/cols 0-4
 
 
 def test_inspect_needs_a_run(pipe, session):
     with pytest.raises(ValueError, match="Run the refinement first"):
-        demo_run.inspect_pixel(pipe, session, 0, 1, 1)
-
-
-def test_demo_modules_do_not_import_gradio():
-    code = (
-        "import sys; sys.modules['gradio'] = None; sys.modules['spaces'] = None\n"
-        "import sdr_core.demo, sdr_core.demo_run, sdr_core.inspect\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+        inspect_pixel(pipe, session, 0, 1, 1)

@@ -1,56 +1,42 @@
-"""Everything the interactive demo does that can be tested without a browser: inputs.
+"""A scene of the studio: an image at processing resolution, its ground truth, D0 and camera.
 
-The Gradio app (``app.py``) is a thin layer over this module and :mod:`sdr_core.demo_run`:
-each UI action converts widget values, calls one function here and formats the result.
-This module covers the inputs side:
+- :class:`Scene` and :func:`load_scene` (files, read with the project's own readers: 16-bit
+  PNG, KITTI, .npy, NYUv2 .h5, ...), :class:`Example` and :func:`load_examples` /
+  :func:`load_example` (the gallery, ``assets/examples.json`` plus Middlebury).
+- The initial depth D0: the bundled MDE, a user's file, D0 simulated from the ground truth,
+  or an optional estimator loaded once at start-up in the background
+  (:class:`EstimatorLoader`, :func:`load_optional_estimators`: Depth Anything V2), offered
+  only once it has loaded (:func:`init_sources`).
 
-- :class:`Scene`: an image at processing resolution with optional ground truth, the initial
-  depth D0 and the camera; :func:`load_scene` reads it from files with the project's own
-  readers (16-bit PNG, KITTI, .npy, NYUv2 .h5, ...), :func:`load_example` from the gallery.
-- Initial-depth sources: the bundled MDE, a user's file, or an optional estimator loaded once
-  at start-up (:func:`load_optional_estimators`, Depth Anything V2) and offered only when it
-  loaded (:func:`init_sources`).
-- :class:`Session`: one user's state (scene, clicked / removed points, hole mask, last run).
-  The app keeps it in ``gr.State``; nothing here is global or shared between users.
-- :func:`build_sparse`: the sparse depth S from the UI choices (random points, LiDAR lines,
-  clicks, hole), with the point count and the eq. 13 iteration plan.
-- Click handling (:func:`toggle_point`, :func:`set_point_depth`), hole masks from the brush
-  editor (:func:`hole_from_layers`) and the points preview (:func:`points_preview`).
-
-Every problem with the user's input raises ``ValueError`` with a message written for the
-user; the app shows it as it is.
+Every problem with the user's files raises ``ValueError`` with a message written for the
+user; the page shows it as it is.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from . import sparse as sparse_lib
-from . import viz
-from .data import io
-from .mde.from_file import StaticDepthEstimator
-from .validation import as_depth_map
+from sdr_core import camera, viz
+from sdr_core.data import io
+from sdr_core.mde.from_file import StaticDepthEstimator
+from sdr_core.validation import as_depth_map
 
 if TYPE_CHECKING:
     import torch
 
-    from .demo_run import RunRecord
-    from .mde import DepthEstimator
-    from .pipeline import SDRPipeline
+    from sdr_core.mde import DepthEstimator
+    from sdr_core.pipeline import SDRPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -61,59 +47,29 @@ __all__ = [
     "INIT_DEPTH_ANYTHING",
     "INIT_SIMULATED",
     "INIT_UPLOADED",
-    "MAX_LINES",
     "MAX_LONG_SIDE",
-    "MAX_POINTS",
-    "MIN_LINES",
     "MIN_LONG_SIDE",
-    "UNIT_CHOICES",
     "EstimatorLoader",
     "Example",
     "Scene",
-    "Session",
-    "SparseChoice",
-    "SparseInputs",
-    "build_sparse",
-    "current_estimate",
     "default_init_source",
-    "default_mode",
-    "display_factor",
-    "hole_from_layers",
+    "depth_scale",
     "init_sources",
     "load_example",
     "load_examples",
     "load_optional_estimators",
     "load_scene",
     "pick_estimator",
-    "plan_text",
-    "points_from_slider",
-    "points_preview",
     "processing_size",
-    "scene_text",
-    "set_point_depth",
-    "slider_from_points",
-    "to_processing",
-    "toggle_point",
-    "unit_choice",
     "valid_init_source",
     "warning_notes",
 ]
+
 
 DEFAULT_LONG_SIDE_CPU = 304  # 228 x 304 for a 4:3 image, the paper's NYUv2 crop
 DEFAULT_LONG_SIDE_GPU = 640
 MIN_LONG_SIDE = 64
 MAX_LONG_SIDE = 1024  # keeps one refinement and the stored frames within a few GB
-MAX_POINTS = 5000
-MIN_LINES, MAX_LINES = 4, 64
-MAX_DEPTH_M = 1000.0  # largest depth a user may type for a clicked point
-
-#: Units radio of the UI -> ``units`` of :func:`sdr_core.data.io.read_depth` (None = by format).
-UNIT_CHOICES: dict[str, io.DepthUnits | None] = {
-    "auto (by file type)": None,
-    "mm (16-bit PNG)": "mm",
-    "KITTI (16-bit PNG / 256)": "kitti",
-    "metres (.npy, NYUv2 .h5)": "m",
-}
 
 # Choices of the initial depth D0 in the UI; optional estimators sit between these two.
 INIT_BUNDLED = "bundled MDE"
@@ -126,11 +82,6 @@ INIT_SIMULATED: dict[str, str] = {
     "poor MDE (simulated from ground truth)": "harsh",
 }
 SIMULATION_SEED = 0  # one fixed draw per scene, so a class sees the same D0 every time
-
-SparseMode = Literal["random points", "LiDAR lines", "clicks only"]
-SPARSE_MODES: tuple[str, ...] = ("random points", "LiDAR lines", "clicks only")
-
-_DISPLAY_LONG_SIDE = 640  # the points view is upscaled (nearest) to about this size
 
 
 # ----------------------------------------------------------------------------- data types
@@ -177,44 +128,6 @@ class Scene:
         return self.image.shape[0], self.image.shape[1]
 
 
-@dataclass
-class Session:
-    """One user's state between UI events (kept in ``gr.State``, never shared).
-
-    Points are in processing-resolution pixels, ``(x, y)`` = (column, row).
-    """
-
-    scene: Scene | None = None
-    clicks: dict[tuple[int, int], float | None] = field(default_factory=dict)  # None = GT
-    removed: frozenset[tuple[int, int]] = frozenset()  # generated points the user removed
-    hole: np.ndarray | None = None  # H x W bool, True = measurements dropped
-    selected: tuple[int, int] | None = None  # last clicked point whose depth can be typed
-    run: RunRecord | None = None
-    inspected: tuple[int, int] | None = None  # (x, y) of the teaching view's pixel
-    frame: int = 0  # the frame on screen: slider, Play and the teaching view all follow it
-
-
-@dataclass(frozen=True)
-class SparseChoice:
-    """The sparse-depth widgets: how points are generated from the ground truth."""
-
-    mode: str = "random points"  # one of SPARSE_MODES
-    n_points: int = 100  # random points, 1 .. MAX_POINTS
-    n_lines: int = 16  # LiDAR lines, MIN_LINES .. MAX_LINES
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class SparseInputs:
-    """The sparse depth S of a run and what the UI says about it."""
-
-    sparse: np.ndarray  # H x W float32 metres, after removing points and the hole
-    n_points: int  # measurements in `sparse`
-    n_in_hole: int  # measurements the hole dropped
-    schedule: tuple[int, int]  # iterations of (layer 1, layer 2), eq. 13
-    notes: tuple[str, ...] = ()
-
-
 # ----------------------------------------------------------------------------- sizes
 def processing_size(height: int, width: int, long_side: int, window: int = 13) -> tuple[int, int]:
     """(h, w) with the long side at most ``long_side`` and the aspect ratio kept.
@@ -245,41 +158,6 @@ def processing_size(height: int, width: int, long_side: int, window: int = 13) -
             "a larger processing resolution"
         )
     return h, w
-
-
-def display_factor(shape: Sequence[int]) -> int:
-    """Integer upscaling of the clickable views so that points stay crisp."""
-    return max(1, _DISPLAY_LONG_SIDE // max(int(shape[0]), int(shape[1])))
-
-
-def to_processing(index: Sequence[float], factor: int, shape: Sequence[int]) -> tuple[int, int]:
-    """Map a click ``(x, y)`` on a view upscaled by ``factor`` to a processing pixel.
-
-    Gradio's ``SelectData.index`` is in pixels of the image it displays, i.e. the
-    upscaled view; this undoes the upscaling and clamps to the image.
-    """
-    if len(index) != 2:
-        raise ValueError(f"a click position must be (x, y), got {index!r}")
-    x, y = (int(math.floor(float(v) / factor)) for v in index)
-    height, width = int(shape[0]), int(shape[1])
-    return min(max(x, 0), width - 1), min(max(y, 0), height - 1)
-
-
-def _upscale(image: np.ndarray, factor: int) -> np.ndarray:
-    if factor == 1:
-        return image
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
-def points_from_slider(value: float) -> int:
-    """The log-scale points slider (log10 N, 0 .. log10 5000) -> N in [1, MAX_POINTS]."""
-    return int(min(max(round(10.0 ** float(value)), 1), MAX_POINTS))
-
-
-def slider_from_points(n_points: int) -> float:
-    """Inverse of :func:`points_from_slider`, rounded to the slider's step (0.01)."""
-    n_points = min(max(int(n_points), 1), MAX_POINTS)
-    return round(math.log10(n_points), 2)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -326,7 +204,7 @@ def _read_init_depth(path: Path, shape: tuple[int, int], size: tuple[int, int]) 
 
 def _simulated_init_depth(gt: np.ndarray, quality: str) -> np.ndarray:
     """D0 = the ground truth with simulated MDE errors of one quality preset (Fig. 10b)."""
-    from .data.mde_errors import simulate_init_depth
+    from sdr_core.data.mde_errors import simulate_init_depth
 
     return simulate_init_depth(gt, quality, SIMULATION_SEED)
 
@@ -436,9 +314,11 @@ def load_scene(
         init_depth, init_source, init_notes = _estimated_init_depth(pipeline, image, estimator)
         notes += init_notes
     if intrinsics is not None:
-        camera = io.scale_intrinsics(intrinsics, size[1] / original[1], size[0] / original[0])
+        intrinsics_px = camera.scale_intrinsics(
+            intrinsics, size[1] / original[1], size[0] / original[0]
+        )
     else:
-        camera = io.default_intrinsics(*size)
+        intrinsics_px = camera.default_intrinsics(*size)
         notes.append("Camera unknown: NYUv2 intrinsics assumed for the point cloud.")
     return Scene(
         name=name or image_path.stem,
@@ -446,7 +326,7 @@ def load_scene(
         gt=None if gt is None else gt.astype(np.float32),
         init_depth=init_depth.astype(np.float32),
         init_source=init_source,
-        intrinsics=tuple(float(v) for v in camera),
+        intrinsics=tuple(float(v) for v in intrinsics_px),
         original_size=original,
         notes=tuple(notes),
     )
@@ -481,7 +361,7 @@ def _example_from_json(item: Any, folder: Path) -> Example:
 
 def _middlebury_example(folder: Path) -> Example:
     """Write the Middlebury 'Motorcycle' scene (from scikit-image) as files in `folder`."""
-    from .data.middlebury import load_middlebury_motorcycle
+    from sdr_core.data.middlebury import load_middlebury_motorcycle
 
     scene = load_middlebury_motorcycle()
     folder.mkdir(parents=True, exist_ok=True)
@@ -561,16 +441,6 @@ def load_example(
         estimator=estimator,
         simulated_quality=simulated_quality,
     )
-
-
-def unit_choice(units: io.DepthUnits | None) -> str:
-    """The units radio label for ``units`` (inverse of :data:`UNIT_CHOICES`)."""
-    return next(label for label, value in UNIT_CHOICES.items() if value == units)
-
-
-def new_session(scene: Scene) -> Session:
-    """A fresh session for a newly loaded scene (points, hole and run cleared)."""
-    return Session(scene=scene)
 
 
 # ----------------------------------------------------------------------------- initial depth
@@ -677,7 +547,7 @@ def load_optional_estimators(
         ``({label: estimator}, notes)``; labels are the UI choices, e.g.
         :data:`INIT_DEPTH_ANYTHING`.
     """
-    from .mde import depth_anything
+    from sdr_core.mde import depth_anything
 
     model_id = depth_anything_id or depth_anything.DEFAULT_MODEL_ID
     timeout = depth_anything.HUB_TIMEOUT_S if timeout_s is None else timeout_s
@@ -720,305 +590,7 @@ def warning_notes(scene: Scene) -> list[str]:
     ]
 
 
-# ----------------------------------------------------------------------------- sparse depth
-def _require_scene(session: Session) -> Scene:
-    if session.scene is None:
-        raise ValueError("Load an image first: pick an example or upload one.")
-    return session.scene
-
-
-def _generated(scene: Scene, choice: SparseChoice, notes: list[str]) -> np.ndarray:
-    """Points drawn from the ground truth (random or LiDAR lines); zeros without GT."""
-    empty = np.zeros(scene.shape, dtype=np.float32)
-    if choice.mode not in SPARSE_MODES:
-        raise ValueError(
-            f"sparse mode must be one of {', '.join(SPARSE_MODES)}, got {choice.mode!r}"
-        )
-    if choice.mode == "clicks only":
-        return empty
-    if scene.gt is None:
-        notes.append(
-            f"{choice.mode.capitalize()} are sampled from the ground truth, which this scene "
-            "lacks; only clicked points are used (click the image, then type each depth)."
-        )
-        return empty
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", sparse_lib.SparsityWarning)
-        if choice.mode == "random points":
-            n_points = min(max(int(choice.n_points), 1), MAX_POINTS)
-            generated = sparse_lib.random_points(scene.gt, n_points, seed=int(choice.seed))
-        else:
-            n_lines = min(max(int(choice.n_lines), MIN_LINES), MAX_LINES)
-            generated = sparse_lib.lidar_lines(scene.gt, n_lines, seed=int(choice.seed))
-    notes += [str(w.message) for w in caught if issubclass(w.category, sparse_lib.SparsityWarning)]
-    return generated
-
-
-def _clicked(scene: Scene, session: Session) -> np.ndarray:
-    points = list(session.clicks)
-    values = [session.clicks[p] for p in points]
-    return sparse_lib.from_clicks(points, scene.shape, gt_depth=scene.gt, values=values)
-
-
-def _before_hole(session: Session, choice: SparseChoice, notes: list[str]) -> np.ndarray:
-    scene = _require_scene(session)
-    depth = _generated(scene, choice, notes)
-    for x, y in session.removed:
-        depth[y, x] = 0.0
-    clicked = _clicked(scene, session)
-    return np.where(clicked > 0, clicked, depth).astype(np.float32)
-
-
-def build_sparse(pipeline: SDRPipeline, session: Session, choice: SparseChoice) -> SparseInputs:
-    """The sparse depth S for the current widgets, clicks and hole, with its eq. 13 plan.
-
-    Generated points come from the ground truth; points the user removed are dropped and
-    clicked points added (a click takes the ground-truth value where there is one, else its
-    typed depth); finally every measurement inside the hole is dropped.
-    """
-    scene = _require_scene(session)
-    notes: list[str] = []
-    before = _before_hole(session, choice, notes)
-    sparse = before if session.hole is None else sparse_lib.apply_hole_mask(before, session.hole)
-    n_points = sparse_lib.count_points(sparse)
-    n_in_hole = sparse_lib.count_points(before) - n_points
-    # LiDAR lines: eq. 13 counts the mean measurements per line (section 4.3)
-    n_lines = min(max(int(choice.n_lines), MIN_LINES), MAX_LINES)
-    lines = n_lines if choice.mode == "LiDAR lines" else None
-    schedule = pipeline.schedule(*scene.shape, sparse_lib.schedule_points(sparse, lines))
-    return SparseInputs(sparse, n_points, n_in_hole, schedule, tuple(notes))
-
-
-def default_mode(scene: Scene, mode: str) -> str:
-    """The points mode after loading ``scene``: clicks without ground truth.
-
-    Random points and LiDAR lines are sampled from the ground truth, so a scene without it
-    starts with "clicks only"; a scene with ground truth keeps the user's mode, except that
-    "clicks only" left over from such a scene goes back to random points.
-    """
-    if scene.gt is None:
-        return "clicks only"
-    return "random points" if mode == "clicks only" else mode
-
-
-def no_points_message(inputs: SparseInputs) -> str:
-    """Why a run cannot start with ``inputs`` (which hold no measurement)."""
-    if inputs.n_in_hole:
-        return (
-            f"The hole covers all {inputs.n_in_hole} depth points, so nothing is left to "
-            "propagate. Make the hole smaller or add points outside it."
-        )
-    return (
-        "There are no depth points to propagate. Choose random points or LiDAR lines "
-        "(they need ground truth), or click on the image to add points."
-    )
-
-
-def plan_text(inputs: SparseInputs) -> str:
-    """Markdown: point count and the eq. 13 iteration plan."""
-    first, second = inputs.schedule
-    hole = f" ({inputs.n_in_hole} dropped by the hole)" if inputs.n_in_hole else ""
-    if inputs.n_points == 0:
-        lines = [f"**0 depth points**{hole}: nothing to propagate yet."]
-    else:
-        word = "point" if inputs.n_points == 1 else "points"
-        lines = [
-            f"**{inputs.n_points} depth {word}**{hole} · iteration plan (eq. 13): "
-            f"layer 1 = **{first}**, layer 2 = **{second}** → {first + second} frames"
-        ]
-    lines += [f"⚠️ {note}" for note in inputs.notes]
-    return "\n\n".join(lines)
-
-
-def scene_text(scene: Scene) -> str:
-    """Markdown summary of a loaded scene."""
-    h, w = scene.shape
-    oh, ow = scene.original_size
-    gt = "yes" if scene.gt is not None else "no (error map and metrics are hidden)"
-    text = (
-        f"**{scene.name}** · {ow}x{oh} px, processed at **{w}x{h}** · ground truth: {gt} · "
-        f"initial depth: {scene.init_source}"
-    )
-    return "\n\n".join([text, *(f"ℹ️ {note}" for note in scene.notes)])
-
-
-# ----------------------------------------------------------------------------- clicks
-def current_estimate(session: Session, x: int, y: int) -> float:
-    """The latest depth estimate at (x, y): the last run's final depth, else D0 (metres)."""
-    scene = _require_scene(session)
-    run = session.run
-    if run is not None and run.states:
-        return float(run.states[-1].depth[y, x])
-    return float(scene.init_depth[y, x])
-
-
-def pick_radius(shape: Sequence[int]) -> int:
-    """How close (px) a click must be to an existing point to remove it."""
-    return max(2, round(max(int(shape[0]), int(shape[1])) / 100))
-
-
-def toggle_point(session: Session, choice: SparseChoice, x: int, y: int) -> tuple[Session, str]:
-    """A click at processing pixel (x, y): remove the nearest point there, or add one.
-
-    A new point takes the ground-truth depth when the scene has it at that pixel; otherwise
-    it starts at the current estimate and becomes the *selected* point whose depth the user
-    can type (:func:`set_point_depth`).
-
-    Returns:
-        The updated session and a one-line message for the UI.
-    """
-    scene = _require_scene(session)
-    height, width = scene.shape
-    if not (0 <= x < width and 0 <= y < height):
-        raise ValueError(f"pixel (x={x}, y={y}) is outside the {width}x{height} image")
-    existing = _before_hole(session, choice, [])
-    ys, xs = np.nonzero(existing > 0)
-    if ys.size:
-        distance = np.hypot(xs - x, ys - y)
-        nearest = int(np.argmin(distance))
-        if distance[nearest] <= pick_radius(scene.shape):
-            point = (int(xs[nearest]), int(ys[nearest]))
-            clicks = dict(session.clicks)
-            removed = session.removed
-            if point in clicks:
-                del clicks[point]
-            else:
-                removed = removed | {point}
-            selected = None if session.selected == point else session.selected
-            updated = dataclasses.replace(
-                session, clicks=clicks, removed=removed, selected=selected
-            )
-            return updated, f"Removed the point at (x={point[0]}, y={point[1]})."
-    clicks = dict(session.clicks)
-    in_hole = session.hole is not None and bool(session.hole[y, x])
-    suffix = " It lies inside the hole, so the run will drop it." if in_hole else ""
-    if scene.gt is not None and scene.gt[y, x] > 0:
-        clicks[(x, y)] = None
-        updated = dataclasses.replace(session, clicks=clicks, removed=session.removed - {(x, y)})
-        return updated, f"Added a point at (x={x}, y={y}): {scene.gt[y, x]:.3f} m from GT.{suffix}"
-    value = current_estimate(session, x, y)
-    clicks[(x, y)] = value
-    updated = dataclasses.replace(session, clicks=clicks, selected=(x, y))
-    where = "No ground truth at this pixel" if scene.gt is not None else "No ground truth"
-    return updated, (
-        f"Added a point at (x={x}, y={y}). {where}: it starts at the current estimate, "
-        f"{value:.3f} m; type its measured depth below.{suffix}"
-    )
-
-
-def set_point_depth(session: Session, depth_m: float | None) -> Session:
-    """Set the typed depth (metres) of the selected clicked point."""
-    if session.selected is None or session.selected not in session.clicks:
-        raise ValueError("Click on the image to add a point first; then type its depth.")
-    if depth_m is None or not (math.isfinite(depth_m) and 0 < depth_m <= MAX_DEPTH_M):
-        raise ValueError(f"A depth must be a number of metres in (0, {MAX_DEPTH_M:g}].")
-    clicks = dict(session.clicks)
-    clicks[session.selected] = float(depth_m)
-    return dataclasses.replace(session, clicks=clicks)
-
-
-def clear_points(session: Session) -> Session:
-    """Forget clicked and removed points."""
-    return dataclasses.replace(session, clicks={}, removed=frozenset(), selected=None)
-
-
-# ----------------------------------------------------------------------------- holes
-def hole_from_layers(
-    layers: Sequence[np.ndarray] | None, shape: Sequence[int]
-) -> np.ndarray | None:
-    """The hole mask painted in the brush editor, at processing resolution.
-
-    Args:
-        layers: the editor's paint layers (h x w x 4 RGBA or h x w x 3 / h x w), any size;
-            painted = non-transparent (or non-zero without alpha).
-        shape: (H, W) of the processing resolution.
-
-    Returns:
-        H x W bool (True where at least half of a processing pixel is painted), or None when
-        nothing is painted.
-    """
-    height, width = int(shape[0]), int(shape[1])
-    painted = None
-    for layer in layers or []:
-        array = np.asarray(layer)
-        if array.ndim == 3:
-            alpha = array[..., 3] if array.shape[2] == 4 else array.max(axis=2)
-        elif array.ndim == 2:
-            alpha = array
-        else:
-            raise ValueError(f"a brush layer must be an image, got shape {array.shape}")
-        mask = alpha > 0
-        if painted is not None and painted.shape != mask.shape:
-            raise ValueError(
-                "the brush layers have different sizes; clear the hole and paint again"
-            )
-        painted = mask if painted is None else painted | mask
-    if painted is None or not painted.any():
-        return None
-    coverage = Image.fromarray(painted.astype(np.uint8) * 255).resize(
-        (width, height), Image.Resampling.BOX
-    )
-    hole = np.asarray(coverage) >= 128
-    return hole if hole.any() else None
-
-
-def set_hole(session: Session, hole: np.ndarray | None) -> Session:
-    """Store a hole mask (None clears it)."""
-    scene = _require_scene(session)
-    if hole is not None:
-        hole = np.asarray(hole, dtype=bool)
-        if hole.shape != scene.shape:
-            raise ValueError(
-                f"the hole mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
-                f"{scene.shape[1]}x{scene.shape[0]}"
-            )
-        if not hole.any():
-            hole = None
-    return dataclasses.replace(session, hole=hole)
-
-
-def centre_hole(shape: Sequence[int]) -> np.ndarray:
-    """The paper's hole-filling region (Table 4): the centre half in each axis."""
-    height, width = int(shape[0]), int(shape[1])
-    hole = np.zeros((height, width), dtype=bool)
-    top, left = height // 4, width // 4
-    hole[top : top + height // 2, left : left + width // 2] = True
-    return hole
-
-
-def hole_layer(hole: np.ndarray | None, factor: int) -> np.ndarray:
-    """An RGBA paint layer showing ``hole`` on the editor (upscaled by ``factor``)."""
-    if hole is None:
-        raise ValueError("no hole to draw")
-    layer = np.zeros((*hole.shape, 4), dtype=np.uint8)
-    layer[hole] = (255, 255, 255, 180)  # translucent, like the brush
-    return _upscale(layer, factor)
-
-
-# ----------------------------------------------------------------------------- previews
 def depth_scale(scene: Scene) -> tuple[float, float]:
     """One depth colour scale for a scene: ground truth and D0 pooled."""
     maps = [scene.init_depth] if scene.gt is None else [scene.gt, scene.init_depth]
     return viz.depth_range(*maps)
-
-
-def points_preview(session: Session, inputs: SparseInputs) -> np.ndarray:
-    """The clickable view: image, hole (tinted) and points (coloured by depth), upscaled.
-
-    Returns:
-        (H f) x (W f) x 3 uint8, f = :func:`display_factor`.
-    """
-    scene = _require_scene(session)
-    factor = display_factor(scene.shape)
-    canvas = scene.image
-    if session.hole is not None:
-        canvas = viz.draw_hole(canvas, session.hole, alpha=0.45)
-    vmin, vmax = depth_scale(scene)
-    radius = 1 if factor > 1 else 2
-    canvas = viz.draw_points(canvas, inputs.sparse, radius=radius, vmin=vmin, vmax=vmax)
-    return _upscale(canvas, factor)
-
-
-def editor_background(scene: Scene) -> np.ndarray:
-    """Background of the brush editor: the image at display size."""
-    return _upscale(scene.image, display_factor(scene.shape))

@@ -1,0 +1,503 @@
+"""A refinement in the studio: streamed frames, the metrics table, the downloads.
+
+- :func:`run_steps` streams one :class:`RunUpdate` per state the library yields (the
+  initial state D0 with the measurements and M0, then every iteration): depth, mask and,
+  with ground truth, error map side by side, each with its colour bar, titled
+  "layer 1 · iteration 7 / 28". It records every state in the session, says when the
+  closing work starts and ends with a :class:`~studio.session.RunSummary`: the metrics
+  table (MSPN vs the baselines of :mod:`sdr_core.methods`, hole region separately) and the
+  metric-per-iteration chart. That closing work is small (no network runs).
+- What is slower waits until asked: :func:`run_extras` writes the downloads
+  (:mod:`sdr_core.report`, the files the command line writes) and builds the point cloud,
+  :func:`add_ablation` runs the other mask setting (Fig. 10d) for the table.
+- :func:`show_frame` puts any stored frame on screen and remembers which one is shown
+  (``Session.frame``): scrubbing, playback and the teaching view follow that one index.
+
+These functions never touch globals, so one read-only pipeline can serve many users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sdr_core import methods, report, viz
+from sdr_core.metrics import compute_metrics
+from studio.scene import Scene, depth_scale
+from studio.session import (
+    RunExtras,
+    RunRecord,
+    RunSummary,
+    Session,
+    SparseInputs,
+    no_points_message,
+    require_scene,
+)
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from sdr_core.pipeline import RefineState, SDRPipeline
+
+__all__ = [
+    "ANIMATION_FPS",
+    "TABLE_HEADERS",
+    "RunUpdate",
+    "add_ablation",
+    "frame_at",
+    "frame_caption",
+    "metrics_table",
+    "recorded_frames",
+    "release",
+    "render_frame",
+    "run_duration_s",
+    "run_extras",
+    "run_note",
+    "run_steps",
+    "show_frame",
+    "summarize",
+    "write_downloads",
+]
+
+
+TABLE_METRICS = ("rmse", "mae", "rel", "irmse", "d1", "d2", "d3")
+TABLE_HEADERS = [
+    "method",
+    "region",
+    "RMSE (m)",
+    "MAE (m)",
+    "REL",
+    "iRMSE (1/km)",
+    "δ<1.25",
+    "δ<1.25²",
+    "δ<1.25³",
+]
+ANIMATION_FPS = 8
+CLOSING_NOTE = "⏳ Last frame reached: computing the metrics table and chart…"
+
+
+@dataclass(frozen=True)
+class RunUpdate:
+    """One item streamed by :func:`run_steps`."""
+
+    index: int  # frame index (0 = initial state)
+    total: int  # frames the run will have
+    image: np.ndarray  # rendered frame, H' x W' x 3 uint8
+    caption: str  # with the frame's metrics when there is ground truth
+    metrics: dict[str, float] | None  # whole-image metrics of this frame (with GT)
+    summary: RunSummary | None = None  # set on the last update only
+    note: str = ""  # progress for the page (the closing work), or the summary's note
+
+
+# ----------------------------------------------------------------------------- frames
+def _caption(state: RefineState, schedule: tuple[int, int]) -> str:
+    if state.iteration == 0:
+        return f"initial depth D0 · plan {schedule[0]} + {schedule[1]} iterations"
+    return viz.caption(state.layer, state.iteration, state.iterations_in_layer)
+
+
+def frame_caption(record: RunRecord, index: int) -> str:
+    """The caption of stored frame ``index``, with its metrics when there is ground truth."""
+    text = _caption(record.states[index], record.schedule)
+    metrics = record.frame_metrics[index] if index < len(record.frame_metrics) else None
+    if metrics is not None:
+        text += f" — RMSE {metrics['rmse']:.3f} m, REL {metrics['rel']:.3f}, δ1 {metrics['d1']:.3f}"
+    return text
+
+
+def render_frame(scene: Scene, record: RunRecord, index: int) -> tuple[np.ndarray, str]:
+    """Depth | mask | (with GT) error of a stored frame, with colour bars; and its caption.
+
+    All frames of a run share one depth scale and one error scale
+    (:func:`sdr_core.viz.refinement_frame` draws them, as the command line does).
+    """
+    if not 0 <= index < len(record.states):
+        raise ValueError(f"frame {index} does not exist; the run has {len(record.states)} frames")
+    state = record.states[index]
+    image = viz.refinement_frame(
+        state.depth,
+        state.mask,
+        _caption(state, record.schedule),
+        record.depth_range,
+        gt_m=scene.gt if record.error_vmax is not None else None,
+        error_vmax=record.error_vmax,
+        hole_mask=record.hole,
+        mask_label="propagation mask" if record.use_mask else "mask (off: ablation)",
+    )
+    return image, frame_caption(record, index)
+
+
+def frame_at(session: Session, index: int) -> tuple[np.ndarray, str]:
+    """Re-render frame ``index`` (clamped to the stored frames) of the last run."""
+    scene = require_scene(session)
+    if session.run is None or not session.run.states:
+        raise ValueError("Run the refinement first; then its frames can be scrubbed.")
+    index = min(max(int(index), 0), len(session.run.states) - 1)
+    return render_frame(scene, session.run, index)
+
+
+def show_frame(session: Session, index: int) -> tuple[int, np.ndarray, str]:
+    """Put frame ``index`` (clamped) on screen: remembers it as ``session.frame``.
+
+    The one place the displayed frame changes after a run (slider, its number box, arrow
+    keys, Play): the teaching view reads ``session.frame``, so it explains the frame shown.
+
+    Returns:
+        ``(index, image, caption)`` with the clamped index.
+
+    Raises:
+        ValueError: no scene or no run yet.
+    """
+    image, caption = frame_at(session, index)
+    assert session.run is not None
+    session.frame = min(max(int(index), 0), len(session.run.states) - 1)
+    return session.frame, image, caption
+
+
+def recorded_frames(session: Session | None) -> int:
+    """How many frames the session's last run has stored (0 without a run).
+
+    After Stop the run is cancelled between two iterations; the frames computed so far stay
+    scrubbable, and this is how many there are.
+    """
+    if session is None or session.run is None:
+        return 0
+    return len(session.run.states)
+
+
+def _frame_metrics(
+    scene: Scene, depth: np.ndarray, region: np.ndarray | None = None
+) -> dict[str, float] | None:
+    if scene.gt is None:
+        return None
+    try:
+        return compute_metrics(depth, scene.gt, region)
+    except ValueError:  # no valid ground truth inside the region
+        return None
+
+
+def _record_state(scene: Scene, record: RunRecord, state: RefineState) -> dict[str, float] | None:
+    record.states.append(state)
+    position = {"layer": state.layer, "iteration": state.iteration}
+    metrics = _frame_metrics(scene, state.depth)
+    record.frame_metrics.append(metrics)
+    if metrics is not None:
+        record.history.append({**position, **metrics})
+    if record.hole is not None:
+        hole_metrics = _frame_metrics(scene, state.depth, record.hole)
+        if hole_metrics is not None:
+            record.hole_history.append({**position, **hole_metrics})
+    return metrics
+
+
+# ----------------------------------------------------------------------------- the run
+def run_steps(
+    pipeline: SDRPipeline,
+    session: Session,
+    inputs: SparseInputs,
+    use_mask: bool = True,
+    out_dir: str | Path | None = None,
+) -> Iterator[RunUpdate]:
+    """Refine the session's scene and yield every state as a ready-to-show frame.
+
+    The first update is the initial state (D0 with the measurements, mask M0), the others
+    the iterations of both layers; layer 2's starting state (the restart from M0) has the
+    depth of the frame before it and is kept for the teaching view, not shown. The run is
+    recorded in ``session.run`` as it goes (the caller owns ``session``), and
+    ``session.frame`` follows the frame last yielded. The last frame's update carries a
+    progress ``note`` (:data:`CLOSING_NOTE`); one more update then carries the
+    :class:`~studio.session.RunSummary`. Downloads, point cloud and the ablation are left
+    to :func:`run_extras` and :func:`add_ablation`.
+
+    Args:
+        pipeline: the shared, read-only pipeline.
+        session: the user's session; its ``run`` is replaced.
+        inputs: sparse depth from :func:`studio.session.build_sparse`.
+        use_mask: False runs the paper's no-mask ablation (mask fixed to 1).
+        out_dir: where the downloads go; a new temporary folder by default.
+
+    Raises:
+        ValueError: no scene, or no measurement (with the reason, e.g. the hole covers all).
+    """
+    scene = require_scene(session)
+    if inputs.sparse.shape != scene.shape:
+        raise ValueError("The points belong to another image; set them again.")
+    if inputs.n_points == 0:
+        raise ValueError(no_points_message(inputs))
+    record = _new_record(scene, session, inputs, use_mask)
+    record.owns_out_dir = out_dir is None
+    record.out_dir = (
+        Path(tempfile.mkdtemp(prefix="mspn_run_")) if out_dir is None else Path(out_dir)
+    )
+    release(session)  # the previous run's downloads have been served by now
+    session.run = record
+    session.inspected = None
+    session.frame = 0
+    started = time.perf_counter()
+    steps = pipeline.refine_steps(
+        scene.image,
+        inputs.sparse,
+        init_depth=scene.init_depth,
+        use_mask=use_mask,
+        schedule=inputs.schedule,  # the plan shown to the user (LiDAR lines: per line, eq. 13)
+    )
+    source = None  # the state the next iteration starts from
+    for state in steps:
+        if state.is_restart:
+            source = state
+            continue
+        update = _frame_update(scene, record, state, source or state, session)
+        source = state
+        if update.index == update.total - 1:
+            update = dataclasses.replace(update, note=CLOSING_NOTE)
+        yield update
+    record.seconds = time.perf_counter() - started
+    record.summary = summarize(pipeline, scene, record)
+    yield dataclasses.replace(update, summary=record.summary, note=record.summary.note)
+
+
+def _frame_update(
+    scene: Scene, record: RunRecord, state: RefineState, source: RefineState, session: Session
+) -> RunUpdate:
+    """Record ``state`` (computed from ``source``), render it, make it the frame on screen."""
+    record.sources.append(source)
+    metrics = _record_state(scene, record, state)
+    index = len(record.states) - 1
+    image, caption = render_frame(scene, record, index)
+    record.frames.append(image)
+    session.frame = index
+    return RunUpdate(index, record.total_frames, image, caption, metrics)
+
+
+def _clicked_values(session: Session, sparse: np.ndarray) -> tuple[tuple[int, int, float], ...]:
+    """(x, y, S) of the clicked points that the run measures (typed or ground truth)."""
+    return tuple(
+        (x, y, float(sparse[y, x])) for (x, y) in sorted(session.clicks) if sparse[y, x] > 0
+    )
+
+
+def _new_record(scene: Scene, session: Session, inputs: SparseInputs, use_mask: bool) -> RunRecord:
+    error_vmax = None
+    if scene.gt is not None:
+        error_vmax = viz.error_range([scene.init_depth], scene.gt)
+    hole = session.hole
+    return RunRecord(
+        sparse=inputs.sparse,
+        hole=None if hole is None or not hole.any() else hole.copy(),
+        use_mask=use_mask,
+        schedule=inputs.schedule,
+        depth_range=depth_scale(scene),
+        error_vmax=error_vmax,
+        clicked=_clicked_values(session, inputs.sparse),
+        schedule_points=inputs.schedule_points,
+    )
+
+
+def release(session: Session | None) -> None:
+    """Delete the temporary download folder of the session's last run (if it made one).
+
+    Called before a new run replaces the record and when the app drops a session; the
+    rendered frames kept for the downloads are dropped too.
+    """
+    record = None if session is None else session.run
+    if record is None:
+        return
+    record.frames = []
+    if record.owns_out_dir and record.out_dir is not None:
+        shutil.rmtree(record.out_dir, ignore_errors=True)
+        record.owns_out_dir = False
+
+
+# ----------------------------------------------------------------------------- summary
+def _method_inputs(scene: Scene, record: RunRecord) -> methods.MethodInputs:
+    """The run's inputs as every method of the table takes them (the same D0 and S)."""
+    return methods.MethodInputs(
+        scene.image, record.sparse, scene.init_depth, record.schedule_points
+    )
+
+
+def _run_method(record: RunRecord) -> str:
+    """The method key of the run itself: MSPN, or its no-mask ablation."""
+    return "mspn" if record.use_mask else "mspn_no_mask"
+
+
+def _baseline_predictions(
+    pipeline: SDRPipeline, scene: Scene, record: RunRecord
+) -> dict[str, np.ndarray]:
+    """Final depth of the run and the baselines of the method table (no network runs)."""
+    baselines = methods.predict(methods.BASELINES, pipeline, _method_inputs(scene, record))
+    return {_run_method(record): record.states[-1].depth, **baselines}
+
+
+def _metrics_by_method(
+    scene: Scene, record: RunRecord, predictions: dict[str, np.ndarray]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Metrics by the method's label (the table's row name), then region."""
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    for method, depth in predictions.items():
+        regions = {"whole image": _frame_metrics(scene, depth)}
+        if record.hole is not None:
+            regions["hole"] = _frame_metrics(scene, depth, record.hole)
+        label = methods.METHODS[method].label
+        result[label] = {name: m for name, m in regions.items() if m is not None}
+    return result
+
+
+def metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> list[list[Any]]:
+    """Rows under :data:`TABLE_HEADERS`: every method on the whole image, then the hole."""
+    rows = []
+    for region in ("whole image", "hole"):
+        for method, regions in metrics.items():
+            if region in regions:
+                values = regions[region]
+                rows.append([method, region, *(round(values[k], 4) for k in TABLE_METRICS)])
+    return rows
+
+
+def _iteration_figure(
+    record: RunRecord, metrics: dict[str, dict[str, dict[str, float]]]
+) -> go.Figure | None:
+    if not record.history:
+        return None
+    baselines = {methods.METHODS[name].label for name in methods.BASELINES}
+    references = {
+        method: regions["whole image"]
+        for method, regions in metrics.items()
+        if method in baselines and "whole image" in regions
+    }
+    return viz.iteration_metrics_figure(record.history, references, metric=viz.ITERATION_METRICS)
+
+
+def run_note(record: RunRecord) -> str:
+    """One line about a finished run: frames, time, and the measurements it used."""
+    n_points = int(np.count_nonzero(record.sparse > 0))
+    word = "point" if n_points == 1 else "points"
+    text = f"{len(record.states)} frames in {record.seconds:.1f} s · {n_points} depth {word}"
+    if record.clicked:
+        shown = ", ".join(f"(x={x}, y={y}) S = {value:.3f} m" for x, y, value in record.clicked[:4])
+        more = f" and {len(record.clicked) - 4} more" if len(record.clicked) > 4 else ""
+        text += f" · clicked: {shown}{more}"
+    return text + "."
+
+
+def summarize(pipeline: SDRPipeline, scene: Scene, record: RunRecord) -> RunSummary:
+    """Metrics table and chart of a finished run (baselines only; no network runs)."""
+    metrics = (
+        _metrics_by_method(scene, record, _baseline_predictions(pipeline, scene, record))
+        if scene.gt is not None
+        else {}
+    )
+    figure = _iteration_figure(record, metrics)
+    return RunSummary(metrics_table(metrics), metrics, figure, record.seconds, run_note(record))
+
+
+def add_ablation(pipeline: SDRPipeline, session: Session) -> RunSummary:
+    """Run the other mask setting on the same inputs and add it to the run's metrics.
+
+    A run with the mask gets MSPN without the mask (the paper's Fig. 10d); a run of the
+    ablation gets MSPN. Done once per run, when the user asks for it; the downloaded
+    metrics.json is rewritten when it exists.
+
+    Raises:
+        ValueError: no finished run, or a scene without ground truth (nothing to compare).
+    """
+    scene = require_scene(session)
+    record = session.run
+    if record is None or record.summary is None:
+        raise ValueError("Run the refinement to the end first; then compare with the ablation.")
+    if scene.gt is None:
+        raise ValueError("The comparison needs ground truth, which this scene lacks.")
+    if record.summary.has_ablation:
+        return record.summary
+    other = "mspn_no_mask" if record.use_mask else "mspn"
+    prediction = methods.predict([other], pipeline, _method_inputs(scene, record))
+    metrics = {**record.summary.metrics, **_metrics_by_method(scene, record, prediction)}
+    record.summary = dataclasses.replace(
+        record.summary,
+        table=metrics_table(metrics),
+        metrics=metrics,
+        iteration_figure=_iteration_figure(record, metrics),
+    )
+    if record.extras is not None and record.out_dir is not None:
+        report.write_metrics_json(record.out_dir, _report(scene, record))
+    return record.summary
+
+
+# ----------------------------------------------------------------------------- downloads
+def _report(scene: Scene, record: RunRecord) -> dict[str, Any]:
+    """The content of metrics.json."""
+    return {
+        "scene": scene.name,
+        "size_hw": list(scene.shape),
+        "initial_depth": scene.init_source,
+        "n_points": int(np.count_nonzero(record.sparse > 0)),
+        "clicked_points": [{"x": x, "y": y, "depth_m": v} for x, y, v in record.clicked],
+        "hole_pixels": 0 if record.hole is None else int(record.hole.sum()),
+        "use_mask": record.use_mask,
+        "schedule": list(record.schedule),
+        "seconds": record.seconds,
+        "metrics": {} if record.summary is None else record.summary.metrics,
+        "per_iteration": record.history,
+        "per_iteration_hole": record.hole_history,
+    }
+
+
+def write_downloads(
+    scene: Scene, record: RunRecord, frames: Sequence[np.ndarray], out_dir: str | Path
+) -> list[Path]:
+    """Write a run's downloads into ``out_dir`` with :func:`sdr_core.report.write_run_files`.
+
+    Files (the command line writes the same): the animation (GIF, and MP4 when ffmpeg is
+    available), the refined depth as a 16-bit PNG in millimetres, as .npy in metres and as
+    a coloured preview with its scale, the point cloud (.ply) and the metrics (.json).
+
+    Returns:
+        The files written, in that order.
+    """
+    return report.write_run_files(
+        out_dir,
+        record.states[-1].depth,
+        frames,
+        _report(scene, record),
+        image=scene.image,
+        intrinsics=scene.intrinsics,
+        depth_scale=record.depth_range,
+        fps=ANIMATION_FPS,
+    )
+
+
+def run_extras(session: Session) -> RunExtras:
+    """Downloads and point cloud of the finished run (made once, then reused).
+
+    Raises:
+        ValueError: no finished run.
+    """
+    scene = require_scene(session)
+    record = session.run
+    if record is None or record.summary is None:
+        raise ValueError("Run the refinement to the end first; then its downloads are ready.")
+    if record.extras is None:
+        if record.out_dir is None:
+            record.out_dir, record.owns_out_dir = Path(tempfile.mkdtemp(prefix="mspn_run_")), True
+        frames = record.frames or [
+            render_frame(scene, record, i)[0] for i in range(len(record.states))
+        ]
+        files = write_downloads(scene, record, frames, record.out_dir)
+        cloud = viz.point_cloud_figure(record.states[-1].depth, scene.image, scene.intrinsics)
+        record.extras = RunExtras(cloud, files)
+        record.frames = []  # written; no need to hold them in memory
+    return record.extras
+
+
+def run_duration_s(schedule: tuple[int, int], pixels: int, seconds_per_mpx_iteration: float) -> int:
+    """A time budget for a run (e.g. ZeroGPU's ``duration``) from its iteration count."""
+    iterations = sum(schedule) * 2 + 2  # the run, the ablation, the networks
+    return int(min(300, 15 + iterations * seconds_per_mpx_iteration * pixels / 1e6))
