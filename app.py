@@ -54,19 +54,6 @@ CSS = """
 }
 """
 
-INTRO = """# MSPN Studio · sparsity-adaptive depth refinement
-Masked Spatial Propagation Network (Jun, Lee & Kim, CVPR 2024): a monocular depth estimate is
-refined from a few depth measurements by two MSPN layers that grow a confidence **mask**
-outward from the measurements. **1** pick an example or upload an image, **2** choose points
-(click the image to add or remove one) and paint a hole, **3** press *Refine* and watch
-every iteration.
-
-*The bundled networks are small and were trained by this project on its own procedural indoor
-scenes, on a CPU: the bundled depth estimator is weak, especially on real photographs, and the
-refinement is at its best with many points or lines. Choose a better initial depth (simulated
-from the ground truth, or upload your own: "bring your own MDE") to see how the refinement
-depends on it; see checkpoints/README.md for the figures.*"""
-
 
 def _gpu(duration: Any) -> Any:
     """``spaces.GPU(duration=...)`` on ZeroGPU, a no-op decorator elsewhere."""
@@ -126,6 +113,18 @@ def _streamed(ui: SimpleNamespace, method: Callable[..., Iterator[page.View]]) -
 
 
 # ----------------------------------------------------------------------------- layout
+def _upload(label: str, types: list[str], elem_id: str | None = None) -> gr.File:
+    """A file upload handed to the studio as a path."""
+    return gr.File(label=label, file_types=types, type="filepath", elem_id=elem_id)
+
+
+def _drawn(label: str, elem_id: str, **options: Any) -> gr.Image:
+    """An image the studio draws (PNG); clicks on it are events, it takes no upload."""
+    return gr.Image(
+        label=label, type="numpy", format="png", interactive=False, elem_id=elem_id, **options
+    )
+
+
 def _scene_column(ui: SimpleNamespace, studio: page.Studio) -> None:
     """1 · Scene: gallery, initial depth, uploads, resolution."""
     gr.Markdown("### 1 · Scene")
@@ -152,26 +151,17 @@ def _scene_column(ui: SimpleNamespace, studio: page.Studio) -> None:
         elem_id="init_source",
     )
     with gr.Accordion("Upload your own", open=False):
-        ui.image_file = gr.File(
-            label="Image (PNG, JPEG, WebP, BMP, TIFF, or NYUv2 .h5 with depth)",
-            file_types=IMAGE_TYPES,
-            type="filepath",
-            elem_id="image_file",
+        ui.image_file = _upload(
+            "Image (PNG, JPEG, WebP, BMP, TIFF, or NYUv2 .h5 with depth)", IMAGE_TYPES, "image_file"
         )
-        ui.depth_file = gr.File(
-            label="Ground-truth depth (optional)",
-            file_types=DEPTH_TYPES,
-            type="filepath",
-            elem_id="depth_file",
-        )
+        ui.depth_file = _upload("Ground-truth depth (optional)", DEPTH_TYPES, "depth_file")
         ui.units = gr.Radio(
             list(widgets.UNIT_CHOICES), value="auto (by file type)", label="Depth units"
         )
-        ui.init_file = gr.File(
-            label="Initial depth from your own MDE (same size as the image; "
+        ui.init_file = _upload(
+            "Initial depth from your own MDE (same size as the image; "
             "choose 'uploaded initial depth' above)",
-            file_types=DEPTH_TYPES,
-            type="filepath",
+            DEPTH_TYPES,
         )
     default_side, max_side = studio.resolution_range()
     ui.long_side = gr.Slider(
@@ -190,13 +180,8 @@ def _points_column(ui: SimpleNamespace) -> None:
     gr.Markdown("### 2 · Depth points and hole")
     with gr.Tabs():
         with gr.Tab("Points (click to add / remove)", id="points"):
-            ui.points_view = gr.Image(
-                label="Image with depth points",
-                type="numpy",
-                format="png",
-                interactive=False,
-                buttons=["fullscreen"],
-                elem_id="points_view",
+            ui.points_view = _drawn(
+                "Image with depth points", "points_view", buttons=["fullscreen"]
             )
         with gr.Tab("Hole (brush)", id="hole"):
             ui.editor = gr.ImageEditor(
@@ -262,15 +247,7 @@ def _refinement_section(ui: SimpleNamespace) -> None:
         "absolute error against the ground truth; each with its colour bar, one scale "
         "for every frame."
     )
-    ui.frame = gr.Image(
-        label="Refinement frame",
-        show_label=False,
-        type="numpy",
-        format="png",
-        interactive=False,
-        height=380,
-        elem_id="frame",
-    )
+    ui.frame = _drawn("Refinement frame", "frame", show_label=False, height=380)
     ui.caption = gr.Textbox(label="Frame", interactive=False, elem_id="caption")
     with gr.Row():
         ui.scrub = gr.Slider(
@@ -317,13 +294,7 @@ def _result_tabs(ui: SimpleNamespace) -> None:
             "(the weights that produced that frame)."
         )
         with gr.Row():
-            ui.inspect_img = gr.Image(
-                label="Depth at this frame (click a pixel)",
-                type="numpy",
-                format="png",
-                interactive=False,
-                elem_id="inspect_view",
-            )
+            ui.inspect_img = _drawn("Depth at this frame (click a pixel)", "inspect_view")
             ui.inspect_md = gr.Markdown("", elem_id="inspect_text")
         ui.inspect_plot = gr.Plot(label="Attention window", show_label=False)
     with gr.Tab("Downloads"):
@@ -460,7 +431,7 @@ def build_demo(
         )
         ui.playing = gr.State(False)
         ui.current_example = gr.State(None)  # gallery index of the loaded scene, if any
-        gr.Markdown(INTRO)
+        gr.Markdown(page.INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
                 _scene_column(ui, studio)
@@ -506,16 +477,9 @@ def main() -> None:
                 f"Could not load the bundled checkpoints ({error}). Train them first, or run "
                 "`python app.py --untrained` to try the interface with random weights."
             ) from error
-    estimators: scene.EstimatorLoader | None = None
+    estimators = None  # in the background: the page never waits for the download
     if args.depth_anything != "off":
-
-        def report(notes: tuple[str, ...]) -> None:
-            for note in notes:
-                logging.getLogger(__name__).warning("%s; it is not offered in the app", note)
-
-        estimators = scene.EstimatorLoader(
-            lambda: scene.load_optional_estimators(pipeline.device, args.depth_anything), report
-        ).start()  # in the background: the page never waits for the download
+        estimators = scene.start_optional_estimators(pipeline.device, args.depth_anything)
     blocks = build_demo(pipeline, estimators=estimators)
     blocks.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE).launch(
         server_name=args.host, server_port=args.port, **launch_kwargs()

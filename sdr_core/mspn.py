@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -354,7 +354,7 @@ class MSPN(nn.Module):
         self,
         init_depth: torch.Tensor,
         sparse: torch.Tensor,
-        guidance: torch.Tensor,
+        guidance: torch.Tensor | Callable[[], torch.Tensor],
         schedule: tuple[int, int] | None = None,
         use_mask: bool = True,
         grad_iterations: int | None = None,
@@ -369,7 +369,9 @@ class MSPN(nn.Module):
         Args:
             init_depth: B x 1 x H x W, metres; the MDE estimate D0.
             sparse: B x 1 x H x W, metres; 0 where unmeasured (S).
-            guidance: B x C x H x W guidance feature G (eq. 3).
+            guidance: B x C x H x W guidance feature G (eq. 3), or a function returning it,
+                called once right after layer 1's starting state is yielded: a viewer then
+                shows that state before the guidance network has run.
             schedule: (layer-1, layer-2) iterations; default from eq. 13 with the smallest
                 point count in the batch. ``(0, 0)`` yields nothing.
             use_mask: False runs the paper's ablation: the mask is fixed to 1, so every pixel
@@ -382,7 +384,7 @@ class MSPN(nn.Module):
         Yields:
             :class:`PropagationState` with fresh tensors: a consumer may keep every state.
         """
-        _check_maps(init_depth, sparse, guidance)
+        _check_maps(init_depth, sparse, None if callable(guidance) else guidance)
         measured = sparse > 0
         initial_mask = measured.to(init_depth.dtype)  # M0 = Xi(S), eq. 5
         if not use_mask:
@@ -400,6 +402,9 @@ class MSPN(nn.Module):
             mask = initial_mask  # each layer starts from M0 (Fig. 2)
             # S is already imposed on depth (above, or by the last step of layer 1)
             yield PropagationState(layer_index, 0, depth.clone(), mask.clone())
+            if callable(guidance):
+                guidance = guidance()
+                _check_maps(init_depth, sparse, guidance)
             n_free = 0
             if grad_iterations is not None and torch.is_grad_enabled():
                 n_free = max(n_iterations - grad_iterations, 0)
@@ -507,15 +512,17 @@ class MSPN(nn.Module):
         return final
 
 
-def _check_maps(init_depth: torch.Tensor, sparse: torch.Tensor, guidance: torch.Tensor) -> None:
-    """Shape and value checks shared by the MSPN entry points."""
+def _check_maps(
+    init_depth: torch.Tensor, sparse: torch.Tensor, guidance: torch.Tensor | None
+) -> None:
+    """Shape and value checks shared by the MSPN entry points (``None``: no guidance yet)."""
     if init_depth.dim() != 4 or init_depth.shape[1] != 1:
         raise ValueError(f"init_depth must be B x 1 x H x W, got {tuple(init_depth.shape)}")
     if sparse.shape != init_depth.shape:
         raise ValueError(
             f"sparse must match init_depth {tuple(init_depth.shape)}, got {tuple(sparse.shape)}"
         )
-    if (
+    if guidance is not None and (
         guidance.dim() != 4
         or guidance.shape[0] != init_depth.shape[0]
         or (guidance.shape[-2:] != init_depth.shape[-2:])

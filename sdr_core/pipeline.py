@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,28 +221,30 @@ class SDRPipeline:
 
     def _start(
         self, image: np.ndarray, sparse: np.ndarray, init_depth: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(S, D0 aligned as the model does, G) for validated inputs; 1 x C x H x W tensors."""
+    ) -> tuple[torch.Tensor, torch.Tensor, Callable[[], torch.Tensor]]:
+        """(S, D0 aligned as the model does, a function computing G) for validated inputs.
+
+        The tensors are 1 x 1 x H x W; G (1 x C x H x W) is computed in inference mode.
+        """
         image_t, sparse_t, init_t = self._tensors(image, sparse, init_depth)
         init_t = align_init_depth(init_t, sparse_t, self.config.mspn.init_alignment)
-        with torch.inference_mode():
-            guidance = self.guidance(image_t, sparse_t, init_t)
+
+        def guidance() -> torch.Tensor:
+            with torch.inference_mode():
+                return self.guidance(image_t, sparse_t, init_t)
+
         return sparse_t, init_t, guidance
 
     def guidance_feature(
-        self,
-        image: np.ndarray,
-        sparse: np.ndarray,
-        init_depth: np.ndarray | None = None,
-        hole_mask: np.ndarray | None = None,
+        self, image: np.ndarray, sparse: np.ndarray, init_depth: np.ndarray | None = None
     ) -> torch.Tensor:
         """The guidance feature G of eq. 3 for these inputs: 1 x C x H x W (inference).
 
-        Arguments as in :meth:`refine_steps`. Keep it to pass to :meth:`window_weights` for
-        many pixels of one run.
+        Arguments as in :meth:`refine_steps`, ``sparse`` with any hole already applied.
+        Keep G to pass to :meth:`window_weights` for many pixels of one run.
         """
-        image, sparse, init_depth = self._prepare(image, sparse, init_depth, hole_mask)
-        return self._start(image, sparse, init_depth)[2]
+        image, sparse, init_depth = self._prepare(image, sparse, init_depth, None)
+        return self._start(image, sparse, init_depth)[2]()
 
     def refine_steps(
         self,
@@ -283,10 +285,11 @@ class SDRPipeline:
                 stacklevel=2,
             )
             return
+        # G is computed after the first state (D0 with S, M0) is out, so a viewer shows it at
+        # once. Inference mode is entered per step, never held across a yield: a consumer
+        # such as a web server may resume this generator on another thread, where the mode
+        # (a thread-local setting) would not be active.
         sparse_t, init_t, guidance = self._start(image, sparse, init_depth)
-        # Inference mode is entered per step, never held across a yield: a consumer such as
-        # a web server may resume this generator on another thread, where the mode (a
-        # thread-local setting) would not be active.
         with torch.inference_mode():
             states = self.mspn.refine_steps(init_t, sparse_t, guidance, schedule, use_mask)
         while True:

@@ -70,8 +70,20 @@ if TYPE_CHECKING:
     from sdr_core.mde import DepthEstimator
     from sdr_core.pipeline import SDRPipeline
 
-__all__ = ["EMPTY_TABLE", "NO_SCENE", "Studio", "Update", "View"]
+__all__ = ["EMPTY_TABLE", "INTRO", "NO_SCENE", "Studio", "Update", "View"]
 
+INTRO = """# MSPN Studio · sparsity-adaptive depth refinement
+Masked Spatial Propagation Network (Jun, Lee & Kim, CVPR 2024): a monocular depth estimate is
+refined from a few depth measurements by two MSPN layers that grow a confidence **mask**
+outward from the measurements. **1** pick an example or upload an image, **2** choose points
+(click the image to add or remove one) and paint a hole, **3** press *Refine* and watch
+every iteration.
+
+*The bundled networks are small and were trained by this project on its own procedural indoor
+scenes, on a CPU: the bundled depth estimator is weak, especially on real photographs, and the
+refinement is at its best with many points or lines. Choose a better initial depth (simulated
+from the ground truth, or upload your own: "bring your own MDE") to see how the refinement
+depends on it; see checkpoints/README.md for the figures.*"""
 NO_SCENE = "No scene yet: pick an example above or upload an image."
 LOAD_FIRST = "Load an image first: pick an example or upload one."
 DOWNLOADS_LATER = "The downloads are prepared when a run ends."
@@ -216,19 +228,12 @@ class Studio:
         view.warnings[:0] = notes
         return view
 
-    def upload(
-        self,
-        image: str | None,
-        depth: str | None,
-        unit: str,
-        source: str,
-        init: str | None,
-        side: float,
-        example_index: int | None,
-        state: Session,
-        *sparse: Any,
-    ) -> View:
-        """A file was uploaded or cleared: a new scene, or (no image) the empty page."""
+    def upload(self, image: str | None, depth: str | None, *inputs: Any) -> View:
+        """A file was uploaded or cleared: a new scene, or (no image) the empty page.
+
+        The inputs after the two files are :meth:`reload`'s.
+        """
+        unit, source, init, side, example_index, state, *sparse = inputs
         if image is None and example_index is not None:  # the example's image cleared
             return View({**self._no_scene(state), "depth_file": None, "current_example": None})
         view = self.reload(image, depth, unit, source, init, side, None, state, *sparse)

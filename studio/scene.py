@@ -61,6 +61,7 @@ __all__ = [
     "load_scene",
     "pick_estimator",
     "processing_size",
+    "start_optional_estimators",
     "valid_init_source",
     "warning_notes",
 ]
@@ -559,6 +560,23 @@ def load_optional_estimators(
         logger.exception("unexpected error while loading %s", model_id)
         return {}, (f"Depth Anything V2 could not be loaded: {type(error).__name__}: {error}",)
     return {INIT_DEPTH_ANYTHING: estimator}, ()
+
+
+def start_optional_estimators(
+    device: torch.device | str, depth_anything_id: str | None = None
+) -> EstimatorLoader:
+    """Start loading the optional MDEs in the background; why one is missing is logged.
+
+    Args:
+        device: where the models run (the pipeline's device).
+        depth_anything_id: as in :func:`load_optional_estimators`.
+    """
+
+    def log(notes: tuple[str, ...]) -> None:
+        for note in notes:
+            logger.warning("%s; it is not offered in the app", note)
+
+    return EstimatorLoader(lambda: load_optional_estimators(device, depth_anything_id), log).start()
 
 
 def pick_estimator(

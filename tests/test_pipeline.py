@@ -315,3 +315,18 @@ def test_window_weights_refuse_bad_pixels_and_states(pipe, pixel_run):
         pipe.window_weights(image, sparse, init, last, 0, 0)
     with pytest.raises(ValueError, match="state depth"):
         pipe.window_weights(image, sparse[:20], init, states[0], 0, 0)
+
+
+def test_the_first_state_comes_before_the_guidance_network_runs(pipe, scene, monkeypatch):
+    # a viewer shows D0 with the measurements at once, while G is computed
+    image, gt = scene
+    calls = []
+    forward = pipe.guidance.forward
+    monkeypatch.setattr(pipe.guidance, "forward", lambda *a: calls.append(1) or forward(*a))
+    steps = pipe.refine_steps(image, random_points(gt, 5, seed=10))
+    assert next(steps).iteration == 0
+    assert calls == []
+    assert next(steps).iteration == 1
+    assert calls == [1]
+    assert list(steps)[-1].layer == 2
+    assert calls == [1]  # once per run

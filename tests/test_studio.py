@@ -545,12 +545,17 @@ def test_no_mask_run_swaps_the_rows_and_fixes_the_mask(pipe, session, tmp_path):
     assert "MSPN" in {row[0] for row in add_ablation(pipe, session).table}
 
 
-def test_run_without_ground_truth_hides_error_and_metrics(pipe, files, tmp_path):
+def _clicked_run(pipe, files, tmp_path, depth_m):
+    """A run of the scene without ground truth from one clicked point at (3, 4)."""
     scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
     state, _ = toggle_point(new_session(scene), SparseChoice("clicks only"), 3, 4)
-    state = set_point_depth(state, 2.0)
+    state = set_point_depth(state, depth_m)
     inputs = build_sparse(pipe, state, SparseChoice("clicks only"))
-    updates = list(run_steps(pipe, state, inputs, out_dir=tmp_path))
+    return state, list(run_steps(pipe, state, inputs, out_dir=tmp_path))
+
+
+def test_run_without_ground_truth_hides_error_and_metrics(pipe, files, tmp_path):
+    state, updates = _clicked_run(pipe, files, tmp_path, 2.0)
     assert all(u.metrics is None for u in updates)
     first = state.run.states[0]
     two_panels = viz.refinement_frame(first.depth, first.mask, "t", state.run.depth_range)
@@ -653,11 +658,7 @@ def test_scrubbed_frames_keep_their_metrics_and_set_the_frame_on_screen(pipe, se
 
 
 def test_run_note_and_metrics_json_name_the_typed_depth(pipe, files, tmp_path):
-    scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
-    state, _ = toggle_point(new_session(scene), SparseChoice("clicks only"), 3, 4)
-    state = set_point_depth(state, 0.4)
-    inputs = build_sparse(pipe, state, SparseChoice("clicks only"))
-    updates = list(run_steps(pipe, state, inputs, out_dir=tmp_path))
+    state, updates = _clicked_run(pipe, files, tmp_path, 0.4)
     assert "clicked: (x=3, y=4) S = 0.400 m" in updates[-1].summary.note
     metrics = next(f for f in run_extras(state).files if f.name == "metrics.json")
     assert json.loads(metrics.read_text())["clicked_points"] == [

@@ -65,11 +65,7 @@ def guidance_window_term(qk: AffineQK, window: int) -> torch.Tensor:
 
 
 def window_attention_fast(
-    qk: AffineQK,
-    depth: torch.Tensor,
-    mask: torch.Tensor,
-    rel_pos_bias: torch.Tensor,
-    window: int,
+    qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, rel_pos_bias: torch.Tensor, window: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as ``window_attention_reference``, via the decomposition (one-shot)."""
     return prepare_fast(qk, window)(depth, mask, rel_pos_bias)

@@ -346,11 +346,7 @@ def prepare_native(qk: AffineQK, window: int) -> AttendFn:
 
 
 def window_attention_native(
-    qk: AffineQK,
-    depth: torch.Tensor,
-    mask: torch.Tensor,
-    rel_pos_bias: torch.Tensor,
-    window: int,
+    qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, rel_pos_bias: torch.Tensor, window: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as ``window_attention_reference``, natively (one-shot)."""
     return prepare_native(qk, window)(depth, mask, rel_pos_bias)

@@ -93,20 +93,11 @@ def attend_windows_reference(
 
 
 def window_attention_reference(
-    qk: AffineQK,
-    depth: torch.Tensor,
-    mask: torch.Tensor,
-    rel_pos_bias: torch.Tensor,
-    window: int,
+    qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, rel_pos_bias: torch.Tensor, window: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Masked pixel-to-window attention, eqs. 7-9 and 11, by an explicit loop.
 
-    Args:
-        qk: affine query/key features (B x E x H x W bases, E depth weights).
-        depth: B x 1 x H x W, metres; the re-imposed depth D~_n of eq. 6.
-        mask: B x 1 x H x W in [0, 1]; the propagation mask M_n.
-        rel_pos_bias: (2p-1) x (2p-1) learned relative position bias b.
-        window: odd window size p.
+    The arguments are :func:`attend_windows_reference`'s, every pixel a query.
 
     Returns:
         refined: B x 1 x H x W, R_n of eq. 9 (attention-weighted depth of the window).

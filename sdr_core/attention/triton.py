@@ -271,11 +271,7 @@ def prepare_triton(
 
 
 def window_attention_triton(
-    qk: AffineQK,
-    depth: torch.Tensor,
-    mask: torch.Tensor,
-    rel_pos_bias: torch.Tensor,
-    window: int,
+    qk: AffineQK, depth: torch.Tensor, mask: torch.Tensor, rel_pos_bias: torch.Tensor, window: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as ``window_attention_reference``, with the Triton kernels (one-shot)."""
     attend: AttendFn = prepare_triton(qk, window)

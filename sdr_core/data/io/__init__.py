@@ -20,7 +20,7 @@ Formats:
 
 Modules: `readers`, `writers`, `resize`, and `common` (error type, size limit, units). The
 camera maths live in `sdr_core.camera`; `default_intrinsics` and `scale_intrinsics` are
-re-exported here for the demo, which imports them from this module.
+re-exported here for code written before that module existed.
 """
 
 from __future__ import annotations
