@@ -68,6 +68,13 @@ def _paint_hole(page: Page) -> None:
     expect(page.locator("#plan")).to_contain_text("dropped by the hole")
 
 
+def _wait_for_the_run(page: Page) -> None:
+    """After Refine: the end of this run, not the note of the one before."""
+    expect(page.locator("#run_note")).not_to_contain_text("frames in")  # "Running…"
+    expect(page.locator("#run_note")).to_contain_text("frames in")
+    page.wait_for_timeout(1500)
+
+
 def _save(png: bytes, path: Path) -> None:
     """Store a screenshot with a 256-colour palette (a third of the size, no visible loss)."""
     image = Image.open(io.BytesIO(png)).convert("RGB")
@@ -141,8 +148,7 @@ def take(url: str, out: Path) -> None:
 
         page.get_by_label("No mask (ablation): watch errors propagate").check()
         page.get_by_role("button", name="Refine").click()
-        expect(page.locator("#run_note")).to_contain_text("frames in")
-        page.wait_for_timeout(1500)
+        _wait_for_the_run(page)
         page.locator("#frame").scroll_into_view_if_needed()
         _shoot(page, out, "app_no_mask.png")
         page.get_by_label("No mask (ablation): watch errors propagate").uncheck()
@@ -172,8 +178,7 @@ def _upload_states(page: Page, out: Path) -> None:
         page.locator("#plan").click()  # leaving the box commits the depth
         page.wait_for_timeout(800)
     page.get_by_role("button", name="Refine").click()
-    expect(page.locator("#run_note")).to_contain_text("frames in")
-    page.wait_for_timeout(1500)
+    _wait_for_the_run(page)
     _shoot(page, out, "app_upload_no_gt.png")
     page.reload()
     expect(page.get_by_text("MSPN Studio").first).to_be_visible()
