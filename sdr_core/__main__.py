@@ -89,6 +89,7 @@ def _refine_sparse(args: argparse.Namespace, gt: np.ndarray | None, shape: tuple
 def _refine(args: argparse.Namespace) -> int:
     from . import report, viz
     from .data.io import read_depth, read_image
+    from .methods import METHODS
     from .metrics import compute_metrics
     from .sparse import schedule_points
 
@@ -129,9 +130,9 @@ def _refine(args: argparse.Namespace) -> int:
         "initial_depth": "bundled MDE",
     }
     if gt is not None:
-        summary["metrics"] = {
-            "MSPN": compute_metrics(final, gt),
-            "MDE only": compute_metrics(init, gt),
+        summary["metrics"] = {  # rows named as in the app and the evaluation
+            METHODS["mspn"].label: compute_metrics(final, gt),
+            METHODS["mde"].label: compute_metrics(init, gt),
         }
     files = report.write_run_files(
         args.out, final, frames, summary, image=image, depth_scale=scale, fps=args.fps
@@ -145,7 +146,7 @@ def _print_refine_summary(summary: dict[str, object], files: list[Path]) -> None
     print(f"refined from {summary['n_points']} depth points, {first} + {second} iterations")
     for method, values in dict(summary.get("metrics", {})).items():  # type: ignore[call-overload]
         print(
-            f"  {method:9s} RMSE {values['rmse']:.3f} m, REL {values['rel']:.3f}, "
+            f"  {method:13s} RMSE {values['rmse']:.3f} m, REL {values['rel']:.3f}, "
             f"delta1 {values['d1']:.3f}"
         )
     print("wrote:")
