@@ -575,6 +575,13 @@ def _parser() -> argparse.ArgumentParser:
         "transposed conv; resize = 3x3 conv then bilinear x2, no checkerboard)",
     )
     train.add_argument(
+        "--mspn-init",
+        dest="mspn_init",
+        choices=["default", "refiner"],
+        help="how a fresh MSPN starts: PyTorch's default, or as a flooding near-identity "
+        "refiner (for a pre-filled D0); ignored with --init-dir",
+    )
+    train.add_argument(
         "--mde-working-long-side",
         dest="mde_working_long_side",
         type=int,

@@ -88,6 +88,10 @@ class TrainConfig:
     # Weight of the mean loss over every intermediate iteration (both layers), added to the
     # final depth's loss; 0 = final depth only (the paper).
     iteration_loss_weight: float = 0.0
+    # How a fresh MSPN starts: "default" (PyTorch's initialisation) or "refiner"
+    # (MSPNLayer.init_as_refiner: flooding mask, near-identity refinement). Ignored with
+    # init_dir, whose weights are loaded.
+    mspn_init: Literal["default", "refiner"] = "default"
     mde_checkpoint: str | None = "checkpoints/mde.safetensors"  # frozen MDE for stage "sdr"
     init_dir: str | None = None  # start from guidance/mspn (or mde) weights in this folder
     grad_iterations: int | None = 4  # backprop through the last k iterations per layer
@@ -134,6 +138,8 @@ class TrainConfig:
         weights = [weight for _, weight in self.init_sources]
         if any(not weight >= 0 for weight in weights) or not sum(weights) > 0:
             raise ValueError(f"init_sources weights must be >= 0, sum > 0: {self.init_sources}")
+        if self.mspn_init not in ("default", "refiner"):
+            raise ValueError(f"mspn_init must be 'default' or 'refiner', got {self.mspn_init!r}")
         if self.iteration_loss_weight < 0:
             raise ValueError(
                 f"iteration_loss_weight must be >= 0, got {self.iteration_loss_weight}"
@@ -322,6 +328,9 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
             )
         return net.to(device), None
     guidance, mspn = GuidanceNet(config.guidance), MSPN(config.mspn)
+    if config.mspn_init == "refiner":
+        for layer in mspn.layers:
+            layer.init_as_refiner()
     if config.init_dir:
         folder = Path(config.init_dir)
         guidance = load_module(

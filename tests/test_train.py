@@ -320,3 +320,13 @@ def test_time_limit_stops_after_the_step_and_exports(tmp_path, monkeypatch):
     assert mspn.config.window == 5
     resumed = train(tiny(tmp_path, steps=2), device="cpu")  # the state resumes at step 1
     assert (resumed / "log.csv").read_text().split()[-1].startswith("2,")
+
+
+def test_refiner_init_applies_to_fresh_runs_only(tmp_path):
+    config = tiny(tmp_path, mspn_init="refiner")
+    model, _ = train_module._build(config, torch.device("cpu"))
+    for layer in model.mspn.layers:
+        assert float(layer.rel_pos_bias[4, 4]) == 10.0  # window 5: offset 0 at (4, 4)
+        assert float(layer.to_qk.weight[:, 0].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="mspn_init"):
+        tiny(tmp_path, mspn_init="zeros")
