@@ -529,6 +529,7 @@ def _parser() -> argparse.ArgumentParser:
         ("min-points", int),
         ("max-points", int),
         ("iteration-loss-weight", float),
+        ("mask-coverage-weight", float),
         ("grad-iterations", int),
         ("seed", int),
         ("log-every", int),
