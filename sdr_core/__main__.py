@@ -531,6 +531,7 @@ def _parser() -> argparse.ArgumentParser:
         ("min-points", int),
         ("max-points", int),
         ("iteration-loss-weight", float),
+        ("mask-coverage-weight", float),
         ("grad-iterations", int),
         ("seed", int),
         ("log-every", int),
@@ -575,6 +576,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["transposed", "resize"],
         help="guidance decoder's x2 upsampling (default transposed, the paper's 3x3 "
         "transposed conv; resize = 3x3 conv then bilinear x2, no checkerboard)",
+    )
+    train.add_argument(
+        "--mspn-init",
+        dest="mspn_init",
+        choices=["default", "refiner"],
+        help="how a fresh MSPN starts: PyTorch's default, or as a flooding near-identity "
+        "refiner (for a pre-filled D0); ignored with --init-dir",
     )
     train.add_argument(
         "--mde-working-long-side",

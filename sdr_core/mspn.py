@@ -213,6 +213,28 @@ class MSPNLayer(nn.Module):
         self.rel_pos_bias = nn.Parameter(torch.zeros(span, span))
         nn.init.trunc_normal_(self.rel_pos_bias, std=0.02)
 
+    @torch.no_grad()
+    def init_as_refiner(self, key_logit: float = 14.0, self_bias: float = 10.0) -> None:
+        """Re-initialise so the layer starts as a flooding, near-identity refiner (training).
+
+        A training starting point, not a change to the equations: q and k start constant
+        (conv bias only, ``q . k = key_logit`` for any pixel pair; guidance weights shrunk
+        10x, depth weights 0) and the relative position bias ``b`` is ``self_bias`` at
+        offset 0 and 0 elsewhere. Then a reached key's logit (``key_logit``) outweighs an
+        unreached one's (``b``, its key being masked), so the mask floods outward (eq. 11);
+        and once a pixel is reached its own logit (``key_logit + self_bias``) outweighs its
+        168 neighbours', so R_n is within about 1 % of the pixel's own depth (eq. 9). The
+        refinement thus starts as the identity on a good pre-filled D0 instead of a random
+        blur, from which training learns where neighbours should take over.
+        """
+        embed = self.config.embed_dim
+        self.to_qk.weight.mul_(0.1)
+        self.to_qk.weight[:, 0] = 0.0  # channel 0 is the depth
+        self.to_qk.bias.fill_(math.sqrt(key_logit / embed))
+        self.rel_pos_bias.zero_()
+        centre = self.config.window - 1
+        self.rel_pos_bias[centre, centre] = self_bias
+
     def affine_qk(self, guidance: torch.Tensor) -> AffineQK:
         """Split f_Q and f_K of eq. 7 into depth-free bases and depth weights.
 

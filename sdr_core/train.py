@@ -88,6 +88,13 @@ class TrainConfig:
     # Weight of the mean loss over every intermediate iteration (both layers), added to the
     # final depth's loss; 0 = final depth only (the paper).
     iteration_loss_weight: float = 0.0
+    # Weight of a loss on where the first layer's mask has not reached by its last iteration
+    # (mean of 1 - M_N): eq. 13 sizes N so the mask covers the image (section 3.5); 0 = none.
+    mask_coverage_weight: float = 0.0
+    # How a fresh MSPN starts: "default" (PyTorch's initialisation) or "refiner"
+    # (MSPNLayer.init_as_refiner: flooding mask, near-identity refinement). Ignored with
+    # init_dir, whose weights are loaded.
+    mspn_init: Literal["default", "refiner"] = "default"
     mde_checkpoint: str | None = "checkpoints/mde.safetensors"  # frozen MDE for stage "sdr"
     init_dir: str | None = None  # start from guidance/mspn (or mde) weights in this folder
     grad_iterations: int | None = 4  # backprop through the last k iterations per layer
@@ -134,6 +141,10 @@ class TrainConfig:
         weights = [weight for _, weight in self.init_sources]
         if any(not weight >= 0 for weight in weights) or not sum(weights) > 0:
             raise ValueError(f"init_sources weights must be >= 0, sum > 0: {self.init_sources}")
+        if self.mspn_init not in ("default", "refiner"):
+            raise ValueError(f"mspn_init must be 'default' or 'refiner', got {self.mspn_init!r}")
+        if self.mask_coverage_weight < 0:
+            raise ValueError(f"mask_coverage_weight must be >= 0, got {self.mask_coverage_weight}")
         if self.iteration_loss_weight < 0:
             raise ValueError(
                 f"iteration_loss_weight must be >= 0, got {self.iteration_loss_weight}"
@@ -157,6 +168,7 @@ class SDRModel(nn.Module):
         grad_iterations: int | None = None,
         use_mask: bool = True,
         all_iterations: bool = False,
+        coverage: bool = False,
     ) -> list[torch.Tensor]:
         """Refined depth from image, S and D0, and optionally every intermediate one.
 
@@ -166,8 +178,10 @@ class SDRModel(nn.Module):
         Returns:
             B x 1 x H x W depths (metres): ``[final]``, or with ``all_iterations`` the depth
             after every iteration that carries a graph (all of them at inference), in order,
-            the final last. ``[D0 with S imposed]`` when the schedule runs no iteration. Only
-            outputs the loss uses are returned: DDP expects every output in the loss.
+            the final last. ``[D0 with S imposed]`` when the schedule runs no iteration. With
+            ``coverage``, one more B x 1 x H x W map is appended: 1 minus the first layer's
+            last mask (where the mask did not reach). Only outputs the loss uses are
+            returned: DDP expects every output in the loss.
         """
         grad_enabled = torch.is_grad_enabled()
         init_depth = align_init_depth(init_depth, sparse, self.mspn.config.init_alignment)
@@ -183,14 +197,24 @@ class SDRModel(nn.Module):
                 use_mask,
                 grad_iterations,
             )
-            # a layer's starting state (iteration 0) is an input, not an output to train
-            depths = [state.depth for state in states if state.iteration > 0]
+            depths, layer1_mask = [], None
+            for state in states:
+                if state.iteration == 0:  # a layer's starting state: an input, not an output
+                    continue
+                depths.append(state.depth)
+                if state.layer == 1:
+                    layer1_mask = state.mask
         if not depths:
-            return [torch.where(sparse > 0, sparse, init_depth).float()]
-        if not all_iterations:
-            return depths[-1:]
-        tracked = [depth for depth in depths[:-1] if depth.requires_grad or not grad_enabled]
-        return [*tracked, depths[-1]]
+            depths = [torch.where(sparse > 0, sparse, init_depth).float()]
+        if all_iterations:
+            tracked = [d for d in depths[:-1] if d.requires_grad or not grad_enabled]
+            depths = [*tracked, depths[-1]]
+        else:
+            depths = depths[-1:]
+        if coverage:
+            reached = (sparse > 0).float() if layer1_mask is None else layer1_mask
+            depths.append(1.0 - reached)
+        return depths
 
 
 def sample_sparse(
@@ -323,6 +347,9 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
             )
         return net.to(device), None
     guidance, mspn = GuidanceNet(config.guidance), MSPN(config.mspn)
+    if config.mspn_init == "refiner":
+        for layer in mspn.layers:
+            layer.init_as_refiner()
     if config.init_dir:
         folder = Path(config.init_dir)
         guidance = load_module(
@@ -360,11 +387,18 @@ def _loss_step(
     sparse = batch["sparse"].to(device)
     init = _initial_depths(mde, image, gt, batch["init_kinds"], batch["init_seeds"])
     every = config.iteration_loss_weight > 0
+    coverage = config.mask_coverage_weight > 0 and config.use_mask
     depths = model(
-        image, sparse, init, batch["schedule"], config.grad_iterations, config.use_mask, every
-    )
+        image, sparse, init, batch["schedule"], config.grad_iterations, config.use_mask, every,
+        coverage,
+    )  # fmt: skip
     loss_fn = l1_l2_loss if config.loss == "l1l2" else silog_loss
-    loss = loss_fn(depths[-1], gt)
+    if coverage:
+        uncovered = depths.pop()
+        loss = config.mask_coverage_weight * uncovered.mean()
+    else:
+        loss = torch.zeros((), device=device)
+    loss = loss + loss_fn(depths[-1], gt)
     if every:
         loss = (
             loss

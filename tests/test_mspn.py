@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sdr_core.attention import available_backends
-from sdr_core.mspn import MSPN, MSPNConfig, iteration_count, iteration_schedule
+from sdr_core.mspn import MSPN, MSPNConfig, MSPNLayer, iteration_count, iteration_schedule
 
 
 @pytest.mark.parametrize(
@@ -258,3 +258,34 @@ def test_mspn_runs_the_eq13_schedule():
     with torch.no_grad():
         states = list(model.refine_steps(depth, sparse, guidance))
     assert [s.layer for s in states] == [1] * (n1 + 1) + [2] * (n2 + 1)
+
+
+def test_refiner_initialisation_floods_the_mask_and_keeps_the_depth():
+    # init_as_refiner: the mask grows one window radius per iteration from a single point
+    # (a (12k + 1)-pixel square after k iterations at p = 13), yet the depth barely moves.
+    torch.manual_seed(0)
+    config = MSPNConfig(guidance_dim=8, embed_dim=8)
+    layer = MSPNLayer(config)
+    layer.init_as_refiner()
+    h, w = 81, 85
+    rows = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
+    depth = (2.0 + 0.05 * rows + 0.3 * torch.rand(1, 1, h, w)).expand(1, 1, h, w).contiguous()
+    sparse = torch.zeros_like(depth)
+    sparse[0, 0, 40, 42] = 3.0
+    measured = sparse > 0
+    attend = layer.prepare(torch.randn(1, 8, h, w))
+    d, m = torch.where(measured, sparse, depth), measured.float()
+    start = d.clone()
+    with torch.no_grad():
+        for k in (1, 2, 3):
+            d, m = layer.step(attend, d, m, sparse, measured)
+            assert int((m > 0.5).sum()) == (12 * k + 1) ** 2
+    changed = (d - start).abs()[~measured]
+    assert float(changed.max()) < 0.02  # measured: 0.004 m on this noisy ramp
+    default = MSPNLayer(config)
+    d2, m2 = torch.where(measured, sparse, depth), measured.float()
+    attend2 = default.prepare(torch.randn(1, 8, h, w))
+    with torch.no_grad():
+        for _ in range(3):
+            d2, m2 = default.step(attend2, d2, m2, sparse, measured)
+    assert int((m2 > 0.5).sum()) < (12 * 3 + 1) ** 2  # PyTorch's init does not flood

@@ -334,3 +334,35 @@ def test_time_limit_stops_after_the_step_and_exports(tmp_path, monkeypatch):
     assert mspn.config.window == 5
     resumed = train(tiny(tmp_path, steps=2), device="cpu")  # the state resumes at step 1
     assert (resumed / "log.csv").read_text().split()[-1].startswith("2,")
+
+
+def test_refiner_init_applies_to_fresh_runs_only(tmp_path):
+    config = tiny(tmp_path, mspn_init="refiner")
+    model, _ = train_module._build(config, torch.device("cpu"))
+    for layer in model.mspn.layers:
+        assert float(layer.rel_pos_bias[4, 4]) == 10.0  # window 5: offset 0 at (4, 4)
+        assert float(layer.to_qk.weight[:, 0].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="mspn_init"):
+        tiny(tmp_path, mspn_init="zeros")
+
+
+def test_mask_coverage_loss_is_the_unreached_share_of_layer_one(tmp_path, monkeypatch):
+    config = tiny(tmp_path, mask_coverage_weight=2.0, grad_iterations=None)
+    model, _ = train_module._build(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    batch["schedule"] = (3, 2)
+    outputs = model(batch["image"], batch["sparse"], batch["depth"], (3, 2), None, True, False,
+                    True)  # fmt: skip
+    uncovered = outputs[-1]
+    layer1 = [s for s in model.mspn.refine_steps(
+        batch["depth"], batch["sparse"],
+        model.guidance(batch["image"], batch["sparse"], batch["depth"]), (3, 2),
+    ) if s.layer == 1][-1]  # fmt: skip
+    torch.testing.assert_close(uncovered, 1 - layer1.mask)
+    monkeypatch.setattr(train_module, "_initial_depths", lambda *a: batch["depth"])
+    with_cov = train_module._loss_step(model, None, batch, config, torch.device("cpu"))
+    plain = dataclasses.replace(config, mask_coverage_weight=0.0)
+    without = train_module._loss_step(model, None, batch, plain, torch.device("cpu"))
+    expected = 2.0 * float((1 - layer1.mask).mean())
+    assert float(with_cov - without) == pytest.approx(expected, rel=1e-5)
+    assert expected > 0.1  # three iterations from a few points leave most pixels unreached
