@@ -20,6 +20,7 @@ bring:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -67,28 +68,21 @@ class MDEErrorConfig:
 
 # Named D0 qualities (see the module docstring). "harsh" is the default config, kept bit for
 # bit so the "simulated" evaluation of earlier releases reproduces.
+_METRIC_MDE = MDEErrorConfig(
+    scale_range=(0.9, 1.1),
+    shift_m=0.05,
+    warp_strength=0.04,
+    warp_grid=4,
+    min_blur_px=0.7,
+    max_blur_px=2.0,
+    tilt_strength=0.05,
+    region_probability=0.0,
+)
 INIT_DEPTH_PRESETS: dict[str, MDEErrorConfig] = {
-    "metric": MDEErrorConfig(
-        scale_range=(0.9, 1.1),
-        shift_m=0.05,
-        warp_strength=0.04,
-        warp_grid=4,
-        min_blur_px=0.7,
-        max_blur_px=2.0,
-        tilt_strength=0.05,
-        region_probability=0.0,
-    ),
+    "metric": _METRIC_MDE,
     "harsh": MDEErrorConfig(),
-    "relative": MDEErrorConfig(
-        scale_range=(1 / 3, 3.0),
-        shift_m=1.0,
-        warp_strength=0.04,
-        warp_grid=4,
-        min_blur_px=0.7,
-        max_blur_px=2.0,
-        tilt_strength=0.05,
-        region_probability=0.0,
-    ),
+    # A relative-depth MDE: the metric model's smooth errors under an unknown scale and shift.
+    "relative": dataclasses.replace(_METRIC_MDE, scale_range=(1 / 3, 3.0), shift_m=1.0),
 }
 
 
