@@ -7,9 +7,15 @@
 #
 # OUT_DIR receives at most 8 files: env.txt (device, versions), tests.log, bench_gpu.md,
 # bench_gpu.json, train.log, log.csv, guidance.safetensors, mspn.safetensors. The training
-# starts from the shipped checkpoints and fine-tunes them with the shipped model's last-stage
-# settings at full resolution and a GPU-sized batch, mixed precision (bfloat16 autocast; the
-# propagation stays float32), until GPU_RUN_BUDGET_S (default 540 s) minus a margin.
+# is the issue-15 recipe in the paper's configuration (no pre-fill, transposed-conv decoder):
+# guidance + MSPN from random initialisation with D0 drawn per sample from a spread of
+# qualities (good metric MDE twice as often as a harsh one, the bundled MDE, a relative-scale
+# one), so the network must judge D0 by its agreement with S and the image; full resolution,
+# a GPU-sized batch, mixed precision (bfloat16 autocast; the propagation stays float32), until
+# GPU_RUN_BUDGET_S (default 540 s) minus a margin. GPU_RUN_INIT_DIR=checkpoints fine-tunes the
+# shipped weights instead; GPU_RUN_EXTRA_ARGS adds train options (e.g. the pre-fill variant:
+# "--init-alignment residual_idw --upsample resize --mspn-init refiner
+# --mask-coverage-weight 0.1").
 set -uo pipefail
 out=${1:?usage: scripts/gpu_run.sh OUT_DIR [--smoke]}
 mode=${2:-}
@@ -39,8 +45,8 @@ else
     # files that need the app's packages (gradio) fail to collect there: run the rest
     test_args=(-m gpu --continue-on-collection-errors tests/)
     bench_args=()
-    train_args=(--steps 2000 --batch-size 8 --checkpoint-every 50)
-    init_dir=${GPU_RUN_INIT_DIR:-checkpoints}
+    train_args=(--steps 3000 --batch-size 8 --checkpoint-every 50)
+    init_dir=${GPU_RUN_INIT_DIR:-}
 fi
 
 # 1. CUDA tests (gpu marker; they skip without CUDA), at most a third of the budget.
@@ -66,9 +72,10 @@ if [ -n "$init_dir" ]; then
     init=(--init-dir "$init_dir")
 fi
 "$py" -m sdr_core train --stage sdr --out-dir "$run" "${train_args[@]}" "${init[@]}" \
-    --grad-iterations 1000 --lr 2.5e-4 --second-layer-schedule eq13 \
+    --grad-iterations 1000 --lr 1e-3 --second-layer-schedule eq13 --max-points 1000 \
+    --init-sources metric:2,harsh:1,mde:1,relative:1 \
     --mde-checkpoint checkpoints/mde.safetensors --log-every 10 --seed 97 \
-    --time-limit-s "$limit" > "$out/train.log" 2>&1
+    ${GPU_RUN_EXTRA_ARGS:-} --time-limit-s "$limit" > "$out/train.log" 2>&1
 echo "train exit $?" >> "$out/train.log"
 for name in log.csv guidance.safetensors mspn.safetensors; do
     [ -f "$run/$name" ] && cp "$run/$name" "$out/$name"
