@@ -518,32 +518,75 @@ def _parser() -> argparse.ArgumentParser:
     add_evaluate_arguments(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
-    train = sub.add_parser("train", help="train the MDE (stage mde) or guidance + MSPN (sdr)")
-    train.add_argument("--stage", choices=["mde", "sdr"])
-    train.add_argument("--out-dir", dest="out_dir")
-    for name, kind in [
-        ("steps", int),
-        ("batch-size", int),
-        ("height", int),
-        ("width", int),
-        ("lr", float),
-        ("lines-fraction", float),
-        ("min-points", int),
-        ("max-points", int),
-        ("iteration-loss-weight", float),
-        ("mask-coverage-weight", float),
-        ("grad-iterations", int),
-        ("seed", int),
-        ("log-every", int),
-        ("checkpoint-every", int),
-        ("num-threads", int),
-        ("time-limit-s", float),
+    from .train import TrainConfig
+
+    train_default = TrainConfig()
+    train = sub.add_parser(
+        "train",
+        help="train the MDE (stage mde) or guidance + MSPN (sdr)",
+        description="Train on procedurally generated RGB-D scenes (no downloads). Resumable: "
+        "the same command continues from OUT_DIR/state.safetensors. Unset options take "
+        "sdr_core.train.TrainConfig's defaults; the model card lists the shipped commands.",
+    )
+    train.add_argument(
+        "--stage", choices=["mde", "sdr"], help="mde: the bundled MDE; sdr: guidance + MSPN"
+    )
+    train.add_argument(
+        "--out-dir",
+        dest="out_dir",
+        help=f"folder for weights, state and log.csv (default {train_default.out_dir})",
+    )
+    for name, kind, text in [
+        ("steps", int, "optimiser steps"),
+        ("batch-size", int, "samples per step"),
+        ("height", int, "scene height in pixels"),
+        ("width", int, "scene width in pixels"),
+        (
+            "lr",
+            float,
+            "AdamW learning rate, halved at "
+            + "/".join(f"{m * 100:.0f} %%" for m in train_default.lr_milestones)
+            + " of the steps",
+        ),
+        ("lines-fraction", float, "share of samples with LiDAR lines"),
+        ("min-points", int, "fewest random points per sample"),
+        ("max-points", int, "most random points per sample (log-uniform)"),
+        ("iteration-loss-weight", float, "weight of a loss on every intermediate iteration"),
+        ("mask-coverage-weight", float, "weight of a loss on where layer 1's mask has not reached"),
+        ("grad-iterations", int, "backpropagate through the last K iterations per layer"),
+        ("seed", int, "data and initialisation seed"),
+        ("log-every", int, "steps between log.csv rows"),
+        ("checkpoint-every", int, "steps between saved states"),
+        ("num-threads", int, "torch CPU threads (None: torch's own choice)"),
+        (
+            "time-limit-s",
+            float,
+            "stop, save and export after this many seconds (None: run every step)",
+        ),
     ]:
-        train.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind)
-    train.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"))
-    train.add_argument("--loss", choices=["l1l2", "silog"])
-    train.add_argument("--mde-checkpoint", dest="mde_checkpoint")
-    train.add_argument("--init-dir", dest="init_dir")
+        dest = name.replace("-", "_")
+        default = getattr(train_default, dest)
+        train.add_argument(f"--{name}", dest=dest, type=kind, help=f"{text} (default {default})")
+    train.add_argument(
+        "--crop",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="random crop of each scene, for speed (default: the whole scene)",
+    )
+    train.add_argument(
+        "--loss", choices=["l1l2", "silog"], help="eq. 14 (default) or eq. 15 (stage sdr)"
+    )
+    train.add_argument(
+        "--mde-checkpoint",
+        dest="mde_checkpoint",
+        help=f"frozen MDE giving D0 in stage sdr (default {train_default.mde_checkpoint})",
+    )
+    train.add_argument(
+        "--init-dir",
+        dest="init_dir",
+        help="start from the weights in this folder (guidance/mspn, or mde) instead of random",
+    )
     train.add_argument(
         "--no-mask",
         dest="use_mask",

@@ -106,14 +106,28 @@ def test_help_is_written_for_users(capsys):
     assert "refined_depth_mm.png (16-bit, millimetres)" in refine
 
 
-def test_every_refine_option_has_help_text():
+@pytest.mark.parametrize("command", ["refine", "evaluate", "train"])
+def test_every_option_has_help_text(command):
     from sdr_core.__main__ import _parser
 
     subparsers = next(a for a in _parser()._actions if a.dest == "command")
-    refine = subparsers.choices["refine"]
-    options = [a for a in refine._actions if a.option_strings and a.dest != "help"]
+    parser = subparsers.choices[command]
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
     assert len(options) >= 12
     assert [a.option_strings[0] for a in options if not a.help] == []
+
+
+def test_train_help_states_the_config_defaults(capsys):
+    """The defaults shown are TrainConfig's, so help and code cannot drift apart."""
+    from sdr_core.train import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    default = TrainConfig()
+    assert f"optimiser steps (default {default.steps})" in text
+    assert f"(default {default.grad_iterations})" in text
+    assert "halved at 50 %/67 %/83 % of the steps" in text
 
 
 def test_evaluate_loads_a_refinement_run_folder_with_a_separate_mde(tmp_path, checkpoints, capsys):
