@@ -48,6 +48,7 @@ DEPTH_TYPES = list(io.DEPTH_EXTENSIONS)
 # gallery titles wrap instead of being cut.
 CSS = """
 #points_slider input[type="number"] { display: none; }
+#points_slider .min_value, #points_slider .max_value { visibility: hidden; }
 #examples .caption-label, #examples figcaption {
   white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; line-height: 1.15;

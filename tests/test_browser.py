@@ -119,6 +119,10 @@ def test_typed_depth_runs_without_enter_and_clearing_the_image_is_clean(url, pag
 def test_slider_number_box_keys_and_teaching_view_show_one_frame(url, page):
     page.goto(url)
     sync_api.expect(page.locator("#points_slider input[type=number]")).to_be_hidden()  # log10 N
+    for end in ("min-value", "max-value"):  # the slider's ends are log10 N as well
+        label = page.locator(f"#points_slider [data-testid={end}]")
+        sync_api.expect(label).to_have_count(1)
+        sync_api.expect(label).to_have_css("visibility", "hidden")
     sync_api.expect(page.get_by_label("N", exact=True)).to_have_value("100")
     titles = page.locator("#examples .caption-label")
     cut = titles.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length")
