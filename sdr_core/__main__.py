@@ -168,7 +168,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 # MSPNConfig and GuidanceConfig fields the train CLI sets
-_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule", "init_alignment")
+_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule", "init_alignment", "domain")
 _GUIDANCE_FIELDS = ("upsample",)
 _MDE_FIELDS = {"mde_working_long_side": "working_long_side", "mde_global_context": "global_context"}
 
@@ -613,6 +613,27 @@ def _parser() -> argparse.ArgumentParser:
         dest="init_alignment",
         choices=["none", "least_squares", "residual_idw"],
         help="align D0 to the sparse depths before refinement (default none, the paper)",
+    )
+    train.add_argument(
+        "--domain",
+        choices=["depth", "ratio", "ratio-depth"],
+        help="what the MSPN layers propagate: depth (default, the paper), rho = log(D / D0) "
+        "from 0 (ratio), or ratio in layer 1 and depth in layer 2 (ratio-depth)",
+    )
+    train.add_argument(
+        "--density-matched",
+        dest="density_matched",
+        action="store_const",
+        const=True,
+        help="with --crop: points drawn on the whole scene and cropped with it, one count "
+        "per step, the whole scene's schedule (eq. 13); larger crops when few points",
+    )
+    train.add_argument(
+        "--crops-per-scene",
+        dest="crops_per_scene",
+        type=int,
+        help=f"crops taken from each rendered scene with --density-matched "
+        f"(default {train_default.crops_per_scene})",
     )
     train.add_argument(
         "--upsample",

@@ -46,6 +46,7 @@ from .attention import (
 )
 
 __all__ = [
+    "DOMAINS",
     "MSPN",
     "AttentionWindow",
     "MSPNConfig",
@@ -54,6 +55,15 @@ __all__ = [
     "iteration_count",
     "iteration_schedule",
 ]
+
+
+# MSPNConfig.domain -> what (layer 1, layer 2) propagate.
+DOMAINS: dict[str, tuple[str, str]] = {
+    "depth": ("depth", "depth"),
+    "ratio": ("ratio", "ratio"),
+    "ratio-depth": ("ratio", "depth"),
+}
+MIN_INIT_DEPTH = 1e-3  # metres; D0 is clamped here before log(S / D0) in the ratio domain
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,12 @@ class MSPNConfig:
     # "none" is the paper; "least_squares" / "residual_idw" are departures. A property of
     # the trained weights, so it lives in the MSPN checkpoint's config.
     init_alignment: Literal["none", "least_squares", "residual_idw"] = "none"
+    # What the layers propagate (a departure when not "depth"; a property of the trained
+    # weights, stored in the checkpoint): "depth" is the paper (metres); "ratio" makes both
+    # layers propagate rho = log(D / D0), starting from 0 with log(S / D0) imposed at the
+    # measurements, and output D0 * exp(rho); "ratio-depth" runs layer 1 in the ratio domain
+    # and layer 2 in depth. Eqs. 6-11 are unchanged; see MSPN.refine_steps.
+    domain: Literal["depth", "ratio", "ratio-depth"] = "depth"
 
     def __post_init__(self) -> None:
         if self.window < 3 or self.window % 2 == 0:
@@ -90,6 +106,8 @@ class MSPNConfig:
                 "init_alignment must be 'none', 'least_squares' or 'residual_idw', "
                 f"got {self.init_alignment!r}"
             )
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {sorted(DOMAINS)}, got {self.domain!r}")
         if self.second_layer_schedule not in ("fixed", "eq13"):
             raise ValueError(
                 f"second_layer_schedule must be 'fixed' or 'eq13', "
@@ -189,6 +207,9 @@ class AttentionWindow:
     depth_after: float  # metres, D_{n+1} at the query (eq. 10; S if measured)
     mask_after: float  # M_{n+1} at the query (eq. 11; unchanged if measured)
     measured: bool  # the query holds a sparse measurement
+    # what the layer propagates: "depth" (metres, the paper) or "ratio" (rho = log(D / D0);
+    # the depths above are then D0 * exp(rho), R_n is D0 * exp(weighted rho) at the query)
+    domain: str = "depth"
 
     @property
     def window(self) -> int:
@@ -288,6 +309,7 @@ class MSPNLayer(nn.Module):
         self,
         guidance: torch.Tensor,
         sparse: torch.Tensor,
+        measured: torch.Tensor,
         depth: torch.Tensor,
         mask: torch.Tensor,
         row: int,
@@ -300,17 +322,17 @@ class MSPNLayer(nn.Module):
 
         Args:
             guidance: 1 x C x H x W guidance feature G.
-            sparse: 1 x 1 x H x W, metres; 0 where unmeasured (S).
-            depth: 1 x 1 x H x W, metres (D_n).
+            sparse: 1 x 1 x H x W, S in the layer's domain (metres, or log(S / D0)).
+            measured: 1 x 1 x H x W bool, M0 of eq. 5.
+            depth: 1 x 1 x H x W, D_n in the layer's domain.
             mask: 1 x 1 x H x W in [0, 1] (M_n).
             row: image row of the query pixel.
             col: image column of the query pixel.
 
         Returns:
             (attention over the pixel's window, D~_n, D_{n+1} and M_{n+1} at the pixel), the
-            last three 1 x 1 x 1 x 1.
+            last three 1 x 1 x 1 x 1, all in the layer's domain.
         """
-        measured = sparse > 0
         depth_tilde = torch.where(measured, sparse, depth)  # eq. 6
         rows, cols = (torch.tensor([i], device=depth.device) for i in (row, col))
         attended = attend_windows_reference(
@@ -323,6 +345,47 @@ class MSPNLayer(nn.Module):
             measured[at],
         )  # fmt: skip
         return attended, depth_tilde[at], next_depth, next_mask
+
+
+class DomainMap:
+    """Maps between metres and what an MSPN layer propagates (``MSPNConfig.domain``).
+
+    In the ``"depth"`` domain a layer propagates metres (the paper). In the ``"ratio"``
+    domain it propagates rho = log(D / D0): D0 maps to 0, a measurement to log(S / D0), and
+    the layer's output maps back to D0 * exp(rho). Eqs. 6-11 run unchanged on rho, so a pixel
+    the mask has not reached keeps D0 (rho = 0) and a reached one takes a convex mix of its
+    window's corrections rather than of its window's depths: D0's shape survives behind the
+    front.
+    """
+
+    def __init__(
+        self, init_depth: torch.Tensor, sparse: torch.Tensor, measured: torch.Tensor
+    ) -> None:
+        self.init_depth = init_depth.clamp_min(MIN_INIT_DEPTH)
+        self.sparse = sparse
+        self.measured = measured
+        self._sparse_ratio: torch.Tensor | None = None
+
+    def to_domain(self, depth: torch.Tensor, domain: str) -> torch.Tensor:
+        """Metres -> the domain's values (rho = log(D / D0) for ``"ratio"``)."""
+        if domain == "depth":
+            return depth
+        return torch.log(depth.clamp_min(MIN_INIT_DEPTH) / self.init_depth)
+
+    def from_domain(self, values: torch.Tensor, domain: str) -> torch.Tensor:
+        """The domain's values -> metres (D0 * exp(rho) for ``"ratio"``); S kept exactly."""
+        if domain == "depth":
+            return values
+        return torch.where(self.measured, self.sparse, self.init_depth * torch.exp(values))
+
+    def sparse_in(self, domain: str) -> torch.Tensor:
+        """S in the domain (log(S / D0) at measured pixels, 0 elsewhere, for ``"ratio"``)."""
+        if domain == "depth":
+            return self.sparse
+        if self._sparse_ratio is None:
+            rho = torch.log(self.sparse.clamp_min(MIN_INIT_DEPTH) / self.init_depth)
+            self._sparse_ratio = torch.where(self.measured, rho, torch.zeros_like(rho))
+        return self._sparse_ratio
 
 
 def _update(
@@ -416,14 +479,17 @@ class MSPN(nn.Module):
             n_points = int(measured.flatten(1).sum(dim=1).min())
             schedule = self.schedule(height, width, n_points)
         depth = torch.where(measured, sparse, init_depth)
-        for layer_index, (layer, n_iterations) in enumerate(
-            zip(self.layers, schedule, strict=True), start=1
+        domains = DOMAINS[self.config.domain]
+        ratio = DomainMap(init_depth, sparse, measured)
+        for layer_index, (layer, n_iterations, domain) in enumerate(
+            zip(self.layers, schedule, domains, strict=True), start=1
         ):
             if n_iterations == 0:
                 continue
             mask = initial_mask  # each layer starts from M0 (Fig. 2)
             # S is already imposed on depth (above, or by the last step of layer 1)
             yield PropagationState(layer_index, 0, depth.clone(), mask.clone())
+            values, target = ratio.to_domain(depth, domain), ratio.sparse_in(domain)
             if callable(guidance):
                 guidance = guidance()
                 _check_maps(init_depth, sparse, guidance)
@@ -442,7 +508,8 @@ class MSPN(nn.Module):
                     attend = layer.prepare(guidance if first > n_free else guidance.detach())
                 for iteration in range(first, last + 1):
                     with mode():
-                        depth, mask = self._run_step(layer, attend, depth, mask, sparse, measured)
+                        values, mask = self._run_step(layer, attend, values, mask, target, measured)
+                        depth = ratio.from_domain(values, domain)
                     if not use_mask:
                         mask = initial_mask.clone()
                     yield PropagationState(layer_index, iteration, depth, mask)
@@ -455,6 +522,7 @@ class MSPN(nn.Module):
         row: int,
         col: int,
         use_mask: bool = True,
+        init_depth: torch.Tensor | None = None,
     ) -> AttentionWindow:
         """The iteration that starts from ``state``, at one query pixel (eqs. 6-11).
 
@@ -470,6 +538,10 @@ class MSPN(nn.Module):
             row: image row of the query pixel.
             col: image column of the query pixel.
             use_mask: False: the no-mask ablation, whose next mask is 1 everywhere.
+            init_depth: 1 x 1 x H x W D0 as the MSPN saw it; needed when the layer
+                propagates log(D / D0) (``MSPNConfig.domain``). The window's depths are then
+                D0 * exp(rho) of each key, and R_n is the pixel's D0 times exp of the
+                attention-weighted rho.
 
         Raises:
             ValueError: for a pixel outside the image or a layer other than 1 or 2.
@@ -485,32 +557,47 @@ class MSPN(nn.Module):
         if state.layer not in (1, 2):
             raise ValueError(f"layer must be 1 or 2, got {state.layer}")
         window = self.config.window
+        domain = DOMAINS[self.config.domain][state.layer - 1]
+        if domain != "depth" and init_depth is None:
+            raise ValueError(f"layer {state.layer} propagates log(D / D0): pass init_depth (D0)")
+        measured = sparse > 0
+        mapping = DomainMap(sparse if init_depth is None else init_depth, sparse, measured)
+        top = int(window_starts(height, window)[row])
+        left = int(window_starts(width, window)[col])
         with torch.no_grad():
             attended, depth_tilde, next_depth, next_mask = self.layers[state.layer - 1].window_at(
-                guidance, sparse, state.depth, state.mask, row, col
-            )
+                guidance, mapping.sparse_in(domain), measured,
+                mapping.to_domain(state.depth, domain), state.mask, row, col,
+            )  # fmt: skip
         if not use_mask:
             next_mask = torch.ones_like(next_mask)
+        init_window = mapping.init_depth[0, 0, top : top + window, left : left + window]
+        init_here = mapping.init_depth[0, 0, row, col]
 
         def grid(values: torch.Tensor) -> np.ndarray:  # B x p^2 x 1 x 1 -> p x p
             return values[0, :, 0, 0].view(window, window).float().cpu().numpy()
 
+        def metres(values: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
+            return values if domain == "depth" else init * torch.exp(values)
+
+        key_depths = metres(attended.depth[0, :, 0, 0].view(window, window), init_window)
         return AttentionWindow(
             y=row,
             x=col,
             layer=state.layer,
             iteration=state.iteration + 1,
-            top=int(window_starts(height, window)[row]),
-            left=int(window_starts(width, window)[col]),
+            top=top,
+            left=left,
             weights=grid(attended.weights),
             mask=grid(attended.mask),
-            depth=grid(attended.depth),
-            depth_before=float(depth_tilde),
+            depth=key_depths.float().cpu().numpy(),
+            depth_before=float(metres(depth_tilde, init_here)),
             mask_before=float(state.mask[0, 0, row, col]),
-            refined=float(attended.refined),
-            depth_after=float(next_depth),
+            refined=float(metres(attended.refined, init_here)),
+            depth_after=float(metres(next_depth, init_here)),
             mask_after=float(next_mask),
             measured=bool(sparse[0, 0, row, col] > 0),
+            domain=domain,
         )
 
     def forward(

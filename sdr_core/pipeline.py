@@ -357,15 +357,15 @@ class SDRPipeline:
             sparse = apply_hole_mask(sparse, as_hole_mask(hole_mask, image.shape, "hole_mask"))
         for name, values in (("state depth", state.depth), ("state mask", state.mask)):
             check_same_shape(sparse, np.asarray(values), "sparse depth", name)
+        image, sparse, init_depth = self._prepare(image, sparse, init_depth, None)
+        sparse_t, init_t, compute_guidance = self._start(image, sparse, init_depth)
         if guidance is None:
-            guidance = self.guidance_feature(image, sparse, init_depth)
+            guidance = compute_guidance()
         start = PropagationState(
             state.layer, state.iteration, self._as_map(state.depth), self._as_map(state.mask)
         )
         with torch.inference_mode():
-            return self.mspn.window_weights(
-                guidance, self._as_map(sparse), start, row, col, use_mask
-            )
+            return self.mspn.window_weights(guidance, sparse_t, start, row, col, use_mask, init_t)
 
     def refine(
         self,

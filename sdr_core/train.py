@@ -108,6 +108,14 @@ class TrainConfig:
     checkpoint_every: int = 100
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
+    # Density-matched crops (with ``crop``): one point count (or line count) per step, drawn
+    # for the whole rendered scene, sampled there and cropped with the image, so a crop holds
+    # points at the density of that count and runs the full-size schedule (eq. 13's N depends
+    # only on the spacing). A step whose crop would hold fewer than about 4 points (or 2
+    # lines) takes a crop twice as large, or the whole scene, with the batch shrunk to keep
+    # the pixels per step. Every sample of a step shares its schedule: none is wasted.
+    density_matched: bool = False
+    crops_per_scene: int = 1  # crops taken from each rendered scene (density_matched only)
     # Stop after the first step that ends past this many seconds of this process's run, and
     # save and export there (a run on a lent machine with a fixed time); None: run all steps.
     time_limit_s: float | None = None
@@ -129,6 +137,10 @@ class TrainConfig:
             raise ValueError("need 1 <= min_lines <= max_lines <= 64")
         if not 0.0 <= self.lines_fraction <= 1.0:
             raise ValueError(f"lines_fraction must be in [0, 1], got {self.lines_fraction}")
+        if self.crops_per_scene < 1:
+            raise ValueError(f"crops_per_scene must be >= 1, got {self.crops_per_scene}")
+        if self.density_matched and self.crop is None:
+            raise ValueError("density_matched needs a crop size (crop=(H, W))")
         kinds = [kind for kind, _ in self.init_sources]
         if (
             not kinds
@@ -243,14 +255,133 @@ def _random_crop(
     """The same random (H, W) window of image and depth; no-op when ``crop`` is None."""
     if crop is None:
         return rgb, depth
-    top = int(rng.integers(0, rgb.shape[0] - crop[0] + 1))
-    left = int(rng.integers(0, rgb.shape[1] - crop[1] + 1))
-    window = (slice(top, top + crop[0]), slice(left, left + crop[1]))
+    window = _crop_window(rgb.shape[:2], crop, rng)
     return np.ascontiguousarray(rgb[window]), np.ascontiguousarray(depth[window])
 
 
-def _batch(config: TrainConfig, step: int, rank: int) -> dict[str, Any]:
-    """Render the batch of ``step`` for process ``rank`` (deterministic)."""
+# Fewest expected points (lines) in a density-matched crop before a larger crop is taken.
+_MIN_POINTS_PER_CROP = 4.0
+_MIN_LINES_PER_CROP = 2.0
+
+
+def density_matched_crop(
+    config: TrainConfig, count: int, lines: bool
+) -> tuple[tuple[int, int], int]:
+    """(crop size, batch size) of a density-matched step with ``count`` points (or lines).
+
+    The smallest of ``config.crop``, twice it and the whole scene that is expected to hold
+    at least 4 of the scene's points (2 of its lines); the batch shrinks with the crop's
+    area so a step costs about the same number of pixels.
+    """
+    assert config.crop is not None
+    full = (config.height, config.width)
+    base_area = config.crop[0] * config.crop[1]
+    candidates = [config.crop, (2 * config.crop[0], 2 * config.crop[1]), full]
+    for crop in candidates:
+        crop = (min(crop[0], full[0]), min(crop[1], full[1]))
+        if lines:
+            expected = count * crop[0] / full[0]
+            enough = expected >= _MIN_LINES_PER_CROP
+        else:
+            enough = count * crop[0] * crop[1] / (full[0] * full[1]) >= _MIN_POINTS_PER_CROP
+        if enough or crop == full:
+            break
+    batch = max(1, round(config.batch_size * base_area / (crop[0] * crop[1])))
+    return crop, batch
+
+
+def _draw_count(config: TrainConfig, rng: np.random.Generator) -> tuple[int, bool]:
+    """(count, whether it counts lines) of one step.
+
+    Lines with probability ``lines_fraction``, else points log-uniform in
+    [min_points, max_points].
+    """
+    if rng.random() < config.lines_fraction:
+        return int(rng.integers(config.min_lines, config.max_lines + 1)), True
+    lo, hi = math.log(config.min_points), math.log(config.max_points)
+    return int(round(math.exp(rng.uniform(lo, hi)))), False
+
+
+def _density_matched_samples(
+    config: TrainConfig,
+    step: int,
+    rank: int,
+    rng: np.random.Generator,
+    mde: MonoDepthNet | None,
+) -> tuple[list[np.ndarray], ...]:
+    """(images, depths, sparse maps, D0 maps, eq. 13 counts) of a density-matched step.
+
+    D0 is made on the whole scene, as at inference, and cropped with the rest.
+    """
+    count, lines = _draw_count(config, rng)
+    crop, batch_size = density_matched_crop(config, count, lines)
+    draws = _init_draws(config, rng, batch_size)
+    scene_config = SceneConfig(height=config.height, width=config.width)
+    images, depths, sparses, inits, counts = [], [], [], [], []
+    scene, predicted = None, None
+    for i in range(batch_size):
+        if i % config.crops_per_scene == 0:
+            mixed = config.seed * 1_000_003 + step * 9973 + rank * 101 + i
+            scene = generate_scene(mixed % VALIDATION_SEED_START, scene_config)
+            predicted = None
+        assert scene is not None
+        kind = draws["init_kinds"][i]
+        if kind == "mde" and mde is not None and predicted is None:
+            predicted = _predict_depth(mde, scene.rgb)
+        init = _initial_depth(kind, draws["init_seeds"][i], scene.depth, predicted)
+        seed = int(rng.integers(2**31))
+        if lines:
+            sparse = lidar_lines(scene.depth, count, seed=seed)
+            counts.append(max(1, schedule_points(sparse, count)))
+        else:
+            sparse = random_points(scene.depth, count, seed=seed)
+            counts.append(max(1, count_points(sparse)))
+        window = _crop_window(scene.depth.shape, crop, rng)
+        images.append(np.ascontiguousarray(scene.rgb[window]))
+        for out, full in ((depths, scene.depth), (sparses, sparse), (inits, init)):
+            out.append(np.ascontiguousarray(full[window], dtype=np.float32))
+    return images, depths, sparses, inits, counts
+
+
+def _predict_depth(mde: MonoDepthNet, rgb: np.ndarray) -> np.ndarray:
+    """The frozen MDE's D0 of one whole H x W x 3 uint8 image (H x W metres)."""
+    device = next(mde.parameters()).device
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().to(device) / 255
+    with torch.no_grad():
+        return mde(image)[0, 0].float().cpu().numpy()
+
+
+def _initial_depth(
+    kind: str, seed: int, gt: np.ndarray, predicted: np.ndarray | None
+) -> np.ndarray:
+    """One sample's D0 (H x W metres) of ``kind``: the MDE's, else a simulated preset."""
+    if kind == "mde" and predicted is not None:
+        return predicted
+    preset = INIT_DEPTH_PRESETS["harsh" if kind == "mde" else kind]
+    generator = torch.Generator().manual_seed(seed)
+    gt_t = torch.from_numpy(np.ascontiguousarray(gt, dtype=np.float32))[None, None]
+    return simulate_mde_errors(gt_t, generator, preset)[0, 0].numpy()
+
+
+def _crop_window(
+    shape: tuple[int, int], crop: tuple[int, int], rng: np.random.Generator
+) -> tuple[slice, slice]:
+    """A random (H, W) window inside an image of ``shape``."""
+    top = int(rng.integers(0, shape[0] - crop[0] + 1))
+    left = int(rng.integers(0, shape[1] - crop[1] + 1))
+    return slice(top, top + crop[0]), slice(left, left + crop[1])
+
+
+def _batch(
+    config: TrainConfig, step: int, rank: int, mde: MonoDepthNet | None = None
+) -> dict[str, Any]:
+    """Render the batch of ``step`` for process ``rank`` (deterministic).
+
+    A density-matched batch carries its D0 (``"init"``, made on the whole scene with
+    ``mde``); the others carry each sample's D0 kind and seed, made from the crop.
+    """
+    if config.stage == "sdr" and config.density_matched:
+        return _density_matched_batch(config, step, rank, mde)
     scene_config = SceneConfig(height=config.height, width=config.width)
     rng = np.random.default_rng([config.seed, step, rank])
     images, depths, sparses, counts = [], [], [], []
@@ -273,12 +404,34 @@ def _batch(config: TrainConfig, step: int, rank: int) -> dict[str, Any]:
         batch["sparse"] = torch.stack(sparses)
         height, width = depths[0].shape[-2:]
         batch["schedule"] = iteration_schedule(height, width, min(counts), config.mspn)
-        kinds = [kind for kind, _ in config.init_sources]
-        weights = np.array([weight for _, weight in config.init_sources], dtype=np.float64)
-        picks = rng.choice(len(kinds), size=config.batch_size, p=weights / weights.sum())
-        batch["init_kinds"] = [kinds[int(i)] for i in picks]
-        batch["init_seeds"] = [int(v) for v in rng.integers(2**31, size=config.batch_size)]
+        batch.update(_init_draws(config, rng, config.batch_size))
     return batch
+
+
+def _density_matched_batch(
+    config: TrainConfig, step: int, rank: int, mde: MonoDepthNet | None
+) -> dict[str, Any]:
+    """A step of density-matched crops; the schedule is the whole scene's (eq. 13)."""
+    rng = np.random.default_rng([config.seed, step, rank])
+    images, depths, sparses, inits, counts = _density_matched_samples(config, step, rank, rng, mde)
+    return {
+        "image": torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255,
+        "depth": torch.from_numpy(np.stack(depths))[:, None],
+        "sparse": torch.from_numpy(np.stack(sparses))[:, None],
+        "init": torch.from_numpy(np.stack(inits))[:, None],
+        "schedule": iteration_schedule(config.height, config.width, min(counts), config.mspn),
+    }
+
+
+def _init_draws(config: TrainConfig, rng: np.random.Generator, n: int) -> dict[str, list]:
+    """Each sample's D0 kind (drawn by ``init_sources`` weight) and its simulation seed."""
+    kinds = [kind for kind, _ in config.init_sources]
+    weights = np.array([weight for _, weight in config.init_sources], dtype=np.float64)
+    picks = rng.choice(len(kinds), size=n, p=weights / weights.sum())
+    return {
+        "init_kinds": [kinds[int(i)] for i in picks],
+        "init_seeds": [int(v) for v in rng.integers(2**31, size=n)],
+    }
 
 
 def _setup_distributed(device: torch.device) -> tuple[int, int]:
@@ -385,7 +538,10 @@ def _loss_step(
         pred = model(image)
         return silog_loss(pred, gt) + l1_l2_loss(pred, gt)
     sparse = batch["sparse"].to(device)
-    init = _initial_depths(mde, image, gt, batch["init_kinds"], batch["init_seeds"])
+    if "init" in batch:
+        init = batch["init"].to(device)
+    else:
+        init = _initial_depths(mde, image, gt, batch["init_kinds"], batch["init_seeds"])
     every = config.iteration_loss_weight > 0
     coverage = config.mask_coverage_weight > 0 and config.use_mask
     depths = model(
@@ -514,7 +670,7 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
     for step in _steps_iter(start, config.steps, show=rank == 0):
         for group in optimizer.param_groups:
             group["lr"] = config.lr * _lr_factor(step, config)
-        batch = _batch(config, step, rank)
+        batch = _batch(config, step, rank, mde)
         use_amp = config.amp and device.type == "cuda"
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss = _loss_step(trained, mde, batch, config, device)

@@ -289,3 +289,117 @@ def test_refiner_initialisation_floods_the_mask_and_keeps_the_depth():
         for _ in range(3):
             d2, m2 = default.step(attend2, d2, m2, sparse, measured)
     assert int((m2 > 0.5).sum()) < (12 * 3 + 1) ** 2  # PyTorch's init does not flood
+
+
+def _ratio_model(domain="ratio", seed=0):
+    torch.manual_seed(seed)
+    config = MSPNConfig(guidance_dim=8, embed_dim=6, window=5, domain=domain)
+    return MSPN(config)
+
+
+def test_ratio_domain_unreached_pixels_keep_d0_and_measurements_keep_s():
+    # rho = log(D / D0) starts at 0: a pixel the mask has not reached (mask 0 through the
+    # iteration) keeps D0 exactly, and measured pixels hold S exactly, in every state.
+    model = _ratio_model()
+    init, sparse, guidance = _scene(h=30, w=34, n_points=1)
+    measured = sparse > 0
+    with torch.no_grad():
+        states = list(model.refine_steps(init, sparse, guidance, schedule=(2, 0)))
+    assert states[0].depth.data_ptr() != init.data_ptr()
+    for before, after in zip(states, states[1:], strict=False):
+        untouched = (before.mask == 0) & ~measured
+        assert untouched.any()
+        torch.testing.assert_close(after.depth[untouched], init[untouched], rtol=1e-6, atol=0)
+        assert torch.equal(after.depth[measured], sparse[measured])
+
+
+def test_ratio_domain_is_the_depth_domain_run_on_log_ratios():
+    # Eqs. 6-11 unchanged: the ratio model's layer-1 states are exp of a depth-domain run of
+    # the same weights on rho (D0 -> 0, S -> log(S / D0)), times D0.
+    ratio = _ratio_model("ratio")
+    depth = _ratio_model("depth")
+    depth.load_state_dict(ratio.state_dict())
+    init, sparse, guidance = _scene(n_points=4)
+    measured = sparse > 0
+    rho_sparse = torch.where(measured, torch.log(sparse.clamp_min(1e-3) / init), 0.0)
+    # the depth model sees rho as its "depth": D0 = 0 everywhere is not allowed as a metric
+    # map, so run its layer directly
+    layer = depth.layers[0]
+    with torch.no_grad():
+        states = list(ratio.refine_steps(init, sparse, guidance, schedule=(3, 0)))
+        attend = layer.prepare(guidance)
+        values, mask = torch.where(measured, rho_sparse, 0.0), measured.float()
+        for state in states[1:]:
+            values, mask = layer.step(attend, values, mask, rho_sparse, measured)
+            expected = torch.where(measured, sparse, init * torch.exp(values))
+            torch.testing.assert_close(state.depth, expected, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(state.mask, mask, rtol=0, atol=0)
+
+
+def test_one_point_in_the_ratio_domain_moves_d0_by_a_bounded_ratio():
+    # Eqs. 9-10 on rho are convex mixes of the window's ratios, all in [0, log 1.5] here:
+    # every pixel's D / D0 stays within [1, 1.5] (D0's shape is kept, never flattened to S),
+    # and pixels the mask has reached move towards the measurement.
+    model = _ratio_model()
+    for layer in model.layers:
+        layer.init_as_refiner(key_logit=10.0, self_bias=0.0)
+    init, _, guidance = _scene(h=21, w=21, n_points=0)
+    sparse = torch.zeros_like(init)
+    sparse[0, 0, 10, 10] = 1.5 * float(init[0, 0, 10, 10])
+    with torch.no_grad():
+        state = list(model.refine_steps(init, sparse, guidance, schedule=(12, 0)))[-1]
+    ratio = state.depth / init
+    assert float(ratio.min()) >= 1 - 1e-6
+    assert float(ratio.max()) <= 1.5 + 1e-5
+    reached = state.mask > 0.99
+    assert reached.sum() > 300
+    assert (ratio[reached] > 1 + 1e-4).all()
+
+
+def test_ratio_depth_domain_runs_layer2_in_metres():
+    model = _ratio_model("ratio-depth")
+    init, sparse, guidance = _scene(n_points=4)
+    with torch.no_grad():
+        states = list(model.refine_steps(init, sparse, guidance))
+        final = model(init, sparse, guidance)
+    assert states[-1].layer == 2
+    torch.testing.assert_close(states[-1].depth, final, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="domain must be one of"):
+        MSPNConfig(domain="inverse")
+
+
+def test_ratio_domain_gradients_reach_every_parameter():
+    model = _ratio_model()
+    init, sparse, guidance = _scene(n_points=4)
+    guidance.requires_grad_(True)
+    loss = model(init, sparse, guidance).square().mean()
+    loss.backward()
+    assert guidance.grad is not None
+    assert guidance.grad.abs().sum() > 0
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.abs().sum() > 0, name
+
+
+def test_window_weights_in_the_ratio_domain_match_the_step():
+    model = _ratio_model()
+    init, sparse, guidance = _scene(n_points=4)
+    with torch.no_grad():
+        states = list(model.refine_steps(init, sparse, guidance, schedule=(2, 0)))
+    row, col = 7, 9
+    window = model.window_weights(guidance, sparse, states[0], row, col, init_depth=init)
+    assert window.domain == "ratio"
+    torch.testing.assert_close(
+        torch.tensor(window.depth_after), states[1].depth[0, 0, row, col], rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(
+        torch.tensor(window.mask_after), states[1].mask[0, 0, row, col], rtol=1e-5, atol=1e-6
+    )
+    # R is D0 times exp of the attention-weighted log-ratios of the keys
+    rho_keys = torch.log(torch.tensor(window.depth)) - torch.log(
+        init[0, 0, window.top : window.top + 5, window.left : window.left + 5]
+    )
+    refined = init[0, 0, row, col] * torch.exp((torch.tensor(window.weights) * rho_keys).sum())
+    torch.testing.assert_close(torch.tensor(window.refined), refined, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="pass init_depth"):
+        model.window_weights(guidance, sparse, states[0], row, col)

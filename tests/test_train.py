@@ -54,7 +54,7 @@ def tiny(tmp_path: Path, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def fake_batch(config: TrainConfig, step: int, rank: int) -> dict:
+def fake_batch(config: TrainConfig, step: int, rank: int, mde=None) -> dict:
     """A deterministic stand-in for rendered scenes: smooth depth, matching image."""
     g = torch.Generator().manual_seed(1000 * step + rank)
     b, h, w = config.batch_size, config.height, config.width
@@ -114,7 +114,7 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
         torch.testing.assert_close(b.state_dict()[key], value)
 
 
-def rank_independent_batch(config: TrainConfig, step: int, rank: int) -> dict:
+def rank_independent_batch(config: TrainConfig, step: int, rank: int, mde=None) -> dict:
     """Same data on every rank, with an iteration count that changes per step."""
     batch = fake_batch(config, step, 0)
     batch["schedule"] = (6 + 3 * step, 6)
@@ -366,3 +366,71 @@ def test_mask_coverage_loss_is_the_unreached_share_of_layer_one(tmp_path, monkey
     expected = 2.0 * float((1 - layer1.mask).mean())
     assert float(with_cov - without) == pytest.approx(expected, rel=1e-5)
     assert expected > 0.1  # three iterations from a few points leave most pixels unreached
+
+
+def test_density_matched_crops_keep_the_whole_scenes_density_and_schedule(tmp_path, monkeypatch):
+    from sdr_core.mspn import iteration_schedule
+
+    full = (96, 120)
+    config = tiny(
+        tmp_path, height=full[0], width=full[1], crop=(24, 30), density_matched=True,
+        batch_size=8, crops_per_scene=4, lines_fraction=0.0, min_points=400, max_points=400,
+    )  # fmt: skip
+    batch = _batch(config, 0, 0)
+    # 400 points on the whole scene: the crop (1/16 of it) holds about 25 of them
+    assert batch["image"].shape == (8, 3, 24, 30)
+    assert batch["depth"].shape == batch["sparse"].shape == batch["init"].shape == (8, 1, 24, 30)
+    counts = (batch["sparse"] > 0).flatten(1).sum(1).float()
+    assert 10 < float(counts.mean()) < 45
+    assert batch["schedule"] == iteration_schedule(*full, 400, config.mspn)
+    # the measurements are the ground truth, D0 is a whole-scene simulation cropped
+    measured = batch["sparse"] > 0
+    assert torch.equal(batch["sparse"][measured], batch["depth"][measured])
+    assert (batch["init"] > 0).all()
+    assert not torch.equal(batch["init"], batch["depth"])
+    again = _batch(config, 0, 0)
+    assert torch.equal(again["sparse"], batch["sparse"])
+    assert torch.equal(again["init"], batch["init"])
+    # four crops per rendered scene: two scenes for eight crops
+    rendered = []
+    real = train_module.generate_scene
+    monkeypatch.setattr(train_module, "generate_scene", lambda *a: rendered.append(a) or real(*a))
+    _batch(config, 1, 0)
+    assert len(rendered) == 2
+
+
+@pytest.mark.parametrize(
+    ("count", "lines", "crop", "batch"),
+    [(400, False, (24, 30), 8), (20, False, (48, 60), 2), (3, False, (96, 120), 1),
+     (16, True, (24, 30), 8), (4, True, (48, 60), 2)],
+)  # fmt: skip
+def test_density_matched_crop_grows_when_few_points(tmp_path, count, lines, crop, batch):
+    config = tiny(tmp_path, height=96, width=120, crop=(24, 30), density_matched=True,
+                  batch_size=8)  # fmt: skip
+    assert train_module.density_matched_crop(config, count, lines) == (crop, batch)
+
+
+def test_density_matched_training_runs_in_the_ratio_domain(tmp_path):
+    config = tiny(
+        tmp_path, height=48, width=60, crop=(16, 20), density_matched=True, batch_size=4,
+        crops_per_scene=2, steps=2, mspn=MSPNConfig(guidance_dim=8, embed_dim=4, window=5,
+                                                    domain="ratio"),
+    )  # fmt: skip
+    out = train(config, device="cpu")
+    mspn = load_module(out / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+    assert mspn.config.domain == "ratio"
+    with pytest.raises(ValueError, match="needs a crop"):
+        tiny(tmp_path, density_matched=True)
+
+
+def test_cli_density_and_domain_flags_reach_the_config(monkeypatch):
+    from sdr_core import __main__ as cli
+
+    captured = {}
+    monkeypatch.setattr(train_module, "train", lambda c, device=None: captured.setdefault("c", c))
+    argv = ["train", "--crop", "64", "80", "--density-matched", "--crops-per-scene", "4",
+            "--domain", "ratio-depth"]  # fmt: skip
+    assert cli.main(argv) == 0
+    config = captured["c"]
+    assert (config.crop, config.density_matched, config.crops_per_scene) == ((64, 80), True, 4)
+    assert config.mspn.domain == "ratio-depth"
