@@ -104,6 +104,15 @@ def inspection_text(window: AttentionWindow, iterations_in_layer: int, initial: 
             f"A measured pixel: its depth stays at S = {window.depth_after:.3f} m and its mask "
             f"at {window.mask_after:.2f}."
         )
+    elif window.domain == "ratio":
+        lines.append(
+            f"Before: D = {window.depth_before:.3f} m, M = {window.mask_before:.3f}. This "
+            "layer propagates the correction rho = log(D / D0), not the depth: the "
+            "attention-weighted rho of the window, applied to this pixel's D0, gives "
+            f"R = {window.refined:.3f} m (eq. 9); the new depth blends D and R by M: "
+            f"{window.depth_after:.3f} m (eq. 10); the new mask is the attention-weighted "
+            f"mask of the window: {window.mask_after:.3f} (eq. 11)."
+        )
     else:
         lines.append(
             f"Before: D = {window.depth_before:.3f} m, M = {window.mask_before:.3f}. "

@@ -754,6 +754,21 @@ def test_inspect_pixel_matches_the_stored_next_state(pipe, session, tmp_path):
     assert session.run.guidance is not None  # computed once, then cached
 
 
+def test_inspect_pixel_in_the_ratio_domain_matches_the_stored_next_state(pipe, scene, tmp_path):
+    # weights that propagate log(D / D0): the teaching view shows metres and says so
+    ratio = pipe.with_mspn_config(domain="ratio")
+    session = new_session(scene)
+    _run(ratio, session, tmp_path)
+    states = session.run.states
+    for index in (1, len(states) - 1):
+        inspection = inspect_pixel(ratio, session, index, 17, 11)
+        assert inspection.window.domain == "ratio"
+        assert inspection.window.depth_after == pytest.approx(
+            float(states[index].depth[11, 17]), rel=1e-4
+        )
+        assert "log(D / D0)" in inspection.text
+
+
 def test_inspect_view_outlines_the_window(pipe, session, tmp_path):
     _run(pipe, session, tmp_path)
     plain = inspect_view(session.scene, session.run, 2)
