@@ -7,9 +7,11 @@ here, on scenes that neither training (seeds below 9,000,000) nor the reported e
 
 Every run refines the same D0 and sparse inputs per scene. For each regime of D0 (``mde``:
 the bundled MDE; ``simulated``: a poor MDE; ``metric``: a good metric MDE), the table gives
-MSPN's RMSE per level next to D0 alone and the two least-squares baselines, and the mask-shape
-diagnostic (one centre point, 6 first-layer iterations). The quality bar of
-``sdr_core.evaluate.check_quality_bar`` is checked on this split too.
+MSPN's RMSE per level next to D0 alone and every classical method (the least-squares baselines
+and the edge-aware and bilateral propagation of ``sdr_core.classical``), the best classical
+method's RMSE and MSPN's ratio to it, and the mask-shape diagnostic (one centre point, 6
+first-layer iterations). The quality bar of ``sdr_core.evaluate.check_quality_bar`` is checked
+on this split too.
 
     python scripts/select_design.py --runs runs/a runs/b \
         --mde-checkpoint checkpoints/mde.safetensors
@@ -29,15 +31,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdr_core import load_pipeline  # noqa: E402
 from sdr_core.data.datasets import VALIDATION_SEED_START  # noqa: E402
 from sdr_core.evaluate import (  # noqa: E402
+    BASELINE_METHODS,
     INIT_SOURCES,
     EvalConfig,
+    best_classical,
     check_quality_bar,
     evaluate_scenes,
     heldout_scenes,
     mask_shape,
 )
 
-METHODS = ("mspn", "mde", "ls_align", "ls_interp")
+METHODS = ("mspn", *BASELINE_METHODS)
+
+
+def _rmse_table(results: dict, levels: list[tuple[str, int]]) -> list[str]:
+    """Markdown rows: every method's RMSE per level, then MSPN / the best classical method."""
+    header = " | ".join(f"{s[0]}{n}" for s, n in levels)
+    rows = [f"| method | {header} |", "|---|" + "---:|" * len(levels)]
+    for method in METHODS:
+        cells = " | ".join(f"{results[s][method][n]['rmse']:.3f}" for s, n in levels)
+        rows.append(f"| {method} | {cells} |")
+    best = best_classical(results)
+    cells = " | ".join(f"{best[s][n]['ratio']:.2f} ({best[s][n]['method']})" for s, n in levels)
+    rows.append(f"| mspn / best classical | {cells} |")
+    return rows
 
 
 def main() -> None:
@@ -79,16 +96,8 @@ def main() -> None:
             results = evaluate_scenes(pipe, scenes, config)
             shape = mask_shape(pipe, scenes[:6], init_source=regime)
             levels = [("points", n) for n in points] + [("lines", k) for k in lines_]
-            header = " | ".join(f"{s[0]}{n}" for s, n in levels)
-            out_lines += [
-                f"D0: {regime}",
-                "",
-                f"| method | {header} |",
-                "|---|" + "---:|" * len(levels),
-            ]
-            for method in METHODS:
-                cells = " | ".join(f"{results[s][method][n]['rmse']:.3f}" for s, n in levels)
-                out_lines.append(f"| {method} | {cells} |")
+            start = len(out_lines)
+            out_lines += [f"D0: {regime}", "", *_rmse_table(results, levels)]
             report = {
                 "meta": {"config": {"init_source": regime}},
                 "heldout": results,
@@ -107,7 +116,7 @@ def main() -> None:
                 "rmse": {f"{s} {n}": results[s]["mspn"][n]["rmse"] for s, n in levels},
                 "mask_fill": shape["mean_fill"],
             }
-            print("\n".join(out_lines[-12:]), flush=True)
+            print("\n".join(out_lines[start:]), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(out_lines) + "\n", encoding="utf-8")

@@ -89,7 +89,7 @@ def _refine_sparse(args: argparse.Namespace, gt: np.ndarray | None, shape: tuple
 def _refine(args: argparse.Namespace) -> int:
     from . import report, viz
     from .data.io import read_depth, read_image
-    from .methods import METHODS
+    from .methods import BASELINES, METHODS, MethodInputs, predict
     from .metrics import compute_metrics
     from .sparse import schedule_points
 
@@ -123,16 +123,19 @@ def _refine(args: argparse.Namespace) -> int:
         for s in states
         if not s.is_restart  # the same depth as layer 1's last frame
     ]
+    n_schedule = schedule_points(sparse, n_lines)
     summary: dict[str, object] = {
         "image": str(Path(args.image).resolve()),
         "n_points": int((sparse > 0).sum()),
-        "schedule": list(pipe.schedule(*sparse.shape, schedule_points(sparse, n_lines))),
+        "schedule": list(pipe.schedule(*sparse.shape, n_schedule)),
         "initial_depth": "bundled MDE",
     }
-    if gt is not None:
+    if gt is not None:  # MSPN and every baseline on the same D0 and S
+        inputs = MethodInputs(image, sparse, init, n_schedule)
+        predictions = {"mspn": final, **predict(BASELINES, pipe, inputs)}
         summary["metrics"] = {  # rows named as in the app and the evaluation
-            METHODS["mspn"].label: compute_metrics(final, gt),
-            METHODS["mde"].label: compute_metrics(init, gt),
+            METHODS[method].label: compute_metrics(depth, gt)
+            for method, depth in predictions.items()
         }
     files = report.write_run_files(
         args.out, final, frames, summary, image=image, depth_scale=scale, fps=args.fps
@@ -144,9 +147,11 @@ def _refine(args: argparse.Namespace) -> int:
 def _print_refine_summary(summary: dict[str, object], files: list[Path]) -> None:
     first, second = summary["schedule"]  # type: ignore[misc]
     print(f"refined from {summary['n_points']} depth points, {first} + {second} iterations")
-    for method, values in dict(summary.get("metrics", {})).items():  # type: ignore[call-overload]
+    metrics = dict(summary.get("metrics", {}))  # type: ignore[call-overload]
+    width = max((len(method) for method in metrics), default=0)
+    for method, values in metrics.items():
         print(
-            f"  {method:13s} RMSE {values['rmse']:.3f} m, REL {values['rel']:.3f}, "
+            f"  {method:{width}s} RMSE {values['rmse']:.3f} m, REL {values['rel']:.3f}, "
             f"delta1 {values['d1']:.3f}"
         )
     print("wrote:")

@@ -40,26 +40,28 @@ class _Refiner(Protocol):
     def refine(self, image: np.ndarray, sparse: np.ndarray, **kwargs: Any) -> Any: ...
 
 
-def _check_init_depth(init_depth: Any) -> np.ndarray:
-    """Return D0 as HxW float32; unlike sparse maps it must be finite and > 0 everywhere."""
+def _check_init_depth(init_depth: Any, name: str = "init_depth") -> np.ndarray:
+    """Return a dense depth map (D0) as HxW float32, finite and > 0 everywhere.
+
+    Unlike sparse maps, it has no missing pixels. ``name`` names it in the error messages.
+    """
+    what = "the MDE output D0" if name == "init_depth" else f"the dense map {name}"
     array = np.asarray(init_depth)
     if np.issubdtype(array.dtype, np.floating):
         n_nonfinite = int(np.count_nonzero(~np.isfinite(array)))
         if n_nonfinite:
             raise ValueError(
-                f"init_depth has {n_nonfinite} NaN/inf values; the MDE output D0 must be "
-                "finite everywhere"
+                f"{name} has {n_nonfinite} NaN/inf values; {what} must be finite everywhere"
             )
-    depth = as_depth_map(array, "init_depth")
+    depth = as_depth_map(array, name)
     n_nonpositive = int(np.count_nonzero(depth <= 0))
     if n_nonpositive:
-        raise ValueError(
-            f"init_depth has {n_nonpositive} values <= 0; the MDE output D0 must be > 0 everywhere"
-        )
+        raise ValueError(f"{name} has {n_nonpositive} values <= 0; {what} must be > 0 everywhere")
     return depth
 
 
 def _check_inputs(init_depth: Any, sparse: Any) -> tuple[np.ndarray, np.ndarray]:
+    """D0 (finite, > 0) and S (0 = missing) as HxW float32 maps of the same size."""
     depth = _check_init_depth(init_depth)
     measurements = as_depth_map(sparse, "sparse")  # NaN/negative = missing, as elsewhere
     check_same_shape(depth, measurements, "init_depth", "sparse")

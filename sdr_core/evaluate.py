@@ -10,8 +10,13 @@ Every scene is refined at each sparsity level of three settings:
 
 The methods (keys of the results) are ``"mspn"`` (both layers), ``"mspn_layer1"`` (first
 layer only, Fig. 10a), ``"mspn_no_mask"`` (mask fixed to 1, Fig. 10d), ``"mde"`` (D0 alone),
-``"ls_align"`` (D0 with one least-squares scale and shift) and ``"ls_interp"`` (LS-aligned D0
-plus inverse-distance-weighted residuals). All methods of a scene refine the *same* D0: the
+``"ls_align"`` (D0 with one least-squares scale and shift), ``"ls_interp"`` (LS-aligned D0
+plus inverse-distance-weighted residuals), and two training-free propagation methods guided
+by the image (:mod:`sdr_core.classical`): ``"edge_aware"`` (the log-ratio S / D0 spread
+along the image's edges, Levin et al. 2004) and ``"ls_interp_bilateral"`` (``"ls_interp"``
+then a joint bilateral pass). Every baseline but ``"mde"`` is a *classical method*
+(:data:`CLASSICAL_METHODS`); :func:`best_classical` picks the best of them per level and
+MSPN's RMSE ratio to it. All methods of a scene refine the *same* D0: the
 pipeline's MDE runs once per scene and its output is passed as ``init_depth``. With
 ``init_source="simulated"`` D0 is instead the ground truth with the simulated MDE errors of
 training (seeded per scene): the paper's Fig. 10b question, does the refinement also help a
@@ -21,8 +26,10 @@ Results are nested dicts ``{setting: {method: {level: {metric: mean over scenes}
 integer levels (points, lines, or the hole's outside point count) and the metrics of
 :func:`sdr_core.metrics.compute_metrics` plus ``n_points`` (measurements used).
 :func:`run_evaluation` does the held-out synthetic split and the Middlebury scene and writes
-``results.json``, ``results.md`` and ``results.html``; :func:`check_quality_bar` lists where
-the results fall short of the project's quality bar. The report also holds, under
+``results.json``, ``results.md`` and ``results.html`` (with, under ``"best_classical"``, the
+comparison with the best classical method); :func:`check_quality_bar` lists where
+the results fall short of the project's quality bar. The bar and the writers live in
+:mod:`sdr_core.eval_report` and are importable from here. The report also holds, under
 ``"paired"``, every method's scene-by-scene RMSE difference to MSPN with a 95 % bootstrap
 interval (:func:`sdr_core.metrics.paired_difference`): whether a gap is larger than the scene
 draw moves it.
@@ -46,6 +53,21 @@ import numpy as np
 
 from sdr_core import methods as method_table
 from sdr_core import sparse
+from sdr_core.eval_report import (  # the report's readers and writers, importable from here
+    BASELINE_METHODS,
+    CLASSICAL_METHODS,
+    METHOD_LABELS,
+    SETTINGS,
+    best_classical,
+    best_classical_table,
+    check_quality_bar,
+    markdown_report,
+    markdown_table,
+    paired_table,
+    read_json,
+    write_json,
+    write_plot_html,
+)
 from sdr_core.metrics import compute_metrics, paired_difference
 from sdr_core.sparse import centre_hole_mask  # in __all__: still importable from here
 
@@ -55,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ABLATION_SUBDIR",
     "BASELINE_METHODS",
+    "CLASSICAL_METHODS",
     "DEFAULT_LINES",
     "DEFAULT_POINTS",
     "INIT_SOURCES",
@@ -65,6 +88,8 @@ __all__ = [
     "EvalScene",
     "FAITHFUL_SUBDIR",
     "SceneLike",
+    "best_classical",
+    "best_classical_table",
     "centre_hole_mask",
     "centre_point",
     "check_quality_bar",
@@ -76,6 +101,7 @@ __all__ = [
     "mask_shape",
     "middlebury_scenes",
     "paired_rmse",
+    "paired_table",
     "read_json",
     "run_evaluation",
     "write_json",
@@ -86,44 +112,18 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_POINTS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)  # Fig. 5 x-axis
 DEFAULT_LINES = (4, 8, 16, 32, 64)  # Fig. 6 x-axis
-SETTINGS = ("points", "lines", "hole")
-METHODS = ("mspn", "mspn_layer1", "mspn_no_mask", "mde", "ls_align", "ls_interp")
-BASELINE_METHODS = method_table.BASELINES  # ("mde", "ls_align", "ls_interp")
+METHODS = ("mspn", "mspn_layer1", "mspn_no_mask", *BASELINE_METHODS)
 # Where every method's D0 comes from: the pipeline's MDE, or GT + simulated MDE errors.
 # "simulated" is the harsh preset of sdr_core.data.mde_errors (its name in earlier releases),
-# "metric" the error model of a good metric indoor MDE.
+# "metric" the error model of a good metric indoor MDE (labels: eval_report.INIT_LABELS).
 INIT_SOURCES = ("mde", "simulated", "metric")
 _INIT_PRESETS = {"simulated": "harsh", "metric": "metric"}
-_INIT_LABELS = {
-    "mde": "the pipeline's MDE",
-    "simulated": "ground truth with simulated errors of a poor MDE (harsh preset)",
-    "metric": "ground truth with simulated errors of a good metric MDE (metric preset)",
-}
-METHOD_LABELS = {name: method.label for name, method in method_table.METHODS.items()}
-# Metrics where larger is better (threshold accuracies); all others are errors.
-_HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3"})
-_METRIC_UNITS = {"rmse": "m", "mae": "m", "irmse": "1/km", "imae": "1/km"}
 # Stable per-setting tags mixed into the sampling seeds (never reorder: results would move).
 _SETTING_TAGS = {"points": 1, "lines": 2, "hole": 3, "init": 4}
 # Where the shipped mask ablation (trained without the mask) lives, under the checkpoints.
 ABLATION_SUBDIR = "ablation_no_mask"
 # Where the model trained by the same recipe without the project's departures lives.
 FAITHFUL_SUBDIR = "faithful"
-# The quality bar: no-mask ablation must lose to MSPN at this many points or fewer.
-_NO_MASK_MAX_POINTS = 20
-# The bar with a good metric D0: MSPN beats the better least-squares baseline from this many
-# points on, and from _METRIC_MARGIN_POINTS on with RMSE at most _METRIC_MARGIN times its.
-_METRIC_BEAT_LS_POINTS = 20
-_METRIC_MARGIN_POINTS = 200
-_METRIC_MARGIN = 0.85
-# The mask must follow the image: from one centre point, it fills at most this share of its
-# bounding box (a square flood fills all of it).
-_MASK_MAX_FILL = 0.85
-_SETTING_TITLES = {
-    "points": "random points",
-    "lines": "LiDAR lines",
-    "hole": "hole filling (metrics inside the hole)",
-}
 
 
 class SceneLike(Protocol):
@@ -483,10 +483,12 @@ def run_evaluation(
         out_dir: folder for ``results.json``, ``results.md`` and ``results.html``; created.
 
     Returns:
-        ``{"meta": {...}, "heldout": results, "middlebury": results, "paired": {...}}``
-        where each ``results`` is as returned by :func:`evaluate_scenes` (a split is absent
-        when the config skips it), ``paired`` maps each split to :func:`paired_rmse`, and
-        ``meta`` holds the config, scene names and quality-bar failures.
+        ``{"meta": {...}, "heldout": results, "middlebury": results, "paired": {...},
+        "best_classical": {...}}`` where each ``results`` is as returned by
+        :func:`evaluate_scenes` (a split is absent when the config skips it), ``paired``
+        maps each split to :func:`paired_rmse`, ``best_classical`` to
+        :func:`best_classical`, and ``meta`` holds the config, scene names and quality-bar
+        failures.
     """
     config = config or EvalConfig()
     out = Path(out_dir)
@@ -505,6 +507,7 @@ def run_evaluation(
         per_scene = _collect(pipe, scenes, config)
         report[split] = _means(per_scene, config)
         report.setdefault("paired", {})[split] = paired_rmse(per_scene)
+        report.setdefault("best_classical", {})[split] = best_classical(report[split])
         if config.mask_shape:
             report.setdefault("mask_shape", {})[split] = mask_shape(
                 pipe, scenes, init_source=config.init_source, seed=config.seed
@@ -599,368 +602,3 @@ def mask_shape(
         "iterations": iterations,
         "threshold": threshold,
     }
-
-
-# ----------------------------------------------------------------------------- quality bar
-
-
-def _rmse(results: Mapping[str, Any], setting: str, method: str, level: int) -> float | None:
-    try:
-        return float(results[setting][method][level]["rmse"])
-    except KeyError:
-        return None
-
-
-def check_quality_bar(report: Mapping[str, Any]) -> list[str]:
-    """Where the results miss the project's quality bar (RMSE of the means over scenes).
-
-    The bar depends on where D0 came from (``report["meta"]["config"]["init_source"]``), on
-    the held-out synthetic split and on Middlebury alike:
-
-    * D0 from the bundled MDE (``"mde"``) or a poor simulated MDE (``"simulated"``): at every
-      level of ``points`` and ``lines``, ``mspn`` beats every baseline (``mde``,
-      ``ls_align``, ``ls_interp``).
-    * D0 from a good metric MDE (``"metric"``): ``mspn`` is never worse than D0 (``mde``)
-      at any level of ``points`` and ``lines``; from 20 points on it beats the better of
-      ``ls_align`` and ``ls_interp``, and from 200 points on by at least 15 % (RMSE at most
-      0.85 times the better one's).
-    * Every regime, held-out split, ``points`` levels <= 20: the mask ablation is worse
-      than ``mspn``. The paper's ablation (Fig. 10d) is a network trained without the mask,
-      so ``mspn_no_mask_trained`` is checked when the report has it; otherwise the
-      inference-time stand-in ``mspn_no_mask`` (the same weights run with the mask fixed
-      to 1).
-
-    The hole setting is reported but not part of the bar. A split, method or setting the
-    bar needs but the report lacks is a failure too: an unchecked bar is not a passed one.
-    Failures carry the paired 95 % interval over scenes where the report has one.
-
-    Args:
-        report: ``{"heldout": results, "middlebury": results, "meta": ..., "paired": ...}``
-            as from :func:`run_evaluation` (other keys are ignored).
-
-    Returns:
-        One human-readable line per failure; empty when the bar is met.
-    """
-    failures: list[str] = []
-    init_source = report.get("meta", {}).get("config", {}).get("init_source", "mde")
-
-    def compare(
-        split: str, setting: str, level: int, rivals: tuple[str, ...], unit: str, factor: float
-    ) -> None:
-        """``mspn`` must be below ``factor`` x the best rival (at most, for factor 1 of D0)."""
-        results = report[split]
-        ours = _rmse(results, setting, "mspn", level)
-        found = {rival: _rmse(results, setting, rival, level) for rival in rivals}
-        missing = [m for m, v in {"mspn": ours, **found}.items() if v is None]
-        if missing:
-            failures.append(f"{split} {setting} @ {level} {unit}: no {missing[0]} result")
-            return
-        best = min(found, key=lambda m: found[m])
-        target = factor * found[best]
-        # "Never worse than D0" and "better by at least 15 %" allow equality; "beats" does not.
-        never_worse = rivals == ("mde",) and init_source == "metric"
-        at_most = never_worse or factor != 1
-        if (ours <= target) if at_most else (ours < target):
-            return
-        relation = "above" if at_most else "not below"
-        scaled = f"{factor:g} x " if factor != 1 else ""
-        failures.append(
-            f"{split} {setting} @ {level} {unit}: mspn RMSE {ours:.4f} m is {relation} "
-            f"{scaled}{best} {found[best]:.4f} m"
-            f"{_interval_note(report, split, setting, best, level)}"
-        )
-
-    def levels(split: str, setting: str) -> list[int]:
-        return sorted(report[split].get(setting, {}).get("mspn", {}))
-
-    for split in ("heldout", "middlebury"):
-        if split not in report:
-            failures.append(f"{split}: no results, so the bar cannot be checked")
-            continue
-        if not any(levels(split, s) for s in ("points", "lines")):
-            failures.append(f"{split}: no mspn results for points or lines")
-        for setting in ("points", "lines"):
-            for level in levels(split, setting):
-                if init_source != "metric":
-                    for rival in BASELINE_METHODS:
-                        compare(split, setting, level, (rival,), setting, 1.0)
-                    continue
-                compare(split, setting, level, ("mde",), setting, 1.0)
-                if setting == "points" and level >= _METRIC_BEAT_LS_POINTS:
-                    factor = _METRIC_MARGIN if level >= _METRIC_MARGIN_POINTS else 1.0
-                    compare(split, setting, level, ("ls_align", "ls_interp"), setting, factor)
-    shape = report.get("mask_shape", {}).get("heldout")
-    if shape is not None:
-        if shape["mean_fill"] > _MASK_MAX_FILL:
-            failures.append(
-                f"heldout mask shape: from one centre point the mask > {shape['threshold']} "
-                f"region fills {100 * shape['mean_fill']:.1f} % of its bounding box after "
-                f"{shape['iterations']} iterations on average (at most "
-                f"{100 * _MASK_MAX_FILL:.0f} %)"
-            )
-        if shape["distinct"] < shape["n"]:
-            failures.append(
-                f"heldout mask shape: only {shape['distinct']} different masks in "
-                f"{shape['n']} scenes"
-            )
-    if "heldout" in report:
-        few = [n for n in levels("heldout", "points") if n <= _NO_MASK_MAX_POINTS]
-        if not few:
-            failures.append(
-                f"heldout: no points level <= {_NO_MASK_MAX_POINTS} to check the no-mask ablation"
-            )
-        ablation = "mspn_no_mask"
-        if report["heldout"].get("points", {}).get("mspn_no_mask_trained"):
-            ablation = "mspn_no_mask_trained"
-        for level in few:
-            compare("heldout", "points", level, (ablation,), "points", 1.0)
-    return failures
-
-
-def _interval_note(
-    report: Mapping[str, Any], split: str, setting: str, method: str, level: int
-) -> str:
-    """`` (difference ..., 95 % CI [...] over n scenes)`` when the report has it, else ''."""
-    try:
-        diff = report["paired"][split][setting][method][level]
-    except KeyError:
-        return ""
-    return (
-        f" (paired difference {diff['mean']:+.4f} m, 95 % CI [{diff['low']:+.4f}, "
-        f"{diff['high']:+.4f}] over {diff['n']} scenes)"
-    )
-
-
-# ----------------------------------------------------------------------------- writers
-
-
-def _split_items(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """``[(split, results)]`` for a report, or ``[("", results)]`` for one split's results."""
-    if set(results) <= set(SETTINGS):
-        return [("", results)]
-    return [
-        (k, v)
-        for k, v in results.items()
-        if k not in ("meta", "paired", "mask_shape") and isinstance(v, Mapping)
-    ]
-
-
-def write_json(results: Mapping[str, Any], path: str | Path) -> None:
-    """Write results (one split's or a whole report) as indented JSON; levels become strings.
-
-    Read it back with :func:`read_json`, which restores the integer levels.
-    """
-    Path(path).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def _int_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            (int(k) if isinstance(k, str) and k.isdigit() else k): _int_keys(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_int_keys(v) for v in value]
-    return value
-
-
-def read_json(path: str | Path) -> dict[str, Any]:
-    """Read what :func:`write_json` wrote, with the levels as ints again."""
-    return _int_keys(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-def _format(value: float) -> str:
-    return f"{value:.3f}"
-
-
-def markdown_table(
-    results: Mapping[str, Any], metric: str = "rmse", setting: str | None = None
-) -> str:
-    """Markdown tables of one metric: rows are methods, columns levels, best in bold.
-
-    Args:
-        results: one split's results, as from :func:`evaluate_scenes`.
-        metric: a key of the metric dicts, e.g. ``"rmse"``; for ``d1``-``d3`` the largest
-            value is best, for every other metric the smallest.
-        setting: one setting only; default every setting, each under a caption line.
-
-    Returns:
-        The table(s), ending in a newline. Ties for the best are all bold.
-    """
-    settings = [setting] if setting is not None else [s for s in SETTINGS if s in results]
-    pick = max if metric in _HIGHER_IS_BETTER else min
-    unit = f" ({_METRIC_UNITS[metric]})" if metric in _METRIC_UNITS else ""
-    blocks = []
-    for name in settings:
-        by_method = results[name]
-        methods = list(by_method)
-        levels = sorted({level for m in methods for level in by_method[m]})
-        best = {
-            level: pick(by_method[m][level][metric] for m in methods if level in by_method[m])
-            for level in levels
-        }
-        header = "| method | " + " | ".join(str(level) for level in levels) + " |"
-        rule = "|---|" + "---:|" * len(levels)
-        rows = []
-        for method in methods:
-            cells = []
-            for level in levels:
-                if level not in by_method[method]:
-                    cells.append("")
-                    continue
-                value = by_method[method][level][metric]
-                text = _format(value)
-                cells.append(f"**{text}**" if value == best[level] else text)
-            rows.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
-        lines = [header, rule, *rows]
-        if setting is None:
-            lines = [f"{metric.upper()}{unit}, {_SETTING_TITLES.get(name, name)}:", "", *lines]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
-
-
-def paired_table(paired: Mapping[str, Any], setting: str) -> str:
-    """Markdown table of :func:`paired_rmse` for one setting of one split.
-
-    Rows are methods, columns levels; each cell is the mean RMSE difference to MSPN (m,
-    > 0: MSPN better) and its interval, bold where the interval excludes 0 (the sign holds
-    for any likely draw of scenes).
-    """
-    by_method = paired[setting]
-    levels = sorted({level for rows in by_method.values() for level in rows})
-    lines = [
-        "| method | " + " | ".join(str(level) for level in levels) + " |",
-        "|---|" + "---:|" * len(levels),
-    ]
-    for method, rows in by_method.items():
-        cells = []
-        for level in levels:
-            if level not in rows:
-                cells.append("")
-                continue
-            diff = rows[level]
-            text = f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}]"
-            clear = diff["low"] > 0 or diff["high"] < 0
-            cells.append(f"**{text}**" if clear else text)
-        lines.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _paired_section(report: Mapping[str, Any], split: str) -> list[str]:
-    """Markdown lines of a split's paired differences; none for a single scene."""
-    paired = report.get("paired", {}).get(split, {})
-    n_scenes = len(report.get("meta", {}).get("scenes", {}).get(split, []))
-    if not paired or n_scenes < 2:
-        return []
-    parts = [
-        f"RMSE difference to MSPN, scene by scene (m; method minus MSPN, > 0: MSPN better), "
-        f"mean and 95 % bootstrap interval over the {n_scenes} scenes; bold: the interval "
-        "excludes 0.",
-        "",
-    ]
-    for setting in SETTINGS:
-        if setting in paired:
-            parts += [f"{_SETTING_TITLES[setting]}:", "", paired_table(paired, setting)]
-    return parts
-
-
-def _mask_shape_section(report: Mapping[str, Any], split: str) -> list[str]:
-    """Markdown lines of a split's mask-shape diagnostic; none when it was not run."""
-    shape = report.get("mask_shape", {}).get(split)
-    if not shape:
-        return []
-    fills = ", ".join(f"{v['fill']:.2f}" for v in shape["scenes"].values())
-    return [
-        f"Mask shape (one measurement at the centre, {shape['iterations']} first-layer "
-        f"iterations): the mask > {shape['threshold']} region fills "
-        f"{100 * shape['mean_fill']:.1f} % of its bounding box on average (1 scene each: "
-        f"{fills}); {shape['distinct']} different masks in {shape['n']} scenes.",
-        "",
-    ]
-
-
-def markdown_report(report: Mapping[str, Any], metric: str = "rmse") -> str:
-    """A markdown page: one section per split with its tables, then the quality bar."""
-    parts = ["# MSPN evaluation", ""]
-    meta = report.get("meta", {})
-    config = meta.get("config", {})
-    if config:
-        parts += [
-            f"Held-out synthetic scenes: {config.get('n_scenes')} at {config.get('size')}; "
-            f"hole setting: {config.get('hole_points')} random points outside a centre hole "
-            "of half the height and width, metrics inside the hole. Every method refines the "
-            f"same D0 ({_INIT_LABELS.get(config.get('init_source', 'mde'), '?')}) per scene; "
-            "values are means over scenes.",
-            "",
-        ]
-    for split, results in _split_items(report):
-        if split:
-            names = meta.get("scenes", {}).get(split)
-            parts += [f"## {split}" + (f" ({len(names)} scene(s))" if names else ""), ""]
-        parts.append(markdown_table(results, metric))
-        parts += _paired_section(report, split)
-        parts += _mask_shape_section(report, split)
-    if "heldout" in report or "middlebury" in report:
-        failures = check_quality_bar(report)
-        parts += ["## Quality bar", ""]
-        parts += [f"- {line}" for line in failures] if failures else ["Met at every level."]
-        parts.append("")
-    return "\n".join(parts)
-
-
-def _figure(results: Mapping[str, Any], setting: str, title: str) -> Any:
-    """A plotly figure of RMSE per method: lines over a log x axis, bars for the hole."""
-    by_method = results[setting]
-    labels = {method: METHOD_LABELS.get(method, method) for method in by_method}
-    if setting == "hole":
-        import plotly.graph_objects as go
-
-        fig = go.Figure()
-        for method, by_level in by_method.items():
-            level = max(by_level)
-            fig.add_trace(
-                go.Bar(x=[labels[method]], y=[by_level[level]["rmse"]], name=labels[method])
-            )
-        fig.update_layout(title=title, xaxis_title="method", yaxis_title="RMSE (m)")
-        return fig
-
-    from sdr_core.viz import sparsity_figure
-
-    rmse = {
-        labels[method]: {level: metrics["rmse"] for level, metrics in by_level.items()}
-        for method, by_level in by_method.items()
-    }
-    xlabel = {"points": "sparse depth points", "lines": "LiDAR lines"}[setting]
-    fig = sparsity_figure(rmse, title=title, xlabel=xlabel)
-    for method in by_method:
-        if method.startswith("mspn_"):  # ablations dashed, as in Fig. 10
-            fig.update_traces(line_dash="dash", selector={"name": labels[method]})
-    return fig
-
-
-def write_plot_html(
-    results: Mapping[str, Any], path: str | Path, include_plotlyjs: bool | str = True
-) -> None:
-    """One HTML page of RMSE-vs-sparsity figures (log x, like Fig. 5), one per setting.
-
-    Args:
-        results: one split's results or a whole report (one group of figures per split).
-        path: output ``.html`` file.
-        include_plotlyjs: ``True`` embeds plotly.js (works offline, ~4 MB); ``"cdn"``
-            links it instead.
-    """
-    blocks = []
-    for split, split_results in _split_items(results):
-        for setting in SETTINGS:
-            if setting not in split_results:
-                continue
-            title = f"{split + ': ' if split else ''}{_SETTING_TITLES[setting]}"
-            fig = _figure(split_results, setting, title)
-            blocks.append(fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs))
-            include_plotlyjs = False  # once per page
-    body = "\n".join(blocks)
-    html = (
-        '<!DOCTYPE html>\n<html>\n<head><meta charset="utf-8"><title>MSPN evaluation</title>'
-        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
-    Path(path).write_text(html, encoding="utf-8")

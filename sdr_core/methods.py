@@ -9,9 +9,16 @@ sets the iteration schedule of eq. 13):
 - ``"mspn_no_mask"``: the same networks with the mask fixed to 1 (Fig. 10d), MSPN's schedule;
 - ``"mspn_no_mask_trained"``: networks trained without the mask, MSPN's schedule;
 - ``"mspn_faithful"``: networks trained in the paper's configuration, their own schedule;
-- baselines without a network: ``"mde"`` (D0 alone), ``"ls_align"`` (D0 with one
-  least-squares scale and shift), ``"ls_interp"`` (that plus inverse-distance-weighted
-  residuals), see :mod:`sdr_core.baselines`.
+- baselines without a network (``baseline=True``): ``"mde"`` (D0 alone), ``"ls_align"`` (D0
+  with one least-squares scale and shift), ``"ls_interp"`` (that plus inverse-distance-weighted
+  residuals), see :mod:`sdr_core.baselines`; and the training-free propagation methods of
+  :mod:`sdr_core.classical`, which also read the image: ``"edge_aware"`` (the log-ratio
+  S / D0 spread along the image's edges, Levin et al. 2004) and ``"ls_interp_bilateral"``
+  (``"ls_interp"`` followed by one joint bilateral pass guided by the image).
+
+:data:`BASELINES` lists the baselines in table order; :data:`CLASSICAL` those that use the
+sparse depth (every baseline but ``"mde"``): the best of them, level by level, is the
+classical method MSPN has to beat (:func:`sdr_core.evaluate.best_classical`).
 
 :func:`predict` runs several at once and shares the work: ``"mspn"`` and ``"mspn_layer1"``
 come from one run, since layer 2 restarts from M0 and never feeds back into layer 1.
@@ -26,12 +33,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sdr_core import baselines
+from sdr_core import baselines, classical
 
 if TYPE_CHECKING:
     from sdr_core.pipeline import SDRPipeline
 
-__all__ = ["BASELINES", "METHODS", "Method", "MethodInputs", "predict"]
+__all__ = ["BASELINES", "CLASSICAL", "METHODS", "Method", "MethodInputs", "predict"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,17 @@ def _idw_residuals(init_depth: np.ndarray, sparse: np.ndarray) -> np.ndarray:
     return baselines.residual_interpolation(init_depth, sparse, "idw")
 
 
+def _edge_aware(request: _Request) -> np.ndarray:
+    inputs = request.inputs
+    return classical.edge_aware_log_ratio(inputs.image, inputs.init_depth, inputs.sparse)
+
+
+def _idw_bilateral(request: _Request) -> np.ndarray:
+    inputs = request.inputs
+    interpolated = _idw_residuals(inputs.init_depth, inputs.sparse)
+    return classical.joint_bilateral_refine(inputs.image, interpolated, inputs.sparse)
+
+
 METHODS: Mapping[str, Method] = MappingProxyType(
     {
         "mspn": Method("MSPN", lambda request: request.mspn()[0]),
@@ -139,9 +157,13 @@ METHODS: Mapping[str, Method] = MappingProxyType(
             "LS scale + shift", _fit(baselines.least_squares_scale_shift), baseline=True
         ),
         "ls_interp": Method("LS + IDW residuals", _fit(_idw_residuals), baseline=True),
+        "edge_aware": Method("Edge-aware log-ratio (Levin 2004)", _edge_aware, baseline=True),
+        "ls_interp_bilateral": Method("LS + IDW + joint bilateral", _idw_bilateral, baseline=True),
     }
 )
 BASELINES = tuple(name for name, method in METHODS.items() if method.baseline)
+# The baselines that use the measurements: MSPN is compared with the best of them per level.
+CLASSICAL = tuple(name for name in BASELINES if name != "mde")
 
 
 def predict(

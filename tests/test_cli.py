@@ -13,6 +13,7 @@ from PIL import Image
 from sdr_core.__main__ import main
 from sdr_core.checkpoints import save_module
 from sdr_core.data.io import write_depth_png
+from sdr_core.methods import BASELINES, METHODS
 from sdr_core.pipeline import build_untrained_pipeline
 
 
@@ -51,10 +52,14 @@ def test_refine_writes_files_with_units_in_their_names_and_says_where(
     report = json.loads((out / "metrics.json").read_text())
     assert report["n_points"] == 20
     assert set(report["metrics"]["MSPN"]) >= {"rmse", "mae", "rel", "d1"}
+    # every baseline on the same D0 and S, the classical propagation methods included
+    assert list(report["metrics"]) == [METHODS[m].label for m in ("mspn", *BASELINES)]
+    assert "LS + IDW + joint bilateral" in report["metrics"]
     gif = Image.open(out / "mspn_animation.gif")
     assert gif.size[1] >= 30
     printed = capsys.readouterr().out
     assert "RMSE" in printed
+    assert "  Edge-aware log-ratio (Levin 2004) RMSE" in printed
     for name in ("refined_depth_mm.png", "refined_depth_m.npy", "metrics.json"):
         assert str((out / name).resolve()) in printed  # full paths of what it wrote
 

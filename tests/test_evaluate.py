@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 from helpers import TINY  # noqa: E402
 
-from sdr_core import baselines, build_untrained_pipeline, evaluate, sparse
+from sdr_core import baselines, build_untrained_pipeline, classical, evaluate, sparse
 from sdr_core.__main__ import add_evaluate_arguments
 from sdr_core.__main__ import evaluate_config_from_args as config_from_args
 from sdr_core.evaluate import (
+    CLASSICAL_METHODS,
     METHOD_LABELS,
     METHODS,
     EvalConfig,
     EvalScene,
+    best_classical,
     centre_hole_mask,
     check_quality_bar,
     evaluate_scenes,
@@ -76,6 +78,8 @@ def _hand_results(mspn: float, no_mask: float, ls_align: float, others: float) -
         "mde": others,
         "ls_align": ls_align,
         "ls_interp": others,
+        "edge_aware": others,
+        "ls_interp_bilateral": others,
     }
     levels = {"points": (1, 10, 50), "lines": (4, 16), "hole": (500,)}
     return {
@@ -144,7 +148,12 @@ def test_methods_match_direct_calls(pipe, scenes):
         "mde": init,
         "ls_align": baselines.least_squares_scale_shift(init, s),
         "ls_interp": baselines.residual_interpolation(init, s, "idw"),
+        "edge_aware": classical.edge_aware_log_ratio(scene.rgb, init, s),
+        "ls_interp_bilateral": classical.joint_bilateral_refine(
+            scene.rgb, baselines.residual_interpolation(init, s, "idw"), s
+        ),
     }
+    assert set(expected) == set(METHODS)  # every default method checked by hand
     assert n_second > 0  # the layer-1-only run really differs from the full schedule
     for method, pred in expected.items():
         got = out[method][10]
@@ -290,6 +299,10 @@ def test_run_evaluation_writes_all_outputs(pipe, scenes, tmp_path, monkeypatch):
     markdown = (tmp_path / "out" / "results.md").read_text()
     assert "## heldout" in markdown
     assert "## Quality bar" in markdown
+    for split in ("heldout", "middlebury"):
+        assert report["best_classical"][split] == best_classical(report[split])
+    assert "| best classical method |" in markdown
+    assert "## best_classical" not in markdown  # not a split of its own
     assert (tmp_path / "out" / "results.html").stat().st_size > 0
 
 
@@ -576,9 +589,17 @@ def test_mask_shape_runs_the_real_first_layer(pipe, scenes):
         assert row["area_px"] >= 1  # the measured pixel keeps mask 1
 
 
-def _metric_report(mspn: dict[int, float], mde: float, ls: float, ls_idw: float) -> dict:
+def _metric_report(
+    mspn: dict[int, float], mde: float, ls: float, ls_idw: float, edge: float = 0.5
+) -> dict:
+    """A metric-D0 report; the image-guided methods (``edge``, and 0.5 for the bilateral
+    pass) lose to LS + IDW unless a test says otherwise."""
     split = {"points": {}, "lines": {}}
-    for method, values in (("mspn", mspn), ("mde", mde), ("ls_align", ls), ("ls_interp", ls_idw)):
+    rows = (
+        ("mspn", mspn), ("mde", mde), ("ls_align", ls), ("ls_interp", ls_idw),
+        ("edge_aware", edge), ("ls_interp_bilateral", 0.5),
+    )  # fmt: skip
+    for method, values in rows:
         for level in (1, 20, 200):
             value = values[level] if isinstance(values, dict) else values
             split["points"].setdefault(method, {})[level] = {"rmse": value}
@@ -602,9 +623,10 @@ def test_quality_bar_with_a_metric_d0():
     assert "points @ 1 points" in failures[0]
     assert "above mde" in failures[0]
     assert "points @ 20 points" in failures[1]
-    assert "not below ls_interp" in failures[1]
+    assert "not below ls_interp 0.2000 m (best classical method; ratio 1.000)" in failures[1]
     assert "points @ 200 points" in failures[2]
     assert "above 0.85 x ls_interp" in failures[2]
+    assert "ratio 0.855" in failures[2]
     # Under the bundled MDE's D0 the same numbers must beat every baseline at every level.
     bundled = _metric_report({1: 0.30, 20: 0.19, 200: 0.17}, 0.30, 0.25, 0.20)
     bundled["meta"]["config"]["init_source"] = "mde"
@@ -620,3 +642,48 @@ def test_quality_bar_checks_the_mask_shape():
     assert any("only 1 different masks in 3 scenes" in f for f in failures)
     report["mask_shape"]["heldout"].update(mean_fill=0.7, distinct=3)
     assert check_quality_bar(report) == []
+
+
+def test_classical_methods_are_the_baselines_that_use_the_measurements():
+    assert CLASSICAL_METHODS == ("ls_align", "ls_interp", "edge_aware", "ls_interp_bilateral")
+    assert set(CLASSICAL_METHODS) < set(METHODS)
+
+
+def test_best_classical_by_hand():
+    results = _hand_results(0.1, 0.3, 0.2, 0.4)  # ls_align 0.2 is the best classical method
+    results["points"]["edge_aware"][10]["rmse"] = 0.05  # ... but at 10 points edge_aware
+    results["lines"]["mspn"].pop(16)  # no MSPN at one level: no ratio there
+    best = best_classical(results)
+    assert list(best) == ["points", "lines", "hole"]
+    assert best["points"][1] == {"method": "ls_align", "rmse": 0.2, "mspn": 0.1, "ratio": 0.5}
+    assert best["points"][10] == {"method": "edge_aware", "rmse": 0.05, "mspn": 0.1, "ratio": 2.0}
+    assert best["lines"][16] == {"method": "ls_align", "rmse": 0.2, "mspn": None, "ratio": None}
+    # D0 alone is no classical method, however good it is.
+    results["points"]["mde"][50]["rmse"] = 0.01
+    assert best_classical(results)["points"][50]["method"] == "ls_align"
+
+    markdown = markdown_report({"heldout": results})
+    assert "| best classical method | LS scale + shift | Edge-aware log-ratio (Levin 2004) |" in (
+        markdown
+    )
+    assert "| MSPN / best | **0.50** | 2.00 | **0.50** |" in markdown
+
+
+def test_quality_bar_holds_mspn_to_the_best_classical_method():
+    # The edge-aware method (0.18) beats LS + IDW (0.20): from 20 points MSPN must beat it,
+    # from 200 points reach 0.85 x 0.18 = 0.153.
+    report = _metric_report({1: 0.30, 20: 0.19, 200: 0.16}, 0.30, 0.25, 0.20, edge=0.18)
+    failures = [f for f in check_quality_bar(report) if f.startswith("heldout")]
+    assert len(failures) == 2, failures
+    assert "points @ 20 points" in failures[0]
+    assert "not below edge_aware 0.1800 m (best classical method; ratio 1.056)" in failures[0]
+    assert "points @ 200 points" in failures[1]
+    assert "above 0.85 x edge_aware" in failures[1]
+    # Under the bundled MDE's D0 the same holds at every level of points and lines.
+    report["meta"]["config"]["init_source"] = "mde"
+    bundled = [f for f in check_quality_bar(report) if f.startswith("heldout")]
+    assert any("points @ 1 points" in f and "edge_aware" in f for f in bundled)
+    # A classical method the report lacks fails the bar: it was not checked.
+    del report["heldout"]["points"]["ls_interp_bilateral"]
+    failures = check_quality_bar(report)
+    assert "heldout points @ 20 points: no ls_interp_bilateral result" in failures
