@@ -39,6 +39,7 @@ ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 MAX_FILE_SIZE = "64mb"  # uploads; images are also refused above io.MAX_PIXELS
 QUEUE_SIZE = 16
 CONCURRENCY = 2
+EDITS = "session-edits"  # queue group of the cheap events that edit a session's points and hole
 SESSION_TTL_S = 2 * 3600
 
 IMAGE_TYPES = [*io.IMAGE_EXTENSIONS, ".h5", ".hdf5"]
@@ -331,6 +332,17 @@ def _wire_scene(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> Non
              api_visibility="private", show_progress="hidden")  # fmt: skip
 
 
+# A click on the image reaches the server before the depth box has synced what was typed
+# into it: read the box itself (the event's second input) when the click is sent.
+_TYPED_DEPTH_JS = """(...inputs) => {
+    const box = document.querySelector('#point_depth input');
+    if (box && box.value.trim() !== '' && Number.isFinite(Number(box.value))) {
+        inputs[1] = Number(box.value);
+    }
+    return inputs;
+}"""
+
+
 def _wire_points(ui: SimpleNamespace, studio: page.Studio) -> None:
     """Points widgets, clicks, typed depths and the hole."""
     sparse = [ui.mode, ui.n_points, ui.n_lines, ui.seed]
@@ -345,23 +357,33 @@ def _wire_points(ui: SimpleNamespace, studio: page.Studio) -> None:
     click_outputs = [ui.session, ui.click_md, ui.point_depth, *points]
 
     def on_click(
-        state: session.Session, mode: str, n: float, lines: float, seed: float, evt: gr.SelectData
-    ) -> Any:
-        return _call(ui, studio.click, state, evt.index, mode, n, lines, seed)
+        state: session.Session, typed: float | None, mode: str, n: float, lines: float,
+        seed: float, evt: gr.SelectData,
+    ) -> Any:  # fmt: skip
+        return _call(ui, studio.click, state, evt.index, typed, mode, n, lines, seed)
 
-    ui.points_view.select(on_click, [ui.session, *sparse], click_outputs, api_visibility="private")
-    gr.on([ui.point_depth.submit, ui.point_depth.blur], _handler(ui, studio.point_depth),
+    # The edits of a session's points and hole read the session and write it back: run
+    # concurrently, the last to finish would undo the other. One queue group, one at a
+    # time, in the order the page sent them.
+    # The typed depth is committed by Enter, and travels with the next click and with
+    # Refine (each commits it to the point it was typed for). Not on blur: a click on the
+    # image blurs the box first, and the redrawn image then swallowed the click.
+    edits = {"concurrency_id": EDITS, "concurrency_limit": 1}
+    ui.points_view.select(on_click, [ui.session, ui.point_depth, *sparse], click_outputs,
+                          js=_TYPED_DEPTH_JS, api_visibility="private", **edits)  # fmt: skip
+    gr.on([ui.point_depth.submit], _handler(ui, studio.point_depth),
           [ui.session, ui.point_depth, *sparse], [ui.session, *points], api_name="point_depth",
-          trigger_mode="always_last")  # fmt: skip
+          trigger_mode="always_last", **edits)  # fmt: skip
     ui.clear_points_btn.click(_handler(ui, studio.clear_points), [ui.session, *sparse],
-                              click_outputs, api_name="clear_points")  # fmt: skip
+                              click_outputs, api_name="clear_points", **edits)  # fmt: skip
     hole_outputs = [ui.session, ui.editor, *points]
     ui.editor.input(_handler(ui, studio.paint_hole), [ui.session, ui.editor, *sparse],
-                    hole_outputs, api_name="paint_hole", trigger_mode="always_last")  # fmt: skip
+                    hole_outputs, api_name="paint_hole", trigger_mode="always_last",
+                    **edits)  # fmt: skip
     for button, method in ((ui.centre_btn, studio.centre_hole),
                            (ui.clear_hole_btn, studio.clear_hole)):  # fmt: skip
         button.click(_handler(ui, method), [ui.session, *sparse], hole_outputs,
-                     api_name=method.__name__)  # fmt: skip
+                     api_name=method.__name__, **edits)  # fmt: skip
 
 
 def _wire_run(ui: SimpleNamespace, studio: page.Studio) -> None:

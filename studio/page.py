@@ -319,12 +319,23 @@ class Studio:
         """A number of points was typed: the slider follows."""
         return View({"points_slider": widgets.slider_from_points(int(value or 1))})
 
-    def click(self, state: Session, index: Sequence[float], *sparse: Any) -> View:
-        """A click at ``index`` (x, y) on the points view: add or remove a point."""
+    def click(
+        self, state: Session, index: Sequence[float], typed: float | None, *sparse: Any
+    ) -> View:
+        """A click at ``index`` (x, y) on the points view: add or remove a point.
+
+        ``typed`` is what the depth box shows: it belongs to the point selected before this
+        click and is committed to it first, so a value counts whether the user pressed
+        Enter, Tab or went straight on to the next point.
+        """
         if state.scene is None:
             return View(warnings=[LOAD_FIRST])
         x, y = widgets.to_processing(index, display_factor(state.scene.shape), state.scene.shape)
         choice = widgets.choice(*sparse)
+        try:
+            state = _committed(state, None, typed)
+        except ValueError as error:  # a bad value in the box: keep it there, say why
+            return View(warnings=[str(error)])
         state, message = toggle_point(state, choice, x, y)
         changes = self._points(state, choice)
         typed = state.clicks.get(state.selected) if state.selected else None

@@ -116,6 +116,33 @@ def test_typed_depth_runs_without_enter_and_clearing_the_image_is_clean(url, pag
     assert page.get_by_text("Error", exact=True).count() == 0  # no wordless error badge
 
 
+def test_every_clicked_point_keeps_its_typed_depth_however_it_was_committed(url, page, tmp_path):
+    # Enter, Tab, straight on to the next click, and Refine: four ways to leave the box.
+    page.goto(url)
+    _upload_photo(page, tmp_path)
+    points = page.locator("#points_view img").first
+    box = points.bounding_box()
+    depth = page.locator("#point_depth input")
+    message = page.locator("#click_message")
+    for i, (value, commit) in enumerate(
+        (("1.5", "Enter"), ("2", "Tab"), ("2.5", None), ("3", "Refine"))
+    ):
+        points.click(position={"x": box["width"] * (0.2 + 0.2 * i), "y": box["height"] * 0.5})
+        # this click's answer (the 80 x 60 photo is processed at its own size)
+        sync_api.expect(message).to_contain_text(f"Added a point at (x={16 * (i + 1)}, y=30)")
+        estimate = re.search(r"current estimate, (\d+\.\d\d)", message.inner_text())[1]
+        sync_api.expect(depth).to_have_value(re.compile(rf"^{re.escape(estimate)}"))  # shown
+        depth.fill(value)
+        if commit in ("Enter", "Tab"):
+            depth.press(commit)
+        page.wait_for_timeout(800)  # a person's pause; Enter redraws the points meanwhile
+    page.get_by_role("button", name="Refine").click()
+    note = page.locator("#run_note")
+    sync_api.expect(note).to_contain_text("4 depth points")
+    for value in ("1.500", "2.000", "2.500", "3.000"):
+        sync_api.expect(note).to_contain_text(f"S = {value} m")
+
+
 def test_slider_number_box_keys_and_teaching_view_show_one_frame(url, page):
     page.goto(url)
     sync_api.expect(page.locator("#points_slider input[type=number]")).to_be_hidden()  # log10 N

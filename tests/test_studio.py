@@ -421,6 +421,29 @@ def test_click_without_gt_uses_the_estimate_then_the_typed_depth(pipe, files):
             set_point_depth(state, bad)
 
 
+def test_each_click_commits_the_typed_depth_to_the_point_before(pipe, files):
+    # The page sends the depth box with every click: the value belongs to the point selected
+    # before the click, whether or not Enter or Tab committed it first.
+    from studio.page import Studio
+
+    studio = Studio(pipe, [])
+    scene = load_scene(pipe, files["folder"] / "image.png", long_side=64)
+    state = new_session(scene)
+    factor = display_factor(scene.shape)
+    sparse = ("clicks only", 100, 16, 0)
+    typed = None
+    for x, value in ((5, 1.5), (20, 2.0), (35, 2.5)):
+        view = studio.click(state, (x * factor, 6 * factor), typed, *sparse)
+        state, typed = view.changes["session"], value  # then the user types the value
+    state = studio.point_depth(state, typed, *sparse).changes["session"]  # Enter at the end
+    result = build_sparse(pipe, state, SparseChoice("clicks only"))
+    assert result.n_points == 3
+    assert [float(result.sparse[6, x]) for x in (5, 20, 35)] == pytest.approx([1.5, 2.0, 2.5])
+    bad = studio.click(state, (50 * factor, 6 * factor), -1.0, *sparse)
+    assert "metres" in bad.warnings[0]
+    assert "session" not in bad.changes  # the click is refused, nothing is lost
+
+
 def test_typing_a_depth_needs_a_clicked_point(session):
     with pytest.raises(ValueError, match="Click on the image"):
         set_point_depth(session, 2.0)
@@ -507,7 +530,8 @@ def test_run_summary_table_has_baselines_ablation_and_hole(pipe, session, tmp_pa
     _, updates = _run(pipe, holed, tmp_path, n_points=60)
     summary = updates[-1].summary
     rows = {row[0] for row in summary.table}
-    assert rows == {"MSPN", "MDE only (D0)", "LS scale + shift", "LS + IDW residuals"}
+    assert rows == {"MSPN", "MDE only (D0)", "LS scale + shift", "LS + IDW residuals",
+                    "Edge-aware log-ratio (Levin 2004)", "LS + IDW + joint bilateral"}  # fmt: skip
     assert {row[1] for row in summary.table} == {"whole image", "hole"}
     assert all(len(row) == len(TABLE_HEADERS) for row in summary.table)
     assert summary.iteration_figure is not None
