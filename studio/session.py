@@ -143,7 +143,15 @@ class RunRecord:
     @property
     def total_frames(self) -> int:
         """Frames of the finished run: the initial state and every iteration."""
-        return 1 + sum(self.schedule)
+        return plan_frames(self.schedule)
+
+
+def plan_frames(schedule: tuple[int, int]) -> int:
+    """Frames a run of ``schedule`` shows: D0 with S, then one per iteration of each layer.
+
+    Layer 2's starting state (the restart from M0) is not a frame of its own.
+    """
+    return 1 + sum(schedule)
 
 
 @dataclass(frozen=True)

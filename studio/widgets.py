@@ -17,7 +17,7 @@ from PIL import Image
 
 from sdr_core.data import io
 from studio.scene import Scene
-from studio.session import MAX_POINTS, SparseChoice, SparseInputs, upscale
+from studio.session import MAX_POINTS, SparseChoice, SparseInputs, plan_frames, upscale
 
 __all__ = [
     "UNIT_CHOICES",
@@ -136,7 +136,8 @@ def plan_text(inputs: SparseInputs) -> str:
         word = "point" if inputs.n_points == 1 else "points"
         lines = [
             f"**{inputs.n_points} depth {word}**{hole} · iteration plan (eq. 13): "
-            f"layer 1 = **{first}**, layer 2 = **{second}** → {first + second} frames"
+            f"layer 1 = **{first}**, layer 2 = **{second}** → {plan_frames(inputs.schedule)} "
+            "frames (D0, then one per iteration)"
         ]
     lines += [f"⚠️ {note}" for note in inputs.notes]
     return "\n\n".join(lines)

@@ -314,6 +314,7 @@ def test_build_sparse_random_points_and_plan(pipe, session):
     text = plan_text(inputs)
     assert "**25 depth points**" in text
     assert f"layer 1 = **{inputs.schedule[0]}**" in text
+    assert f"→ {1 + sum(inputs.schedule)} frames" in text  # D0 is a frame too
 
 
 def test_build_sparse_lidar_lines(pipe, session):
@@ -482,6 +483,7 @@ def test_run_streams_every_iteration_with_captions(pipe, session, tmp_path):
     assert [u.caption.split(" — ")[0] for u in updates[1:-1]] == expected
     assert all(" — RMSE " in u.caption for u in updates)  # the scene has ground truth
     assert all(u.total == 1 + first + second for u in updates)
+    assert f"→ {updates[0].total} frames" in plan_text(inputs)  # the plan's count is the run's
     assert all(u.summary is None for u in updates[:-1])
     assert updates[-1].summary is not None
     shapes = {u.image.shape for u in updates}
