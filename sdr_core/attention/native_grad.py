@@ -126,7 +126,8 @@ class _Attend(torch.autograd.Function):
         grad_depth, grad_mask_in = torch.empty_like(depth), torch.empty_like(mask)
         bias_rows = torch.empty(b * h, nb, nb, dtype=torch.float32)
         gamma_rows = torch.empty(b * h, dtype=torch.float32)
-        work = torch.empty(3, *term.shape, dtype=torch.float32)
+        # the key-side partial rows, 3 x B x H x p x (W + lanes) (see the C source)
+        work = torch.empty(3 * b * h * p * (w + lib.lanes), dtype=torch.float32)
         inputs = _attend_inputs(term, alpha, beta, gamma, depth, mask, bias)
         outputs = (grad_term, grad_alpha, grad_beta, grad_depth, grad_mask_in, bias_rows)
         rc = lib.train_attend_backward(

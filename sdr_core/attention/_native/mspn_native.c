@@ -38,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -725,30 +725,99 @@ int mspn_attend(const float *t0, const float *alpha, const float *beta, float ga
 /*
  * Layouts: q0 and k0 channel-last, B x H x W x E; T0 and its gradient pixel-major,
  * B x H x W x p^2 (t = ky * p + kx); alpha, beta, depth, mask and their gradients B x H x W;
- * bias (2p-1) x (2p-1). Every kernel runs as row tasks whose outputs are disjoint: the
- * scatter-shaped gradients (keys, which many queries read) are computed as gathers over the
- * query rows whose window contains the key row, so no two tasks write the same element and
- * the results do not depend on the thread count.
+ * bias (2p-1) x (2p-1).
+ *
+ * Vectorisation runs along the window row: the p elements of window row ky of query pixel
+ * (i, j) are the p adjacent pixels (R, cs .. cs + p - 1) of key row R = rs + ky, and their T0
+ * entries are contiguous too, so each "segment" of up to V = 16 of them is one vector load
+ * (p = 13: one segment per window row, 13 of 16 lanes used). Segment loads and stores are
+ * masked to the segment's n lanes: nothing past the window is read or written, and lanes
+ * past the window hold zeros that take no part in any sum. Channel loops (E) are vectorised
+ * along the channels, with a masked last vector when E is not a multiple of 16.
+ *
+ * Threads: every kernel runs as row tasks whose outputs are disjoint. The scatter-shaped
+ * gradients (key pixels, which many queries read) are gathers over the query rows whose
+ * window contains the key row (T0), or sums of partial rows that each query row wrote
+ * privately (attention), so no two tasks write the same element and the results do not
+ * depend on the thread count.
  */
 
-/* Dot product of n floats; vector accumulators (a plain loop would not vectorise without
- * -ffast-math, which this file avoids). */
-INLINE float dot_n(const float *a, const float *b, int64_t n) {
-    vf acc = splat(0.0f);
-    int64_t e = 0;
-    for (; e + V <= n; e += V) acc += loadu(a + e) * loadu(b + e);
+#if defined(__AVX512F__)
+INLINE __mmask16 lane_mask(int64_t n) { return (__mmask16)((1u << n) - 1u); }
+/* v[l] = p[l] for l < n, 0 otherwise (n <= V); nothing past p + n is read. */
+INLINE vf load_n(const float *p, int64_t n) {
+    return (vf)_mm512_maskz_loadu_ps(lane_mask(n), p);
+}
+/* p[l] = v[l] for l < n; nothing past p + n is written. */
+INLINE void store_n(float *p, vf v, int64_t n) { _mm512_mask_storeu_ps(p, lane_mask(n), (__m512)v); }
+INLINE float hsum(vf v) { return _mm512_reduce_add_ps((__m512)v); }
+INLINE float hmax(vf v) { return _mm512_reduce_max_ps((__m512)v); }
+#else
+#if defined(__AVX__)
+typedef union {
+    vi v;
+    __m256i h[2];
+} vi_halves;
+typedef union {
+    vf v;
+    __m256 h[2];
+} vf_halves;
+#endif
+INLINE vf load_n(const float *p, int64_t n) {
+    if (n == V) return loadu(p);
+#if defined(__AVX__)
+    /* vmaskmovps: masked-off elements are not read (no fault past the end) */
+    const vi_halves m = {(vi){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)n};
+    vf_halves out;
+    out.h[0] = _mm256_maskload_ps(p, m.h[0]);
+    out.h[1] = _mm256_maskload_ps(p + 8, m.h[1]);
+    return out.v;
+#else
+    vf v = splat(0.0f);
+    for (int64_t l = 0; l < n; ++l) v[l] = p[l];
+    return v;
+#endif
+}
+INLINE void store_n(float *p, vf v, int64_t n) {
+    if (n == V) {
+        storeu(p, v);
+        return;
+    }
+#if defined(__AVX__)
+    const vi_halves m = {(vi){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)n};
+    const vf_halves in = {v};
+    _mm256_maskstore_ps(p, m.h[0], in.h[0]);
+    _mm256_maskstore_ps(p + 8, m.h[1], in.h[1]);
+#else
+    for (int64_t l = 0; l < n; ++l) p[l] = v[l];
+#endif
+}
+INLINE float hsum(vf v) {
     float s = 0.0f;
-    for (int l = 0; l < V; ++l) s += acc[l];
-    for (; e < n; ++e) s += a[e] * b[e];
+    for (int l = 0; l < V; ++l) s += v[l];
     return s;
 }
+INLINE float hmax(vf v) {
+    float m = v[0];
+    for (int l = 1; l < V; ++l) m = v[l] > m ? v[l] : m;
+    return m;
+}
+#endif
 
-/* y[0:n] += s * x[0:n] */
-INLINE void axpy_n(float *y, float s, const float *x, int64_t n) {
-    int64_t e = 0;
-    const vf sv = splat(s);
-    for (; e + V <= n; e += V) storeu(y + e, loadu(y + e) + sv * loadu(x + e));
-    for (; e < n; ++e) y[e] += s * x[e];
+/* x in every lane (splat computes 0 + x, which without -ffast-math costs an add). */
+INLINE vf bcast(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+
+/* All bits set in lanes [0, n), clear in the others. */
+INLINE vi lanes_below(int64_t n) {
+    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    return iota < (int32_t)n;
+}
+
+/* Lanes of `a` where `keep` is set, of `b` elsewhere. */
+INLINE vf vselect(vi keep, vf a, vf b) { return (vf)((keep & (vi)a) | (~keep & (vi)b)); }
+
+static inline int64_t col_start(int64_t j, int64_t W, int64_t p) {
+    return clamp64(j - p / 2, 0, W - p);
 }
 
 /* Query rows whose window contains key row R: [*lo, *hi) (contiguous, row_start is monotone). */
@@ -761,230 +830,478 @@ static inline void query_rows_of_key(int64_t R, int64_t H, int64_t p, int64_t *l
     *hi = c;
 }
 
+/* Split n into ceil(n / most) blocks as even as possible; size of block `blk`. */
+static inline int even_block(int64_t n, int64_t most, int64_t blk) {
+    const int64_t nblocks = (n + most - 1) / most;
+    return (int)(n / nblocks + (blk < n % nblocks ? 1 : 0));
+}
+
+/* ---- Guidance term T0 = q0 . k0 over every window, and its backward ---------------------- */
+
 typedef struct {
-    const float *q, *k, *g;
+    const float *q, *k, *g; /* q0, k0 (B x H x W x E); g = dL/dT0 (backward) */
     int64_t H, W, E, p;
+    int64_t nrows;          /* B * H */
+    int64_t wp;             /* row width of kt: W + V, zero-padded */
+    float *kt;              /* forward: k0 transposed per key row, B x H x E x wp */
+    const int32_t *jlo, *jhi; /* backward: query columns whose window holds column X */
+    const int32_t *cs;        /* backward: window start column of every query column */
     float *t0, *gq, *gk;
 } t0_ctx;
 
-/* T0[b, i, j, t] = q0(i, j) . k0(window element t): one query row per task. */
+/* Forward, phase 1 (one key row per task): kt[b, R, e, X] = k0[b, R, X, e], so that a window
+ * segment of one channel is a vector load; columns W .. wp - 1 are zero. */
+static int t0_transpose_row(void *vctx, int64_t row, float *scratch) {
+    const t0_ctx *c = (const t0_ctx *)vctx;
+    const int64_t W = c->W, E = c->E, wp = c->wp;
+    const float *src = c->k + row * W * E;
+    float *dst = c->kt + row * E * wp;
+    (void)scratch;
+    for (int64_t X = 0; X < W; ++X)
+        for (int64_t e = 0; e < E; ++e) dst[e * wp + X] = src[X * E + e];
+    for (int64_t e = 0; e < E; ++e) memset(dst + e * wp + W, 0, (size_t)(wp - W) * sizeof(float));
+    return 0;
+}
+
+/*
+ * T0 of JT adjacent query pixels (j0 + jj) x NK consecutive window rows (R0 + k) whose
+ * windows lie in one segment of key columns [s0, s0 + 16):
+ *     acc[jj][k][l] = sum_e q0(i, j0 + jj)[e] * kt[R0 + k][e][s0 + l],
+ * kt0 pointing at (R0, e = 0, s0). Pixel jj's window elements are lanes cs(j0 + jj) - s0 + kx.
+ * Each key vector load feeds JT FMAs and each q0 broadcast NK; the JT x NK accumulators stay
+ * in registers. (p = 13: the windows of 4 adjacent pixels span exactly 16 columns.)
+ */
+INLINE void t0_tile(const float *qv, int64_t E, const float *kt0, int64_t rstride, int64_t wp,
+                    int JT, int NK, vf acc[4][3]) {
+    for (int jj = 0; jj < JT; ++jj)
+        for (int k = 0; k < NK; ++k) acc[jj][k] = bcast(0.0f);
+    for (int64_t e = 0; e < E; ++e) {
+        vf kv[3];
+        for (int k = 0; k < NK; ++k) kv[k] = loadu(kt0 + e * wp + k * rstride);
+        for (int jj = 0; jj < JT; ++jj) {
+            const vf qe = bcast(qv[jj * E + e]);
+            for (int k = 0; k < NK; ++k) acc[jj][k] += qe * kv[k];
+        }
+    }
+}
+
+/*
+ * Forward, phase 2: T0[b, i, j, t] = q0(i, j) . k0(window element t), one query row per task.
+ * Window rows in blocks of at most 3, each block swept along the row in tiles of 4 pixels
+ * (windows of up to 16 columns together; else one pixel and its segments): a block's key
+ * segments (3 rows x E channels x 16 columns) slide along with the tile and stay in L1.
+ */
 static int t0_forward_row(void *vctx, int64_t row, float *scratch) {
     const t0_ctx *c = (const t0_ctx *)vctx;
-    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
+    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p, wp = c->wp;
     const int64_t b = row / H, i = row % H, rs = row_start(i, H, p);
+    const int64_t rstride = E * wp; /* kt: one key row */
+    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     (void)scratch;
-    for (int64_t j = 0; j < W; ++j) {
-        const float *qv = c->q + ((b * H + i) * W + j) * E;
-        float *out = c->t0 + ((b * H + i) * W + j) * P2;
-        const int64_t cs = clamp64(j - p / 2, 0, W - p);
-        for (int64_t ky = 0; ky < p; ++ky) {
-            const float *krow = c->k + ((b * H + rs + ky) * W + cs) * E;
-            for (int64_t kx = 0; kx < p; ++kx) out[ky * p + kx] = dot_n(qv, krow + kx * E, E);
+    for (int64_t ky0 = 0, blk = 0; ky0 < p; ++blk) {
+        const int nk = even_block(p, 3, blk);
+        for (int64_t j0 = 0; j0 < W;) {
+            const int64_t cs0 = col_start(j0, W, p);
+            const int jt = j0 + 3 < W && col_start(j0 + 3, W, p) + p <= cs0 + V ? 4 : 1;
+            const float *qv = c->q + (row * W + j0) * E;
+            for (int64_t kx0 = 0; kx0 < p; kx0 += V) { /* one segment unless p > 16 */
+                const int64_t n = p - kx0 < V ? p - kx0 : V;
+                const float *kt0 = c->kt + (b * H + rs + ky0) * rstride + cs0 + kx0;
+                vf acc[4][3];
+#define T0_TILE(JT, NK) t0_tile(qv, E, kt0, rstride, wp, JT, NK, acc)
+                if (jt == 4) {
+                    if (nk == 1) T0_TILE(4, 1);
+                    else if (nk == 2) T0_TILE(4, 2);
+                    else T0_TILE(4, 3);
+                } else {
+                    if (nk == 1) T0_TILE(1, 1);
+                    else if (nk == 2) T0_TILE(1, 2);
+                    else T0_TILE(1, 3);
+                }
+#undef T0_TILE
+                for (int jj = 0; jj < jt; ++jj) {
+                    /* pixel jj's window starts at lane coff: move it to lane 0 */
+                    const int32_t coff = (int32_t)(col_start(j0 + jj, W, p) - cs0);
+                    float *out = c->t0 + (row * W + j0 + jj) * P2 + ky0 * p + kx0;
+                    for (int k = 0; k < nk; ++k)
+                        store_n(out + k * p, coff ? permute1(acc[jj][k], iota + coff) : acc[jj][k], n);
+                }
+            }
+            j0 += jt;
+        }
+        ky0 += nk;
+    }
+    return 0;
+}
+
+/*
+ * acc[jj][v] += w[jj] * x[v * V ...] for JT weights sharing the NV channel vectors of x (the
+ * last holding nlast channels): one step of the backward passes, vectorised over channels,
+ * each channel vector load feeding JT FMAs.
+ */
+INLINE void axpy_tile(vf acc[4][4], const float *w, const float *x, int JT, int NV,
+                      int64_t nlast) {
+    vf xv[4];
+    for (int v = 0; v + 1 < NV; ++v) xv[v] = loadu(x + v * V);
+    xv[NV - 1] = load_n(x + (NV - 1) * V, nlast);
+    for (int jj = 0; jj < JT; ++jj) {
+        const vf wv = bcast(w[jj]);
+        for (int v = 0; v < NV; ++v) acc[jj][v] += wv * xv[v];
+    }
+}
+
+/* acc[jj] <-> out + jj * E (channel vectors of JT consecutive pixels). */
+INLINE void load_tile(vf acc[4][4], const float *in, int64_t E, int JT, int NV, int64_t nlast) {
+    for (int jj = 0; jj < JT; ++jj) {
+        for (int v = 0; v + 1 < NV; ++v) acc[jj][v] = loadu(in + jj * E + v * V);
+        acc[jj][NV - 1] = load_n(in + jj * E + (NV - 1) * V, nlast);
+    }
+}
+
+INLINE void store_tile(float *out, vf acc[4][4], int64_t E, int JT, int NV, int64_t nlast) {
+    for (int jj = 0; jj < JT; ++jj) {
+        for (int v = 0; v + 1 < NV; ++v) storeu(out + jj * E + v * V, acc[jj][v]);
+        store_n(out + jj * E + (NV - 1) * V, acc[jj][NV - 1], nlast);
+    }
+}
+
+/*
+ * dL/dq0(i, j) += sum_kx g[i, j, ky, kx] k0(R, cs(j) + kx) for one window row ky (key row R)
+ * and JT adjacent pixels j = j0 + jj, channels [e0, e0 + ...): the pixels' windows together
+ * span key columns cs(j0) + u, u < U; each key's channel vectors are loaded once for the JT
+ * pixels, whose weight is g[i, j, ky, u - coff[jj]] (zero outside the pixel's window).
+ */
+INLINE void t0_grad_query_tile(const t0_ctx *c, int64_t b, int64_t i, int64_t ky, int64_t j0,
+                               int64_t e0, int JT, int NV, int64_t nlast) {
+    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
+    const int64_t pix0 = (b * H + i) * W + j0, cs0 = c->cs[j0];
+    const float *keys = c->k + ((b * H + row_start(i, H, p) + ky) * W + cs0) * E + e0;
+    const float *g[4];
+    int64_t coff[4];
+    for (int jj = 0; jj < JT; ++jj) {
+        coff[jj] = c->cs[j0 + jj] - cs0;
+        g[jj] = c->g + (pix0 + jj) * P2 + ky * p; /* window row ky of pixel jj */
+    }
+    /* keys u in [coff[JT - 1], p) are in every pixel's window */
+    const int64_t U = coff[JT - 1] + p, full0 = coff[JT - 1], full1 = p;
+    vf acc[4][4];
+    load_tile(acc, c->gq + pix0 * E + e0, E, JT, NV, nlast);
+    for (int64_t u = 0; u < U; ++u) {
+        float w[4];
+        if (u >= full0 && u < full1) {
+            for (int jj = 0; jj < JT; ++jj) w[jj] = g[jj][u - coff[jj]];
+        } else {
+            for (int jj = 0; jj < JT; ++jj)
+                w[jj] = u >= coff[jj] && u < coff[jj] + p ? g[jj][u - coff[jj]] : 0.0f;
+        }
+        axpy_tile(acc, w, keys + u * E, JT, NV, nlast);
+    }
+    store_tile(c->gq + pix0 * E + e0, acc, E, JT, NV, nlast);
+}
+
+/*
+ * dL/dk0(R, X) += sum over the pixels j of query row i whose window holds column X, at window
+ * element (ky, X - cs(j)), of g[i, j, ky, X - cs(j)] q0(i, j): the contribution of query row i
+ * (window row ky = R - rs(i)) to JT adjacent keys X = X0 + xx of key row R. The pixels
+ * j in [jlo(X0), jhi(X0 + JT - 1)] cover them; each pixel's channel vectors are loaded once for
+ * the JT keys, whose weights are JT consecutive entries of g (zero outside the window).
+ */
+INLINE void t0_grad_key_tile(const t0_ctx *c, int64_t b, int64_t R, int64_t i, int64_t X0,
+                             int64_t e0, int JT, int NV, int64_t nlast) {
+    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
+    const int64_t ky = R - row_start(i, H, p);
+    const float *q = c->q + (b * H + i) * W * E + e0;
+    const float *g = c->g + (b * H + i) * W * P2 + ky * p + X0; /* + j * P2 - cs(j) + xx */
+    /* pixels j in [jlo(X0 + JT - 1), jhi(X0)] hold every one of the JT keys */
+    const int64_t j_lo = c->jlo[X0], j_hi = c->jhi[X0 + JT - 1];
+    const int64_t full0 = c->jlo[X0 + JT - 1], full1 = c->jhi[X0];
+    vf acc[4][4];
+    load_tile(acc, c->gk + ((b * H + R) * W + X0) * E + e0, E, JT, NV, nlast);
+    for (int64_t j = j_lo; j <= j_hi; ++j) {
+        const float *gj = g + j * P2 - c->cs[j]; /* gj[xx] = g[i, j, ky, X0 + xx - cs(j)] */
+        if (j >= full0 && j <= full1) {
+            axpy_tile(acc, gj, q + j * E, JT, NV, nlast);
+        } else {
+            float w[4];
+            for (int xx = 0; xx < JT; ++xx) {
+                const int64_t kx = X0 + xx - c->cs[j];
+                w[xx] = kx >= 0 && kx < p ? gj[xx] : 0.0f;
+            }
+            axpy_tile(acc, w, q + j * E, JT, NV, nlast);
+        }
+    }
+    store_tile(c->gk + ((b * H + R) * W + X0) * E + e0, acc, E, JT, NV, nlast);
+}
+
+/*
+ * Backward, one task per query row (tasks < B * H: dL/dq0 of that row, summed window row by
+ * window row) or per key row (the other B * H tasks: dL/dk0 of that row, summed over the query
+ * rows whose window contains it). Pixels (keys) in tiles of 4, channels in blocks of up to
+ * 4 vectors (64): the 16 accumulators of a tile stay in registers over its window row (query
+ * row), whose keys (queries) slide along with the tile and stay in L1.
+ */
+static int t0_backward_row(void *vctx, int64_t task, float *scratch) {
+    const t0_ctx *c = (const t0_ctx *)vctx;
+    const int64_t H = c->H, W = c->W, E = c->E, p = c->p;
+    const int key_task = task >= c->nrows;
+    const int64_t row = key_task ? task - c->nrows : task, b = row / H, r = row % H;
+    (void)scratch;
+    int64_t lo = 0, hi = p; /* window rows (query task) or query rows (key task) */
+    if (key_task) query_rows_of_key(r, H, p, &lo, &hi);
+    memset((key_task ? c->gk : c->gq) + row * W * E, 0, (size_t)(W * E) * sizeof(float));
+    for (int64_t e0 = 0; e0 < E; e0 += 4 * V) {
+        const int64_t ne = E - e0 < 4 * V ? E - e0 : 4 * V;
+        const int nv = (int)((ne + V - 1) / V);
+        const int64_t nlast = ne - (nv - 1) * V;
+        for (int64_t s = lo; s < hi; ++s) {
+            for (int64_t x0 = 0; x0 < W;) {
+                const int jt = W - x0 >= 4 ? 4 : 1;
+                switch (nv * 8 + jt) {
+#define GRAD_CASE(NV, JT)                                                       \
+    case NV * 8 + JT:                                                           \
+        if (key_task)                                                           \
+            t0_grad_key_tile(c, b, r, s, x0, e0, JT, NV, nlast);                \
+        else                                                                    \
+            t0_grad_query_tile(c, b, r, s, x0, e0, JT, NV, nlast);              \
+        break;
+                    GRAD_CASE(1, 1) GRAD_CASE(2, 1) GRAD_CASE(3, 1) GRAD_CASE(4, 1)
+                    GRAD_CASE(1, 4) GRAD_CASE(2, 4) GRAD_CASE(3, 4) GRAD_CASE(4, 4)
+#undef GRAD_CASE
+                    default: break; /* nv is 1 .. 4, jt 1 or 4 */
+                }
+                x0 += jt;
+            }
         }
     }
     return 0;
 }
 
-/* dL/dq0(i, j) = sum_t g[i, j, t] k0(window element t): one query row per task. */
-static int t0_backward_query_row(void *vctx, int64_t row, float *scratch) {
-    const t0_ctx *c = (const t0_ctx *)vctx;
-    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
-    const int64_t b = row / H, i = row % H, rs = row_start(i, H, p);
-    (void)scratch;
-    for (int64_t j = 0; j < W; ++j) {
-        float *gq = c->gq + ((b * H + i) * W + j) * E;
-        const float *g = c->g + ((b * H + i) * W + j) * P2;
-        const int64_t cs = clamp64(j - p / 2, 0, W - p);
-        for (int64_t e = 0; e < E; ++e) gq[e] = 0.0f;
-        for (int64_t ky = 0; ky < p; ++ky) {
-            const float *krow = c->k + ((b * H + rs + ky) * W + cs) * E;
-            for (int64_t kx = 0; kx < p; ++kx) axpy_n(gq, g[ky * p + kx], krow + kx * E, E);
-        }
-    }
-    return 0;
-}
-
-/* dL/dk0(R, X) = sum over (query, t) reading key (R, X) of g[query, t] q0(query): one key
- * row per task, gathered from the query rows whose window contains R. */
-static int t0_backward_key_row(void *vctx, int64_t row, float *scratch) {
-    const t0_ctx *c = (const t0_ctx *)vctx;
-    const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
-    const int64_t b = row / H, R = row % H;
-    int64_t lo, hi;
-    (void)scratch;
-    float *gk_row = c->gk + (b * H + R) * W * E;
-    for (int64_t x = 0; x < W * E; ++x) gk_row[x] = 0.0f;
-    query_rows_of_key(R, H, p, &lo, &hi);
-    for (int64_t i = lo; i < hi; ++i) {
-        const int64_t ky = R - row_start(i, H, p);
-        for (int64_t j = 0; j < W; ++j) {
-            const float *qv = c->q + ((b * H + i) * W + j) * E;
-            const float *g = c->g + ((b * H + i) * W + j) * P2 + ky * p;
-            const int64_t cs = clamp64(j - p / 2, 0, W - p);
-            for (int64_t kx = 0; kx < p; ++kx) axpy_n(gk_row + (cs + kx) * E, g[kx], qv, E);
-        }
-    }
-    return 0;
-}
+/* ---- One attention iteration (eqs. 8, 9, 11) and its backward ------------------------- */
 
 typedef struct {
     const float *t0, *alpha, *beta, *depth, *mask, *bias, *gref, *gmask;
     float gamma;
-    int64_t H, W, p;
+    int64_t B, H, W, p;
+    int64_t nseg;                                  /* segments per window row: ceil(p / V) */
+    int64_t wp;                                    /* row width of part: W + V */
     float *refined, *next_mask;                    /* forward outputs */
     float *gt0, *galpha, *gbeta, *gdepth, *gmaskin; /* backward outputs */
     float *gbias_rows, *ggamma_rows;               /* per query row partial sums */
-    float *ca, *cd, *cm;                           /* per (query, t) key contributions */
+    float *part; /* 3 x B x H x p x wp: key-side partial sums per (query row, window row) */
 } train_attend_ctx;
 
 /*
- * Logits of one query pixel (eq. 8 in the decomposed form), their softmax (eq. 8) and the
- * window's depth and mask: fills x (the bracket before masking), l -> a (attention weights),
- * d and m; returns nothing, sums are left to the caller.
+ * Eq. 8 for query pixel (b, i, j) in the decomposed form, one vector per window segment
+ * s = ky * nseg + kx0 / V (lanes: window columns kx0 .. kx0 + n - 1):
+ *     d, m, al: depth, mask and alpha of the window pixels p_t;
+ *     x = T0[p, t] + d(p) alpha(p_t) + d(p_t) (beta(p) + gamma d(p))   (the logit before masking);
+ *     l = m(p_t) x + bias(p_t - p), -3e38 in lanes past the window.
+ * x and al may be NULL (the forward does not need them). Returns the largest logit, splat.
  */
-INLINE void train_softmax(const train_attend_ctx *c, int64_t b, int64_t i, int64_t j,
-                          float *x, float *a, float *d, float *m) {
-    const int64_t H = c->H, W = c->W, p = c->p, P2 = p * p, img = b * H * W;
-    const int64_t rs = row_start(i, H, p), cs = clamp64(j - p / 2, 0, W - p);
-    const float *t0 = c->t0 + (img + i * W + j) * P2;
-    const float dq = c->depth[img + i * W + j];
-    const float bq = c->beta[img + i * W + j] + c->gamma * dq;
-    const int64_t nb = 2 * p - 1;
-    float mx = -3.0e38f;
-    for (int64_t ky = 0; ky < p; ++ky) {
-        const int64_t off = (img + (rs + ky) * W + cs);
+INLINE vf window_logits(const train_attend_ctx *c, int64_t b, int64_t i, int64_t j, vf *l, vf *x,
+                        vf *d, vf *m, vf *al) {
+    const int64_t H = c->H, W = c->W, p = c->p, nb = 2 * p - 1, img = b * H * W;
+    const int64_t rs = row_start(i, H, p), cs = col_start(j, W, p), q = img + i * W + j;
+    const float *t0 = c->t0 + q * p * p;
+    const float dqs = c->depth[q];
+    const vf dq = splat(dqs), bq = splat(c->beta[q] + c->gamma * dqs);
+    vf mx = splat(-3.0e38f);
+    for (int64_t ky = 0, s = 0; ky < p; ++ky) {
+        const int64_t off = img + (rs + ky) * W + cs;
         const float *brow = c->bias + (rs + ky - i + p - 1) * nb + (cs - j + p - 1);
-        for (int64_t kx = 0; kx < p; ++kx) {
-            const int64_t t = ky * p + kx;
-            const float dt = c->depth[off + kx], mt = c->mask[off + kx];
-            const float xt = t0[t] + dq * c->alpha[off + kx] + dt * bq;
-            const float lt = mt * xt + brow[kx];
-            x[t] = xt;
-            a[t] = lt;
-            d[t] = dt;
-            m[t] = mt;
-            mx = lt > mx ? lt : mx;
+        for (int64_t kx0 = 0; kx0 < p; kx0 += V, ++s) {
+            const int64_t n = p - kx0 < V ? p - kx0 : V;
+            const vf dt = load_n(c->depth + off + kx0, n), mt = load_n(c->mask + off + kx0, n);
+            const vf at = load_n(c->alpha + off + kx0, n);
+            const vf xt = load_n(t0 + ky * p + kx0, n) + dq * at + dt * bq;
+            const vf lt = vselect(lanes_below(n), mt * xt + load_n(brow + kx0, n), splat(-3.0e38f));
+            l[s] = lt;
+            d[s] = dt;
+            m[s] = mt;
+            if (x) x[s] = xt;
+            if (al) al[s] = at;
+            mx = vmax(mx, lt);
         }
     }
-    float s = 0.0f;
-    for (int64_t t = 0; t < P2; ++t) {
-        a[t] = expf(a[t] - mx);
-        s += a[t];
-    }
-    const float inv = 1.0f / s;
-    for (int64_t t = 0; t < P2; ++t) a[t] *= inv;
+    return splat(hmax(mx));
 }
 
+/*
+ * Softmax numerators, in place: l[s] <- e_s = exp(l_s - max) (zero past the window); sums over
+ * the window of e, e d and e m (eq. 8's denominator, eqs. 9 and 11 before normalising).
+ */
+INLINE void window_softmax(int64_t p, vf mx, vf *l, const vf *d, const vf *m,
+                           float *sum, float *sum_d, float *sum_m) {
+    vf se = splat(0.0f), sd = se, sm = se;
+    for (int64_t ky = 0, s = 0; ky < p; ++ky) {
+        for (int64_t kx0 = 0; kx0 < p; kx0 += V, ++s) {
+            const vi valid = lanes_below(p - kx0 < V ? p - kx0 : V);
+            const vf e = (vf)((vi)vexp_nonpos(l[s] - mx) & valid);
+            l[s] = e;
+            se += e;
+            sd += e * d[s];
+            sm += e * m[s];
+        }
+    }
+    *sum = hsum(se);
+    *sum_d = hsum(sd);
+    *sum_m = hsum(sm);
+}
+
+/* Forward (one query row per task): refined (eq. 9) and next mask (eq. 11). */
 static int train_attend_row(void *vctx, int64_t row, float *scratch) {
     const train_attend_ctx *c = (const train_attend_ctx *)vctx;
-    const int64_t H = c->H, W = c->W, P2 = c->p * c->p;
+    const int64_t H = c->H, W = c->W, ns = c->p * c->nseg;
     const int64_t b = row / H, i = row % H;
-    float *x = scratch, *a = x + P2, *d = a + P2, *m = d + P2;
+    vf *l = (vf *)scratch, *d = l + ns, *m = d + ns;
     for (int64_t j = 0; j < W; ++j) {
-        train_softmax(c, b, i, j, x, a, d, m);
-        float r = 0.0f, n = 0.0f;
-        for (int64_t t = 0; t < P2; ++t) {
-            r += a[t] * d[t];
-            n += a[t] * m[t];
-        }
-        c->refined[(b * H + i) * W + j] = r; /* eq. 9 */
-        c->next_mask[(b * H + i) * W + j] = n; /* eq. 11 */
+        const vf mx = window_logits(c, b, i, j, l, NULL, d, m, NULL);
+        float se, sd, sm;
+        window_softmax(c->p, mx, l, d, m, &se, &sd, &sm);
+        const float inv = 1.0f / se;
+        c->refined[row * W + j] = sd * inv;
+        c->next_mask[row * W + j] = sm * inv;
     }
     return 0;
 }
 
 /*
- * Backward, phase 1 (one query row per task). With a = softmax(l), r = sum a d, n = sum a m
- * and upstream gradients gr, gn: dL/dl_t = a_t (gr d_t + gn m_t - gr r - gn n). Everything
- * that belongs to the query pixel is written directly; what belongs to key pixels is stored
- * per (query, t) in ca / cd / cm for phase 2.
+ * Backward, phase 1 (one query row i per task). With a = softmax(l), r = sum a d,
+ * n = sum a m and upstream gradients gr, gn:
+ *     dL/dl_t = a_t (gr d_t + gn m_t - gr r - gn n)              (gl)
+ *     dL/dT0[p, t] = m_t gl_t                                     (glm)
+ *     dL/dbias(p_t - p) += gl_t,  dL/dbeta(p) = sum_t glm_t d_t,
+ *     dL/dgamma += d(p) sum_t glm_t d_t,
+ *     dL/dd(p) (query part) = sum_t glm_t (alpha_t + gamma d_t),
+ * and for the key pixel p_t:
+ *     dL/dalpha(p_t) += glm_t d(p),   dL/dd(p_t) += glm_t (beta(p) + gamma d(p)) + a_t gr,
+ *     dL/dm(p_t) += gl_t x_t + a_t gn.
+ * Query-pixel terms are written directly. The bias terms are summed in a padded local grid,
+ * written to this row's slice of gbias_rows at the end. The key terms are summed over the
+ * row's pixels into p private partial rows per output (part[., b, i, ky, X], X the key
+ * column), which phase 2 adds up per key row.
  */
 static int train_attend_backward_query_row(void *vctx, int64_t row, float *scratch) {
     const train_attend_ctx *c = (const train_attend_ctx *)vctx;
-    const int64_t H = c->H, W = c->W, p = c->p, P2 = p * p, nb = 2 * p - 1;
+    const int64_t H = c->H, W = c->W, p = c->p, nb = 2 * p - 1, nseg = c->nseg, ns = p * nseg;
+    const int64_t wp = c->wp, bw = nb + V; /* bias grid row width, padded for segment loads */
     const int64_t b = row / H, i = row % H, rs = row_start(i, H, p), img = b * H * W;
-    float *x = scratch, *a = x + P2, *d = a + P2, *m = d + P2;
-    float *gbias = c->gbias_rows + row * nb * nb;
+    const int64_t plane = c->B * H * p * wp;
+    vf *l = (vf *)scratch, *x = l + ns, *d = x + ns, *m = d + ns, *al = m + ns;
+    float *gbias = (float *)(al + ns); /* nb x bw */
+    float *part_a = c->part + row * p * wp, *part_d = part_a + plane, *part_m = part_d + plane;
     double ggamma = 0.0;
-    for (int64_t t = 0; t < nb * nb; ++t) gbias[t] = 0.0f;
+    memset(gbias, 0, (size_t)(nb * bw) * sizeof(float));
+    for (int64_t k = 0; k < 3; ++k) memset(part_a + k * plane, 0, (size_t)(p * wp) * sizeof(float));
     for (int64_t j = 0; j < W; ++j) {
-        const int64_t q = img + i * W + j, cs = clamp64(j - p / 2, 0, W - p);
-        train_softmax(c, b, i, j, x, a, d, m);
-        const float gr = c->gref[q], gn = c->gmask[q], dq = c->depth[q];
-        const float bq = c->beta[q] + c->gamma * dq;
-        float r = 0.0f, n = 0.0f;
-        for (int64_t t = 0; t < P2; ++t) {
-            r += a[t] * d[t];
-            n += a[t] * m[t];
-        }
-        const float sr = gr * r + gn * n;
-        float gbeta = 0.0f, gdq = 0.0f, gg = 0.0f;
-        float *gt0 = c->gt0 + q * P2, *ca = c->ca + q * P2, *cd = c->cd + q * P2;
-        float *cm = c->cm + q * P2;
-        for (int64_t ky = 0; ky < p; ++ky) {
-            const int64_t off = img + (rs + ky) * W + cs;
-            float *brow = gbias + (rs + ky - i + p - 1) * nb + (cs - j + p - 1);
-            for (int64_t kx = 0; kx < p; ++kx) {
-                const int64_t t = ky * p + kx;
-                const float gl = a[t] * (gr * d[t] + gn * m[t] - sr);
-                const float glm = gl * m[t];
-                gt0[t] = glm;
-                gbeta += glm * d[t];
-                gdq += glm * (c->alpha[off + kx] + c->gamma * d[t]);
-                gg += glm * dq * d[t];
-                brow[kx] += gl;
-                ca[t] = glm * dq;
-                cd[t] = glm * bq + a[t] * gr;
-                cm[t] = gl * x[t] + a[t] * gn;
+        const int64_t q = img + i * W + j, cs = col_start(j, W, p);
+        const vf mx = window_logits(c, b, i, j, l, x, d, m, al);
+        float se, sd, sm;
+        window_softmax(p, mx, l, d, m, &se, &sd, &sm);
+        const float inv = 1.0f / se, gr = c->gref[q], gn = c->gmask[q], dq = c->depth[q];
+        const vf vinv = splat(inv), vgr = splat(gr), vgn = splat(gn), vdq = splat(dq);
+        const vf vsr = splat(gr * (sd * inv) + gn * (sm * inv)); /* gr r + gn n */
+        const vf vbq = splat(c->beta[q] + c->gamma * dq);
+        vf gbeta = splat(0.0f), galq = gbeta;
+        float *gt0 = c->gt0 + q * p * p;
+        for (int64_t ky = 0, s = 0; ky < p; ++ky) {
+            float *brow = gbias + (rs + ky - i + p - 1) * bw + (cs - j + p - 1);
+            const int64_t prow = ky * wp + cs;
+            for (int64_t kx0 = 0; kx0 < p; kx0 += V, ++s) {
+                const int64_t n = p - kx0 < V ? p - kx0 : V;
+                const vf a = l[s] * vinv; /* zero past the window, so gl and glm are too */
+                const vf gl = a * (vgr * d[s] + vgn * m[s] - vsr);
+                const vf glm = gl * m[s];
+                store_n(gt0 + ky * p + kx0, glm, n);
+                gbeta += glm * d[s];
+                galq += glm * al[s];
+                storeu(brow + kx0, loadu(brow + kx0) + gl);
+                float *pa = part_a + prow + kx0, *pd = part_d + prow + kx0;
+                float *pm = part_m + prow + kx0;
+                storeu(pa, loadu(pa) + glm * vdq);
+                storeu(pd, loadu(pd) + glm * vbq + a * vgr);
+                storeu(pm, loadu(pm) + gl * x[s] + a * vgn);
             }
         }
-        c->gbeta[q] = gbeta;
-        c->gdepth[q] = gdq; /* query part; phase 2 adds the key part */
-        ggamma += gg;
+        const float gb = hsum(gbeta);
+        c->gbeta[q] = gb;
+        c->gdepth[q] = hsum(galq) + c->gamma * gb; /* query part; phase 2 adds the key part */
+        ggamma += (double)(dq * gb);
     }
+    float *out = c->gbias_rows + row * nb * nb;
+    for (int64_t y = 0; y < nb; ++y) memcpy(out + y * nb, gbias + y * bw, (size_t)nb * sizeof(float));
     c->ggamma_rows[row] = (float)ggamma;
     return 0;
 }
 
-/* Backward, phase 2 (one key row per task): gather ca / cd / cm into the key pixels. */
+/* Backward, phase 2 (one key row R per task): the key parts of dL/dalpha, dL/dd and dL/dm
+ * are the sums of the partial rows (query row i, window row R - rs(i)) of the query rows
+ * whose window contains R. */
 static int train_attend_backward_key_row(void *vctx, int64_t row, float *scratch) {
     const train_attend_ctx *c = (const train_attend_ctx *)vctx;
-    const int64_t H = c->H, W = c->W, p = c->p, P2 = p * p;
-    const int64_t b = row / H, R = row % H, img = b * H * W;
+    const int64_t H = c->H, W = c->W, p = c->p, wp = c->wp;
+    const int64_t b = row / H, R = row % H, plane = c->B * H * p * wp;
     int64_t lo, hi;
     (void)scratch;
-    float *galpha = c->galpha + img + R * W, *gdepth = c->gdepth + img + R * W;
-    float *gmask = c->gmaskin + img + R * W;
-    for (int64_t X = 0; X < W; ++X) galpha[X] = gmask[X] = 0.0f;
+    float *galpha = c->galpha + row * W, *gdepth = c->gdepth + row * W;
+    float *gmask = c->gmaskin + row * W;
     query_rows_of_key(R, H, p, &lo, &hi);
-    for (int64_t i = lo; i < hi; ++i) {
-        const int64_t ky = R - row_start(i, H, p);
-        for (int64_t j = 0; j < W; ++j) {
-            const int64_t q = (img + i * W + j) * P2 + ky * p;
-            const int64_t cs = clamp64(j - p / 2, 0, W - p);
-            for (int64_t kx = 0; kx < p; ++kx) {
-                galpha[cs + kx] += c->ca[q + kx];
-                gdepth[cs + kx] += c->cd[q + kx];
-                gmask[cs + kx] += c->cm[q + kx];
-            }
+    for (int64_t X0 = 0; X0 < W; X0 += V) {
+        const int64_t n = W - X0 < V ? W - X0 : V;
+        vf sa = splat(0.0f), sd = sa, sm = sa;
+        for (int64_t i = lo; i < hi; ++i) {
+            const float *pa = c->part + ((b * H + i) * p + R - row_start(i, H, p)) * wp + X0;
+            sa += loadu(pa);
+            sd += loadu(pa + plane);
+            sm += loadu(pa + 2 * plane);
         }
+        store_n(galpha + X0, sa, n);
+        store_n(gdepth + X0, load_n(gdepth + X0, n) + sd, n);
+        store_n(gmask + X0, sm, n);
     }
     return 0;
 }
 
+/* --------------------------------------------------------------------------------------- */
+/* Training entry points                                                                   */
+/* --------------------------------------------------------------------------------------- */
+
 int mspn_train_t0(const float *q, const float *k, int64_t B, int64_t H, int64_t W, int64_t E,
                   int64_t p, float *t0, int nthreads) {
     if (B < 1 || E < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
-    t0_ctx c = {q, k, NULL, H, W, E, p, t0, NULL, NULL};
-    return run_rows(t0_forward_row, &c, B * H, 0, nthreads);
+    const int64_t wp = W + V;
+    float *kt = (float *)malloc((size_t)(B * H * E * wp) * sizeof(float));
+    if (!kt) return 2;
+    t0_ctx c = {.q = q, .k = k, .H = H, .W = W, .E = E, .p = p, .nrows = B * H, .wp = wp,
+                .kt = kt, .t0 = t0};
+    int err = run_rows(t0_transpose_row, &c, B * H, 0, nthreads);
+    if (!err) err = run_rows(t0_forward_row, &c, B * H, 0, nthreads);
+    free(kt);
+    return err;
 }
 
 int mspn_train_t0_backward(const float *q, const float *k, const float *g, int64_t B, int64_t H,
                            int64_t W, int64_t E, int64_t p, float *gq, float *gk, int nthreads) {
     if (B < 1 || E < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
-    t0_ctx c = {q, k, g, H, W, E, p, NULL, gq, gk};
-    int err = run_rows(t0_backward_query_row, &c, B * H, 0, nthreads);
-    if (!err) err = run_rows(t0_backward_key_row, &c, B * H, 0, nthreads);
+    /* query columns whose window holds key column X: [jlo[X], jhi[X]] (cs is monotone) */
+    int32_t *jlo = (int32_t *)malloc((size_t)(3 * W) * sizeof(int32_t)), *jhi = jlo + W;
+    int32_t *cs = jhi + W;
+    if (!jlo) return 2;
+    for (int64_t X = 0; X < W; ++X) {
+        jlo[X] = (int32_t)W;
+        jhi[X] = -1;
+    }
+    for (int64_t j = 0; j < W; ++j) {
+        cs[j] = (int32_t)col_start(j, W, p);
+        for (int64_t X = cs[j]; X < cs[j] + p; ++X) {
+            if (j < jlo[X]) jlo[X] = (int32_t)j;
+            if (j > jhi[X]) jhi[X] = (int32_t)j;
+        }
+    }
+    t0_ctx c = {.q = q, .k = k, .g = g, .H = H, .W = W, .E = E, .p = p, .nrows = B * H,
+                .jlo = jlo, .jhi = jhi, .cs = cs, .gq = gq, .gk = gk};
+    int err = run_rows(t0_backward_row, &c, 2 * B * H, 0, nthreads);
+    free(jlo);
     return err;
 }
 
@@ -993,12 +1310,14 @@ int mspn_train_attend(const float *t0, const float *alpha, const float *beta, fl
                       int64_t H, int64_t W, int64_t p, float *refined, float *next_mask,
                       int nthreads) {
     if (B < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    const int64_t nseg = (p + V - 1) / V;
     train_attend_ctx c = {.t0 = t0, .alpha = alpha, .beta = beta, .depth = depth,
-                          .mask = mask, .bias = bias, .gamma = gamma, .H = H, .W = W, .p = p,
-                          .refined = refined, .next_mask = next_mask};
-    return run_rows(train_attend_row, &c, B * H, (size_t)(4 * p * p), nthreads);
+                          .mask = mask, .bias = bias, .gamma = gamma, .B = B, .H = H, .W = W,
+                          .p = p, .nseg = nseg, .refined = refined, .next_mask = next_mask};
+    return run_rows(train_attend_row, &c, B * H, (size_t)(3 * p * nseg * V), nthreads);
 }
 
+/* work: 3 * B * H * p * (W + 16) floats (the key-side partial rows). */
 int mspn_train_attend_backward(const float *t0, const float *alpha, const float *beta,
                                float gamma, const float *depth, const float *mask,
                                const float *bias, const float *gref, const float *gmask,
@@ -1007,12 +1326,15 @@ int mspn_train_attend_backward(const float *t0, const float *alpha, const float 
                                float *gbias_rows, float *ggamma_rows, float *work,
                                int nthreads) {
     if (B < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
-    const int64_t n = B * H * W * p * p;
-    train_attend_ctx c = {t0, alpha, beta, depth, mask, bias, gref, gmask, gamma, H, W, p,
-                          NULL, NULL, gt0, galpha, gbeta, gdepth, gmaskin, gbias_rows,
-                          ggamma_rows, work, work + n, work + 2 * n};
-    int err = run_rows(train_attend_backward_query_row, &c, B * H, (size_t)(4 * p * p),
-                       nthreads);
+    const int64_t nseg = (p + V - 1) / V, nb = 2 * p - 1;
+    train_attend_ctx c = {.t0 = t0, .alpha = alpha, .beta = beta, .depth = depth,
+                          .mask = mask, .bias = bias, .gref = gref, .gmask = gmask,
+                          .gamma = gamma, .B = B, .H = H, .W = W, .p = p, .nseg = nseg,
+                          .wp = W + V, .gt0 = gt0, .galpha = galpha, .gbeta = gbeta,
+                          .gdepth = gdepth, .gmaskin = gmaskin, .gbias_rows = gbias_rows,
+                          .ggamma_rows = ggamma_rows, .part = work};
+    const size_t scratch = (size_t)(5 * p * nseg * V + nb * (nb + V));
+    int err = run_rows(train_attend_backward_query_row, &c, B * H, scratch, nthreads);
     if (!err) err = run_rows(train_attend_backward_key_row, &c, B * H, 0, nthreads);
     return err;
 }
