@@ -399,7 +399,8 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio) -> None:
     # Stop (like a closed tab) cancels the run: the generator is closed between two
     # iterations, so its worker is free for the next request; frames so far stay and
     # become scrubbable.
-    ui.stop_btn.click(_handler(ui, studio.stop), [ui.session], [ui.scrub], cancels=[run_event],
+    stopped = [ui.frame, ui.caption, ui.scrub, ui.play_btn, ui.metrics_note]
+    ui.stop_btn.click(_handler(ui, studio.stop), [ui.session], stopped, cancels=[run_event],
                       api_visibility="private", queue=False)  # fmt: skip
     ui.ablation_btn.click(_gpu(duration=60)(_handler(ui, studio.ablation)), [ui.session],
                           [ui.table, ui.chart, ui.ablation_btn], api_name="ablation",

@@ -467,13 +467,27 @@ class Studio:
         return View({"cloud": extras.point_cloud, "files": files, "downloads_md": DOWNLOADS_READY})
 
     def stop(self, state: Session) -> View:
-        """Stop: the frames computed so far become scrubbable."""
+        """Stop: the run yields no more frames; those computed so far become scrubbable.
+
+        The page is put in one consistent state at once: the last recorded frame with its
+        caption, the slider ending there, Play enabled and a note saying where it stopped
+        (a frame still on its way from the run is dropped by the run itself).
+        """
+        record = state.run
         count = recorded_frames(state)
-        if count < 2:
+        if record is None or record.summary is not None or record.stopped or count < 1:
             return View()
-        state.frame = count - 1
-        scrub = update(minimum=0, maximum=count - 1, value=count - 1, interactive=True)
-        return View({"scrub": scrub})
+        record.stopped = True
+        index, image, caption = show_frame(state, count - 1)
+        note = (
+            f"Stopped after {count} of {record.total_frames} frames: scrub them, or press "
+            "Refine to run again. The metrics table needs a finished run."
+        )
+        changes = {"frame": image, "caption": caption, "metrics_note": note}
+        if count > 1:  # a slider needs two ends
+            changes["scrub"] = update(minimum=0, maximum=index, value=index, interactive=True)
+            changes["play_btn"] = update(value="Play", interactive=True)
+        return View(changes)
 
     def ablation(self, state: Session) -> View:
         """Add the other mask setting to the metrics table (Fig. 10d)."""

@@ -254,6 +254,9 @@ def run_steps(
     )
     source = None  # the state the next iteration starts from
     for state in steps:
+        if record.stopped:  # Stop: the page already shows the last recorded frame
+            steps.close()
+            return
         if state.is_restart:
             source = state
             continue

@@ -135,6 +135,7 @@ class RunRecord:
     frames: list[np.ndarray] = field(default_factory=list)  # rendered, until the downloads
     seconds: float = 0.0  # wall time of the iterations
     summary: RunSummary | None = None
+    stopped: bool = False  # Stop was pressed: the run yields nothing more
     extras: RunExtras | None = None
     guidance: torch.Tensor | None = None  # 1 x C x H x W, G of eq. 3, cached by the teaching view
     out_dir: Path | None = None  # where the downloads are written

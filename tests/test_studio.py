@@ -518,6 +518,27 @@ def test_stopped_run_keeps_its_frames_scrubbable(pipe, session, tmp_path):
     assert image.ndim == 3
 
 
+def test_stop_shows_one_consistent_state_and_the_run_yields_no_more(pipe, scene, tmp_path):
+    from studio.page import Studio
+
+    studio = Studio(pipe, [])
+    session = new_session(scene)
+    views = studio.run(session, None, "random points", 12, 16, 0, False, None)
+    for _ in range(4):  # the first view and three more frames
+        next(views)
+    stopped = studio.stop(session)
+    count = recorded_frames(session)
+    assert count == 4
+    changes = stopped.changes
+    assert changes["scrub"].props == {"minimum": 0, "maximum": 3, "value": 3, "interactive": True}
+    assert changes["caption"] == frame_at(session, 3)[1]
+    assert changes["play_btn"].props["interactive"] is True
+    assert f"Stopped after 4 of {session.run.total_frames} frames" in changes["metrics_note"]
+    assert list(views) == []  # a frame on its way is dropped: the page keeps the stop's state
+    assert recorded_frames(session) == 4
+    assert studio.stop(session).changes == {}  # a second Stop changes nothing
+
+
 def test_run_keeps_measurements_and_matches_the_pipeline(pipe, session, tmp_path):
     inputs, _ = _run(pipe, session, tmp_path)
     final = session.run.states[-1].depth
