@@ -616,7 +616,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init-alignment",
         dest="init_alignment",
-        choices=["none", "least_squares", "residual_idw"],
+        choices=["none", "median_scale", "least_squares", "residual_idw"],
         help="align D0 to the sparse depths before refinement (default none, the paper)",
     )
     train.add_argument(

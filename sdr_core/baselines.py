@@ -23,6 +23,7 @@ __all__ = [
     "fit_scale_shift",
     "least_squares_scale_shift",
     "mde_only",
+    "median_scale",
     "mspn_without_mask",
     "residual_interpolation",
 ]
@@ -121,6 +122,24 @@ def _fit(depth: np.ndarray, measurements: np.ndarray) -> tuple[float, float]:
         logger.debug("least-squares scale %.3g <= 0; using median scale", scale)
         return median_fit
     return scale, float(s.mean() - scale * d0.mean())
+
+
+def median_scale(init_depth: Any, sparse: Any) -> np.ndarray:
+    """Align D0 to S with one global scale, the median of ``S / D0`` over the measurements.
+
+    Args:
+        init_depth: HxW float, metres, finite and > 0 (D0).
+        sparse: HxW float, metres; 0 = missing (S).
+
+    Returns:
+        HxW float32, metres: ``median(S / D0) * D0``; D0 unchanged when S is empty.
+    """
+    depth, measurements = _check_inputs(init_depth, sparse)
+    measured = measurements > 0
+    if not measured.any():
+        return depth.astype(np.float32)
+    ratios = measurements[measured].astype(np.float64) / depth[measured]
+    return _affine(depth, float(np.median(ratios)), 0.0)
 
 
 def least_squares_scale_shift(init_depth: Any, sparse: Any) -> np.ndarray:

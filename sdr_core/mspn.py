@@ -85,7 +85,7 @@ class MSPNConfig:
     # How D0 is aligned to S before the guidance network and MSPN see it (sdr_core.prefill):
     # "none" is the paper; "least_squares" / "residual_idw" are departures. A property of
     # the trained weights, so it lives in the MSPN checkpoint's config.
-    init_alignment: Literal["none", "least_squares", "residual_idw"] = "none"
+    init_alignment: Literal["none", "median_scale", "least_squares", "residual_idw"] = "none"
     # What the layers propagate (a departure when not "depth"; a property of the trained
     # weights, stored in the checkpoint): "depth" is the paper (metres); "ratio" makes both
     # layers propagate rho = log(D / D0), starting from 0 with log(S / D0) imposed at the
@@ -101,10 +101,10 @@ class MSPNConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kappa <= 0:
             raise ValueError(f"kappa must be > 0, got {self.kappa}")
-        if self.init_alignment not in ("none", "least_squares", "residual_idw"):
+        if self.init_alignment not in ("none", "median_scale", "least_squares", "residual_idw"):
             raise ValueError(
-                "init_alignment must be 'none', 'least_squares' or 'residual_idw', "
-                f"got {self.init_alignment!r}"
+                "init_alignment must be 'none', 'median_scale', 'least_squares' or "
+                f"'residual_idw', got {self.init_alignment!r}"
             )
         if self.domain not in DOMAINS:
             raise ValueError(f"domain must be one of {sorted(DOMAINS)}, got {self.domain!r}")

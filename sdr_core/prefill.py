@@ -11,6 +11,10 @@ Modes (``MSPNConfig.init_alignment``; the checkpoint's config says which one its
 trained with):
 
 * ``"none"``: D0 as given (the paper).
+* ``"median_scale"``: one global scale, the median of S / D0 over the measurements: robust
+  from one measurement on (a scale and shift fitted to a handful of points can be far off),
+  and in the ratio domain (``MSPNConfig.domain``) the same as starting rho at the median
+  log-ratio instead of 0.
 * ``"least_squares"``: one global scale and shift fitted to S (``baselines.fit_scale_shift``).
 * ``"residual_idw"``: the global fit plus the residuals ``S - aligned D0`` spread over the
   image from the nearest measurements by inverse-distance weighting, the "LS + IDW
@@ -32,11 +36,13 @@ from . import baselines
 
 __all__ = ["ALIGNMENTS", "InitAlignment", "align_init_depth"]
 
-InitAlignment = Literal["none", "least_squares", "residual_idw"]
-ALIGNMENTS: tuple[str, ...] = ("none", "least_squares", "residual_idw")
+InitAlignment = Literal["none", "median_scale", "least_squares", "residual_idw"]
+ALIGNMENTS: tuple[str, ...] = ("none", "median_scale", "least_squares", "residual_idw")
 
 
 def _align_one(init_depth: np.ndarray, sparse: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "median_scale":
+        return baselines.median_scale(init_depth, sparse)
     if mode == "least_squares":
         return baselines.least_squares_scale_shift(init_depth, sparse)
     return baselines.residual_interpolation(init_depth, sparse, "idw")

@@ -28,6 +28,7 @@ def _maps(n_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndar
 @pytest.mark.parametrize(
     ("mode", "baseline"),
     [
+        ("median_scale", baselines.median_scale),
         ("least_squares", baselines.least_squares_scale_shift),
         ("residual_idw", baselines.residual_interpolation),
     ],
@@ -51,6 +52,16 @@ def test_alignment_corrects_a_scaled_d0_and_none_keeps_it():
     for mode in ("least_squares", "residual_idw"):
         after = float((align_init_depth(d0, s, mode)[0, 0] - torch.from_numpy(gt)).abs().mean())
         assert after < 0.2 * before, (mode, before, after)  # measured: 0.92 m -> 0.033 m
+
+
+def test_median_scale_is_the_median_ratio_and_robust_to_one_outlier():
+    d0 = np.full((4, 5), 2.0, dtype=np.float32)
+    d0[0, 0] = 4.0
+    sparse = np.zeros_like(d0)
+    sparse[0, 0], sparse[1, 1], sparse[2, 2] = 4.4, 2.2, 9.0  # ratios 1.1, 1.1, 4.5
+    out = baselines.median_scale(d0, sparse)
+    np.testing.assert_allclose(out, 1.1 * d0, rtol=1e-6)
+    np.testing.assert_array_equal(baselines.median_scale(d0, np.zeros_like(d0)), d0)
 
 
 def test_alignment_without_measurements_keeps_d0():
