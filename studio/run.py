@@ -402,7 +402,34 @@ def summarize(pipeline: SDRPipeline, scene: Scene, record: RunRecord) -> RunSumm
         else {}
     )
     figure = _iteration_figure(record, metrics)
-    return RunSummary(metrics_table(metrics), metrics, figure, record.seconds, run_note(record))
+    note = " ".join(filter(None, [run_note(record), verdict_note(metrics, _run_method(record))]))
+    return RunSummary(metrics_table(metrics), metrics, figure, record.seconds, note)
+
+
+def verdict_note(metrics: dict[str, dict[str, dict[str, float]]], method: str) -> str:
+    """One sentence on how the run did against D0 and the best classical method (RMSE).
+
+    Said plainly when the refinement made D0 worse: that is what a user inspecting a failure
+    case needs to see first. Empty without ground truth.
+    """
+    label = methods.METHODS[method].label
+    whole = {name: regions["whole image"]["rmse"] for name, regions in metrics.items()
+             if "whole image" in regions}  # fmt: skip
+    d0 = whole.get(methods.METHODS["mde"].label)
+    if label not in whole or d0 is None:
+        return ""
+    ours = whole[label]
+    if ours > d0:
+        text = f"{label} is worse than D0 here: {ours:.3f} vs {d0:.3f} m RMSE."
+    else:
+        text = f"{label} improves on D0: {d0:.3f} → {ours:.3f} m RMSE."
+    classical = {methods.METHODS[name].label for name in methods.CLASSICAL}
+    rivals = {name: value for name, value in whole.items() if name in classical}
+    if rivals:
+        best = min(rivals, key=rivals.__getitem__)
+        relation = "behind" if rivals[best] < ours else "ahead of"
+        text += f" It is {relation} the best classical method, {best} ({rivals[best]:.3f} m)."
+    return text
 
 
 def add_ablation(pipeline: SDRPipeline, session: Session) -> RunSummary:

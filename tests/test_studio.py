@@ -539,6 +539,28 @@ def test_stop_shows_one_consistent_state_and_the_run_yields_no_more(pipe, scene,
     assert studio.stop(session).changes == {}  # a second Stop changes nothing
 
 
+def test_verdict_says_when_the_refinement_made_d0_worse():
+    from studio.run import verdict_note
+
+    def row(rmse):
+        return {"whole image": {"rmse": rmse}}
+
+    worse = {"MSPN": row(0.502), "MDE only (D0)": row(0.236), "LS + IDW residuals": row(0.2)}
+    text = verdict_note(worse, "mspn")
+    assert text.startswith("MSPN is worse than D0 here: 0.502 vs 0.236 m RMSE.")
+    assert "behind the best classical method, LS + IDW residuals (0.200 m)" in text
+    better = {"MSPN": row(0.1), "MDE only (D0)": row(0.236), "LS + IDW residuals": row(0.2)}
+    assert verdict_note(better, "mspn").startswith("MSPN improves on D0: 0.236 → 0.100 m")
+    assert "ahead of the best classical method" in verdict_note(better, "mspn")
+    assert verdict_note({}, "mspn") == ""  # no ground truth, nothing to say
+
+
+def test_finished_run_note_carries_the_verdict(pipe, session, tmp_path):
+    _, updates = _run(pipe, session, tmp_path)
+    note = updates[-1].summary.note
+    assert " than D0 here: " in note or "improves on D0" in note
+
+
 def test_run_keeps_measurements_and_matches_the_pipeline(pipe, session, tmp_path):
     inputs, _ = _run(pipe, session, tmp_path)
     final = session.run.states[-1].depth
