@@ -625,6 +625,7 @@ def colorbar(
     unit: str = "m",
     reverse: bool = False,
     background: RGB = (255, 255, 255),
+    open_top: bool = False,
 ) -> np.ndarray:
     """A vertical colour bar with round tick values, larger values at the top.
 
@@ -641,6 +642,8 @@ def colorbar(
         unit: Appended to every tick label ("m" for depth and error, "" for the mask).
         reverse: True when `vmin` gets the high end of the colormap (depth).
         background: RGB behind the labels.
+        open_top: the panel clips values above `vmax` to the top colour (an error scale
+            set by a percentile): the top is labelled ">= vmax" so the clipping is visible.
 
     Returns:
         height x w x 3 uint8 (w depends on the label width, about 40-110 px).
@@ -659,6 +662,10 @@ def colorbar(
     font = _label_font(font_px)
     ticks = _nice_ticks(vmin, vmax, target=int(np.clip(height // 45, 2, 6)))
     texts = [_tick_text(t, ticks, unit) for t in ticks]
+    if open_top:  # ">= vmax" at the top (the built-in font has no ≥); no tick under it
+        keep = [i for i, t in enumerate(ticks) if (vmax - t) / (vmax - vmin) * height > font_px]
+        ticks = [ticks[i] for i in keep] + [vmax]
+        texts = [texts[i] for i in keep] + [f">= {vmax:.2f} {unit}".rstrip()]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_width = int(max(probe.textlength(t, font=font) for t in texts)) + 2
     margin = font_px // 2 + 1  # room for the top and bottom labels
@@ -689,10 +696,11 @@ def with_colorbar(
     cmap: Colormap = "turbo",
     unit: str = "m",
     reverse: bool = False,
+    open_top: bool = False,
 ) -> np.ndarray:
     """``panel`` with its :func:`colorbar` to the right (same height, white background)."""
     image = as_rgb_image(panel, "panel")
-    bar = colorbar(vmin, vmax, max(8, image.shape[0]), cmap, unit, reverse)
+    bar = colorbar(vmin, vmax, max(8, image.shape[0]), cmap, unit, reverse, open_top=open_top)
     if bar.shape[0] != image.shape[0]:  # panels lower than 8 px: pad the panel
         padded = np.full((bar.shape[0], image.shape[1], 3), 255, dtype=np.uint8)
         padded[: image.shape[0]] = image
@@ -791,7 +799,8 @@ def refinement_frame(
     labels = ["depth", mask_label]
     if gt_m is not None and error_vmax is not None:
         error = colorize_error(depth_m, gt_m, error_vmax)
-        panels.append(with_colorbar(error, 0.0, error_vmax, "magma", "m"))
+        # error_vmax is a percentile: larger errors are clipped, and the bar says so
+        panels.append(with_colorbar(error, 0.0, error_vmax, "magma", "m", open_top=True))
         labels.append("|error| vs ground truth")
     if hole_mask is not None:
         width = np.asarray(depth_m).shape[1]

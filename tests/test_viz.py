@@ -82,6 +82,27 @@ def test_colorbar_shows_the_panels_mapping_with_round_ticks_in_metres():
     np.testing.assert_array_equal(mask_inside[0], viz.COLORMAPS["viridis"][255])  # 1 on top
 
 
+def test_an_open_topped_bar_labels_its_top_as_at_least_vmax():
+    # An error scale set by a percentile clips larger errors: the top label says ">= vmax".
+    closed = viz.colorbar(0.0, 0.453, 200, "magma", "m")
+    opened = viz.colorbar(0.0, 0.453, 200, "magma", "m", open_top=True)
+    np.testing.assert_array_equal(opened[:, :12], closed[:, :12])  # the same gradient
+    assert opened.shape[1] > closed.shape[1]  # the wider ">= 0.45 m" label
+    top = (opened[:20, 20:] < 128).any(axis=2).sum()
+    assert top > (closed[:20, 20:] < 128).any(axis=2).sum()  # ink at the top only when open
+
+
+def test_the_frames_error_bar_is_open_topped(monkeypatch):
+    calls = []
+    real = viz.colorbar
+    monkeypatch.setattr(viz, "colorbar", lambda *a, **k: calls.append((a[3], k)) or real(*a, **k))
+    depth = _ramp(40, 60)
+    viz.refinement_frame(depth, np.ones((40, 60)), "t", (1.0, 9.0), gt_m=depth + 1, error_vmax=0.5)
+    assert {cmap: k.get("open_top", False) for cmap, k in calls} == {
+        "turbo": False, "viridis": False, "magma": True,
+    }  # fmt: skip
+
+
 def test_with_colorbar_keeps_the_panel_and_adds_a_bar():
     panel = viz.colorize_depth(_ramp(40, 60), 1.0, 9.0)
     out = viz.depth_with_colorbar(panel, 1.0, 9.0)
