@@ -1,7 +1,7 @@
 /*
  * MSPN pixel-to-window attention: fused CPU kernels. The blocked, vectorised kernels are
  * inference only; the "train" kernels at the end compute the same maths in plain layouts
- * with their backward passes, for training on CPU.
+ * with their backward passes, for training on CPU (vectorised too, differently: see there).
  *
  * Plain C11 + GCC vector extensions + pthreads; no torch headers, so it compiles in a few
  * seconds. Compiled and loaded lazily by sdr_core/attention/native.py (ctypes).
@@ -719,7 +719,7 @@ int mspn_attend(const float *t0, const float *alpha, const float *beta, float ga
 }
 
 /* --------------------------------------------------------------------------------------- */
-/* Training kernels: the same maths with backward passes, in plain layouts                 */
+/* Training kernels: the same maths with backward passes, in plain (unblocked) layouts     */
 /* --------------------------------------------------------------------------------------- */
 
 /*
@@ -727,13 +727,17 @@ int mspn_attend(const float *t0, const float *alpha, const float *beta, float ga
  * B x H x W x p^2 (t = ky * p + kx); alpha, beta, depth, mask and their gradients B x H x W;
  * bias (2p-1) x (2p-1).
  *
- * Vectorisation runs along the window row: the p elements of window row ky of query pixel
- * (i, j) are the p adjacent pixels (R, cs .. cs + p - 1) of key row R = rs + ky, and their T0
- * entries are contiguous too, so each "segment" of up to V = 16 of them is one vector load
- * (p = 13: one segment per window row, 13 of 16 lanes used). Segment loads and stores are
- * masked to the segment's n lanes: nothing past the window is read or written, and lanes
- * past the window hold zeros that take no part in any sum. Channel loops (E) are vectorised
- * along the channels, with a masked last vector when E is not a multiple of 16.
+ * Vectorisation:
+ * - attention (forward and backward) and T0 forward: along the window row. The p elements of
+ *   window row ky of query pixel (i, j) are the p adjacent pixels (R, cs .. cs + p - 1) of key
+ *   row R = rs + ky, and their T0 entries are contiguous too, so a "segment" of up to V = 16
+ *   of them is one vector (p = 13: one segment per window row, 13 of 16 lanes used). Segment
+ *   loads and stores are masked to the segment's n lanes: nothing past the window is read or
+ *   written, and lanes past the window hold zeros that take no part in any sum. T0 forward
+ *   reads k0 transposed per key row (B x H x E x W) so that a segment of one channel is one
+ *   load, shared by 4 adjacent query pixels whose windows fit in 16 columns.
+ * - T0 backward: along the channels (E, a masked last vector when E is not a multiple of 16),
+ *   4 pixels (or keys) at a time so that every channel vector load feeds 4 FMAs.
  *
  * Threads: every kernel runs as row tasks whose outputs are disjoint. The scatter-shaped
  * gradients (key pixels, which many queries read) are gathers over the query rows whose
@@ -749,7 +753,9 @@ INLINE vf load_n(const float *p, int64_t n) {
     return (vf)_mm512_maskz_loadu_ps(lane_mask(n), p);
 }
 /* p[l] = v[l] for l < n; nothing past p + n is written. */
-INLINE void store_n(float *p, vf v, int64_t n) { _mm512_mask_storeu_ps(p, lane_mask(n), (__m512)v); }
+INLINE void store_n(float *p, vf v, int64_t n) {
+    _mm512_mask_storeu_ps(p, lane_mask(n), (__m512)v);
+}
 INLINE float hsum(vf v) { return _mm512_reduce_add_ps((__m512)v); }
 INLINE float hmax(vf v) { return _mm512_reduce_max_ps((__m512)v); }
 #else
@@ -806,6 +812,17 @@ INLINE float hmax(vf v) {
 
 /* x in every lane (splat computes 0 + x, which without -ffast-math costs an add). */
 INLINE vf bcast(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+
+/*
+ * Keeps x in a register: without it GCC folds a vector load into each FMA that uses it, which
+ * turns one load per JT FMAs back into one per FMA. (AVX-512 only: elsewhere a vf is not one
+ * register.)
+ */
+#if defined(__AVX512F__)
+#define KEEP_IN_REGISTER(x) __asm__("" : "+v"(x))
+#else
+#define KEEP_IN_REGISTER(x) ((void)0)
+#endif
 
 /* All bits set in lanes [0, n), clear in the others. */
 INLINE vi lanes_below(int64_t n) {
@@ -877,7 +894,10 @@ INLINE void t0_tile(const float *qv, int64_t E, const float *kt0, int64_t rstrid
         for (int k = 0; k < NK; ++k) acc[jj][k] = bcast(0.0f);
     for (int64_t e = 0; e < E; ++e) {
         vf kv[3];
-        for (int k = 0; k < NK; ++k) kv[k] = loadu(kt0 + e * wp + k * rstride);
+        for (int k = 0; k < NK; ++k) {
+            kv[k] = loadu(kt0 + e * wp + k * rstride);
+            KEEP_IN_REGISTER(kv[k]); /* one load for JT FMAs */
+        }
         for (int jj = 0; jj < JT; ++jj) {
             const vf qe = bcast(qv[jj * E + e]);
             for (int k = 0; k < NK; ++k) acc[jj][k] += qe * kv[k];
@@ -923,8 +943,10 @@ static int t0_forward_row(void *vctx, int64_t row, float *scratch) {
                     /* pixel jj's window starts at lane coff: move it to lane 0 */
                     const int32_t coff = (int32_t)(col_start(j0 + jj, W, p) - cs0);
                     float *out = c->t0 + (row * W + j0 + jj) * P2 + ky0 * p + kx0;
-                    for (int k = 0; k < nk; ++k)
-                        store_n(out + k * p, coff ? permute1(acc[jj][k], iota + coff) : acc[jj][k], n);
+                    for (int k = 0; k < nk; ++k) {
+                        const vf v = acc[jj][k];
+                        store_n(out + k * p, coff ? permute1(v, iota + coff) : v, n);
+                    }
                 }
             }
             j0 += jt;
@@ -944,20 +966,14 @@ INLINE void axpy_tile(vf acc[4][4], const float *w, const float *x, int JT, int 
     vf xv[4];
     for (int v = 0; v + 1 < NV; ++v) xv[v] = loadu(x + v * V);
     xv[NV - 1] = load_n(x + (NV - 1) * V, nlast);
+    for (int v = 0; v < NV; ++v) KEEP_IN_REGISTER(xv[v]); /* one load for JT FMAs */
     for (int jj = 0; jj < JT; ++jj) {
         const vf wv = bcast(w[jj]);
         for (int v = 0; v < NV; ++v) acc[jj][v] += wv * xv[v];
     }
 }
 
-/* acc[jj] <-> out + jj * E (channel vectors of JT consecutive pixels). */
-INLINE void load_tile(vf acc[4][4], const float *in, int64_t E, int JT, int NV, int64_t nlast) {
-    for (int jj = 0; jj < JT; ++jj) {
-        for (int v = 0; v + 1 < NV; ++v) acc[jj][v] = loadu(in + jj * E + v * V);
-        acc[jj][NV - 1] = load_n(in + jj * E + (NV - 1) * V, nlast);
-    }
-}
-
+/* out + jj * E <- acc[jj] (channel vectors of JT consecutive pixels). */
 INLINE void store_tile(float *out, vf acc[4][4], int64_t E, int JT, int NV, int64_t nlast) {
     for (int jj = 0; jj < JT; ++jj) {
         for (int v = 0; v + 1 < NV; ++v) storeu(out + jj * E + v * V, acc[jj][v]);
@@ -966,111 +982,112 @@ INLINE void store_tile(float *out, vf acc[4][4], int64_t E, int JT, int NV, int6
 }
 
 /*
- * dL/dq0(i, j) += sum_kx g[i, j, ky, kx] k0(R, cs(j) + kx) for one window row ky (key row R)
- * and JT adjacent pixels j = j0 + jj, channels [e0, e0 + ...): the pixels' windows together
- * span key columns cs(j0) + u, u < U; each key's channel vectors are loaded once for the JT
- * pixels, whose weight is g[i, j, ky, u - coff[jj]] (zero outside the pixel's window).
+ * dL/dq0(i, j)[e0 ..] = sum_t g[i, j, t] k0(window element t)[e0 ..] for JT adjacent pixels
+ * j = j0 + jj of query row i. In window row ky (key row R) the pixels' windows together span
+ * the key columns cs(j0) + u, u < U; each key's channel vectors are loaded once for the JT
+ * pixels, whose weight is g[i, j, ky, u - coff[jj]] (zero outside pixel jj's window). The
+ * JT x NV accumulators stay in registers over the whole window.
  */
-INLINE void t0_grad_query_tile(const t0_ctx *c, int64_t b, int64_t i, int64_t ky, int64_t j0,
-                               int64_t e0, int JT, int NV, int64_t nlast) {
+INLINE void t0_grad_query_tile(const t0_ctx *c, int64_t b, int64_t i, int64_t j0, int64_t e0,
+                               int JT, int NV, int64_t nlast) {
     const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
-    const int64_t pix0 = (b * H + i) * W + j0, cs0 = c->cs[j0];
-    const float *keys = c->k + ((b * H + row_start(i, H, p) + ky) * W + cs0) * E + e0;
-    const float *g[4];
+    const int64_t pix0 = (b * H + i) * W + j0, cs0 = c->cs[j0], rs = row_start(i, H, p);
     int64_t coff[4];
-    for (int jj = 0; jj < JT; ++jj) {
-        coff[jj] = c->cs[j0 + jj] - cs0;
-        g[jj] = c->g + (pix0 + jj) * P2 + ky * p; /* window row ky of pixel jj */
-    }
+    for (int jj = 0; jj < JT; ++jj) coff[jj] = c->cs[j0 + jj] - cs0;
     /* keys u in [coff[JT - 1], p) are in every pixel's window */
     const int64_t U = coff[JT - 1] + p, full0 = coff[JT - 1], full1 = p;
     vf acc[4][4];
-    load_tile(acc, c->gq + pix0 * E + e0, E, JT, NV, nlast);
-    for (int64_t u = 0; u < U; ++u) {
-        float w[4];
-        if (u >= full0 && u < full1) {
-            for (int jj = 0; jj < JT; ++jj) w[jj] = g[jj][u - coff[jj]];
-        } else {
-            for (int jj = 0; jj < JT; ++jj)
-                w[jj] = u >= coff[jj] && u < coff[jj] + p ? g[jj][u - coff[jj]] : 0.0f;
+    for (int jj = 0; jj < JT; ++jj)
+        for (int v = 0; v < NV; ++v) acc[jj][v] = bcast(0.0f);
+    for (int64_t ky = 0; ky < p; ++ky) {
+        const float *keys = c->k + ((b * H + rs + ky) * W + cs0) * E + e0;
+        const float *g[4]; /* g[jj][u] = g[i, j0 + jj, ky, u - coff[jj]] */
+        for (int jj = 0; jj < JT; ++jj) g[jj] = c->g + (pix0 + jj) * P2 + ky * p - coff[jj];
+        for (int64_t u = 0; u < U; ++u) {
+            float w[4];
+            if (u >= full0 && u < full1) {
+                for (int jj = 0; jj < JT; ++jj) w[jj] = g[jj][u];
+            } else {
+                for (int jj = 0; jj < JT; ++jj)
+                    w[jj] = u >= coff[jj] && u < coff[jj] + p ? g[jj][u] : 0.0f;
+            }
+            axpy_tile(acc, w, keys + u * E, JT, NV, nlast);
         }
-        axpy_tile(acc, w, keys + u * E, JT, NV, nlast);
     }
     store_tile(c->gq + pix0 * E + e0, acc, E, JT, NV, nlast);
 }
 
 /*
- * dL/dk0(R, X) += sum over the pixels j of query row i whose window holds column X, at window
- * element (ky, X - cs(j)), of g[i, j, ky, X - cs(j)] q0(i, j): the contribution of query row i
- * (window row ky = R - rs(i)) to JT adjacent keys X = X0 + xx of key row R. The pixels
- * j in [jlo(X0), jhi(X0 + JT - 1)] cover them; each pixel's channel vectors are loaded once for
- * the JT keys, whose weights are JT consecutive entries of g (zero outside the window).
+ * dL/dk0(R, X)[e0 ..] = sum over the queries (i, j) whose window holds (R, X), at window
+ * element (R - rs(i), X - cs(j)), of g[i, j, R - rs(i), X - cs(j)] q0(i, j)[e0 ..], for JT
+ * adjacent keys X = X0 + xx of key row R. In each query row i whose window contains R, the
+ * pixels j in [jlo(X0), jhi(X0 + JT - 1)] cover them; each pixel's channel vectors are loaded
+ * once for the JT keys, whose weights are JT consecutive entries of g (zero outside the
+ * window). The JT x NV accumulators stay in registers over all those query rows.
  */
-INLINE void t0_grad_key_tile(const t0_ctx *c, int64_t b, int64_t R, int64_t i, int64_t X0,
-                             int64_t e0, int JT, int NV, int64_t nlast) {
+INLINE void t0_grad_key_tile(const t0_ctx *c, int64_t b, int64_t R, int64_t X0, int64_t e0,
+                             int JT, int NV, int64_t nlast) {
     const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p;
-    const int64_t ky = R - row_start(i, H, p);
-    const float *q = c->q + (b * H + i) * W * E + e0;
-    const float *g = c->g + (b * H + i) * W * P2 + ky * p + X0; /* + j * P2 - cs(j) + xx */
     /* pixels j in [jlo(X0 + JT - 1), jhi(X0)] hold every one of the JT keys */
     const int64_t j_lo = c->jlo[X0], j_hi = c->jhi[X0 + JT - 1];
     const int64_t full0 = c->jlo[X0 + JT - 1], full1 = c->jhi[X0];
+    int64_t lo, hi;
+    query_rows_of_key(R, H, p, &lo, &hi);
     vf acc[4][4];
-    load_tile(acc, c->gk + ((b * H + R) * W + X0) * E + e0, E, JT, NV, nlast);
-    for (int64_t j = j_lo; j <= j_hi; ++j) {
-        const float *gj = g + j * P2 - c->cs[j]; /* gj[xx] = g[i, j, ky, X0 + xx - cs(j)] */
-        if (j >= full0 && j <= full1) {
-            axpy_tile(acc, gj, q + j * E, JT, NV, nlast);
-        } else {
-            float w[4];
-            for (int xx = 0; xx < JT; ++xx) {
-                const int64_t kx = X0 + xx - c->cs[j];
-                w[xx] = kx >= 0 && kx < p ? gj[xx] : 0.0f;
+    for (int jj = 0; jj < JT; ++jj)
+        for (int v = 0; v < NV; ++v) acc[jj][v] = bcast(0.0f);
+    for (int64_t i = lo; i < hi; ++i) {
+        const int64_t ky = R - row_start(i, H, p);
+        const float *q = c->q + (b * H + i) * W * E + e0;
+        const float *g = c->g + (b * H + i) * W * P2 + ky * p + X0; /* + j * P2 - cs(j) + xx */
+        for (int64_t j = j_lo; j <= j_hi; ++j) {
+            const float *gj = g + j * P2 - c->cs[j]; /* gj[xx] = g[i, j, ky, X0 + xx - cs(j)] */
+            if (j >= full0 && j <= full1) {
+                axpy_tile(acc, gj, q + j * E, JT, NV, nlast);
+            } else {
+                float w[4];
+                for (int xx = 0; xx < JT; ++xx) {
+                    const int64_t kx = X0 + xx - c->cs[j];
+                    w[xx] = kx >= 0 && kx < p ? gj[xx] : 0.0f;
+                }
+                axpy_tile(acc, w, q + j * E, JT, NV, nlast);
             }
-            axpy_tile(acc, w, q + j * E, JT, NV, nlast);
         }
     }
     store_tile(c->gk + ((b * H + R) * W + X0) * E + e0, acc, E, JT, NV, nlast);
 }
 
 /*
- * Backward, one task per query row (tasks < B * H: dL/dq0 of that row, summed window row by
- * window row) or per key row (the other B * H tasks: dL/dk0 of that row, summed over the query
- * rows whose window contains it). Pixels (keys) in tiles of 4, channels in blocks of up to
- * 4 vectors (64): the 16 accumulators of a tile stay in registers over its window row (query
- * row), whose keys (queries) slide along with the tile and stay in L1.
+ * Backward, one task per query row (tasks < B * H: dL/dq0 of that row) or per key row (the
+ * other B * H tasks: dL/dk0 of that row, gathered from the query rows whose window contains
+ * it). Pixels (keys) in tiles of 4, channels in blocks of up to 4 vectors (64).
  */
 static int t0_backward_row(void *vctx, int64_t task, float *scratch) {
     const t0_ctx *c = (const t0_ctx *)vctx;
-    const int64_t H = c->H, W = c->W, E = c->E, p = c->p;
+    const int64_t H = c->H, W = c->W, E = c->E;
     const int key_task = task >= c->nrows;
     const int64_t row = key_task ? task - c->nrows : task, b = row / H, r = row % H;
     (void)scratch;
-    int64_t lo = 0, hi = p; /* window rows (query task) or query rows (key task) */
-    if (key_task) query_rows_of_key(r, H, p, &lo, &hi);
-    memset((key_task ? c->gk : c->gq) + row * W * E, 0, (size_t)(W * E) * sizeof(float));
     for (int64_t e0 = 0; e0 < E; e0 += 4 * V) {
         const int64_t ne = E - e0 < 4 * V ? E - e0 : 4 * V;
         const int nv = (int)((ne + V - 1) / V);
         const int64_t nlast = ne - (nv - 1) * V;
-        for (int64_t s = lo; s < hi; ++s) {
-            for (int64_t x0 = 0; x0 < W;) {
-                const int jt = W - x0 >= 4 ? 4 : 1;
-                switch (nv * 8 + jt) {
+        for (int64_t x0 = 0; x0 < W;) {
+            const int jt = W - x0 >= 4 ? 4 : 1;
+            switch (nv * 8 + jt) {
 #define GRAD_CASE(NV, JT)                                                       \
     case NV * 8 + JT:                                                           \
         if (key_task)                                                           \
-            t0_grad_key_tile(c, b, r, s, x0, e0, JT, NV, nlast);                \
+            t0_grad_key_tile(c, b, r, x0, e0, JT, NV, nlast);                   \
         else                                                                    \
-            t0_grad_query_tile(c, b, r, s, x0, e0, JT, NV, nlast);              \
+            t0_grad_query_tile(c, b, r, x0, e0, JT, NV, nlast);                 \
         break;
-                    GRAD_CASE(1, 1) GRAD_CASE(2, 1) GRAD_CASE(3, 1) GRAD_CASE(4, 1)
-                    GRAD_CASE(1, 4) GRAD_CASE(2, 4) GRAD_CASE(3, 4) GRAD_CASE(4, 4)
+                GRAD_CASE(1, 1) GRAD_CASE(2, 1) GRAD_CASE(3, 1) GRAD_CASE(4, 1)
+                GRAD_CASE(1, 4) GRAD_CASE(2, 4) GRAD_CASE(3, 4) GRAD_CASE(4, 4)
 #undef GRAD_CASE
-                    default: break; /* nv is 1 .. 4, jt 1 or 4 */
-                }
-                x0 += jt;
+                default: break; /* nv is 1 .. 4, jt 1 or 4 */
             }
+            x0 += jt;
         }
     }
     return 0;
@@ -1094,7 +1111,7 @@ typedef struct {
  * Eq. 8 for query pixel (b, i, j) in the decomposed form, one vector per window segment
  * s = ky * nseg + kx0 / V (lanes: window columns kx0 .. kx0 + n - 1):
  *     d, m, al: depth, mask and alpha of the window pixels p_t;
- *     x = T0[p, t] + d(p) alpha(p_t) + d(p_t) (beta(p) + gamma d(p))   (the logit before masking);
+ *     x = T0[p, t] + d(p) alpha(p_t) + d(p_t) (beta(p) + gamma d(p))  (logit before masking);
  *     l = m(p_t) x + bias(p_t - p), -3e38 in lanes past the window.
  * x and al may be NULL (the forward does not need them). Returns the largest logit, splat.
  */
@@ -1104,8 +1121,8 @@ INLINE vf window_logits(const train_attend_ctx *c, int64_t b, int64_t i, int64_t
     const int64_t rs = row_start(i, H, p), cs = col_start(j, W, p), q = img + i * W + j;
     const float *t0 = c->t0 + q * p * p;
     const float dqs = c->depth[q];
-    const vf dq = splat(dqs), bq = splat(c->beta[q] + c->gamma * dqs);
-    vf mx = splat(-3.0e38f);
+    const vf dq = bcast(dqs), bq = bcast(c->beta[q] + c->gamma * dqs);
+    vf mx = bcast(-3.0e38f);
     for (int64_t ky = 0, s = 0; ky < p; ++ky) {
         const int64_t off = img + (rs + ky) * W + cs;
         const float *brow = c->bias + (rs + ky - i + p - 1) * nb + (cs - j + p - 1);
@@ -1114,7 +1131,7 @@ INLINE vf window_logits(const train_attend_ctx *c, int64_t b, int64_t i, int64_t
             const vf dt = load_n(c->depth + off + kx0, n), mt = load_n(c->mask + off + kx0, n);
             const vf at = load_n(c->alpha + off + kx0, n);
             const vf xt = load_n(t0 + ky * p + kx0, n) + dq * at + dt * bq;
-            const vf lt = vselect(lanes_below(n), mt * xt + load_n(brow + kx0, n), splat(-3.0e38f));
+            const vf lt = vselect(lanes_below(n), mt * xt + load_n(brow + kx0, n), bcast(-3.0e38f));
             l[s] = lt;
             d[s] = dt;
             m[s] = mt;
@@ -1123,7 +1140,7 @@ INLINE vf window_logits(const train_attend_ctx *c, int64_t b, int64_t i, int64_t
             mx = vmax(mx, lt);
         }
     }
-    return splat(hmax(mx));
+    return bcast(hmax(mx));
 }
 
 /*
@@ -1132,7 +1149,7 @@ INLINE vf window_logits(const train_attend_ctx *c, int64_t b, int64_t i, int64_t
  */
 INLINE void window_softmax(int64_t p, vf mx, vf *l, const vf *d, const vf *m,
                            float *sum, float *sum_d, float *sum_m) {
-    vf se = splat(0.0f), sd = se, sm = se;
+    vf se = bcast(0.0f), sd = se, sm = se;
     for (int64_t ky = 0, s = 0; ky < p; ++ky) {
         for (int64_t kx0 = 0; kx0 < p; kx0 += V, ++s) {
             const vi valid = lanes_below(p - kx0 < V ? p - kx0 : V);
@@ -1199,10 +1216,10 @@ static int train_attend_backward_query_row(void *vctx, int64_t row, float *scrat
         float se, sd, sm;
         window_softmax(p, mx, l, d, m, &se, &sd, &sm);
         const float inv = 1.0f / se, gr = c->gref[q], gn = c->gmask[q], dq = c->depth[q];
-        const vf vinv = splat(inv), vgr = splat(gr), vgn = splat(gn), vdq = splat(dq);
-        const vf vsr = splat(gr * (sd * inv) + gn * (sm * inv)); /* gr r + gn n */
-        const vf vbq = splat(c->beta[q] + c->gamma * dq);
-        vf gbeta = splat(0.0f), galq = gbeta;
+        const vf vinv = bcast(inv), vgr = bcast(gr), vgn = bcast(gn), vdq = bcast(dq);
+        const vf vsr = bcast(gr * (sd * inv) + gn * (sm * inv)); /* gr r + gn n */
+        const vf vbq = bcast(c->beta[q] + c->gamma * dq);
+        vf gbeta = bcast(0.0f), galq = gbeta;
         float *gt0 = c->gt0 + q * p * p;
         for (int64_t ky = 0, s = 0; ky < p; ++ky) {
             float *brow = gbias + (rs + ky - i + p - 1) * bw + (cs - j + p - 1);
@@ -1229,7 +1246,8 @@ static int train_attend_backward_query_row(void *vctx, int64_t row, float *scrat
         ggamma += (double)(dq * gb);
     }
     float *out = c->gbias_rows + row * nb * nb;
-    for (int64_t y = 0; y < nb; ++y) memcpy(out + y * nb, gbias + y * bw, (size_t)nb * sizeof(float));
+    for (int64_t y = 0; y < nb; ++y)
+        memcpy(out + y * nb, gbias + y * bw, (size_t)nb * sizeof(float));
     c->ggamma_rows[row] = (float)ggamma;
     return 0;
 }
@@ -1248,7 +1266,7 @@ static int train_attend_backward_key_row(void *vctx, int64_t row, float *scratch
     query_rows_of_key(R, H, p, &lo, &hi);
     for (int64_t X0 = 0; X0 < W; X0 += V) {
         const int64_t n = W - X0 < V ? W - X0 : V;
-        vf sa = splat(0.0f), sd = sa, sm = sa;
+        vf sa = bcast(0.0f), sd = sa, sm = sa;
         for (int64_t i = lo; i < hi; ++i) {
             const float *pa = c->part + ((b * H + i) * p + R - row_start(i, H, p)) * wp + X0;
             sa += loadu(pa);
