@@ -7,7 +7,7 @@ table, :data:`BACKENDS` (name -> can_run, prepare; see :mod:`.backends`), slowes
 
 - ``reference``: explicit loop over window offsets; the oracle.
 - ``fast``: exact decomposition in torch; differentiable, any device.
-- ``native_grad``: the same decomposition as plain C loops with hand-written backward passes
+- ``native_grad``: the same decomposition as vectorised C loops with hand-written backward passes
   (CPU, float32, compiled on first use): what ``auto`` picks for training on CPU.
 - ``native``: the same decomposition as fused, vectorised C kernels (pthreads, CPU,
   inference only, same compiled library): what ``auto`` picks for inference on CPU.

@@ -2,19 +2,20 @@
 
 The ``fast`` torch backend is exact and differentiable but spends most of a training step
 gathering p^2 windows and scattering their gradients back (advanced indexing and
-``index_put``). This backend runs the same maths (see :mod:`.fast`) as plain C loops, forward
-and backward, from the library that :mod:`.native` compiles:
+``index_put``). This backend runs the same maths (see :mod:`.fast`) as vectorised C loops,
+forward and backward, from the library that :mod:`.native` compiles (the C source says how
+each loop is vectorised):
 
-- ``T0(p, t) = q0(p) . k0(p_t)`` (:class:`_GuidanceTerm`): forward and backward over
-  channel-last features, so every dot product and update is over E contiguous floats;
+- ``T0(p, t) = q0(p) . k0(p_t)`` (:class:`_GuidanceTerm`), from channel-last features;
 - one attention iteration (:class:`_Attend`, eqs. 8, 9 and 11 in decomposed form). Its
   backward recomputes the softmax from the inputs instead of storing the B x p^2 x H x W
   weights, so an iteration keeps only its small inputs alive and needs no activation
   checkpointing.
 
 The key-side gradients (a key pixel is read by every query whose window holds it) are
-gathered per key row rather than scattered, so no two threads write the same element and the
-result does not depend on the thread count.
+gathered per key row rather than scattered (the attention's through per-query-row partial
+sums over each window row, in a B x H x p x W scratch buffer), so no two threads write the
+same element and the result does not depend on the thread count.
 
 Contract: CPU, float32 (other dtypes are computed in float32 and cast back); the gradients
 equal the ``fast`` backend's up to float32 rounding (tested). ``alpha``, ``beta`` and
