@@ -113,7 +113,8 @@ def test_predict_keeps_the_batch_and_input_size(estimator):
     assert depth.shape == (2, 1, 17, 23)
     assert depth.dtype == torch.float32
     # each image is processed on its own: batching changes nothing
-    torch.testing.assert_close(depth[1:], estimator.predict(batch[1:]), rtol=0, atol=1e-5)
+    # (float32 convolutions may group their sums differently for another batch size)
+    torch.testing.assert_close(depth[1:], estimator.predict(batch[1:]), rtol=1e-5, atol=1e-5)
 
 
 def test_predict_refuses_a_bad_shape(estimator):

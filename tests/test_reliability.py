@@ -293,11 +293,15 @@ def test_stop_button_cancels_the_run(served):
     on_stop = [d for d in config["dependencies"] if (ids["stop"], "click") in d["targets"]]
     # gradio registers the click and, beside it, the cancelling dependency
     assert [d["cancels"] for d in on_stop if d["cancels"]] == [[run["id"]]]
-    # its only handler re-enables the scrub slider over the frames so far, outside the queue
+    # its only handler, outside the queue, shows the last frame so far with its caption,
+    # the scrub slider over the frames so far, Play and a note (one consistent state)
     handlers = [d for d in on_stop if d["backend_fn"]]
     assert handlers
     assert all(d["queue"] is False for d in handlers)
-    assert all(len(d["outputs"]) == 1 for d in handlers)
+    names = {v: k for k, v in ids.items()}
+    for handler in handlers:
+        assert {"caption", "scrub", "play"} <= {names.get(o) for o in handler["outputs"]}
+        assert len(handler["outputs"]) == 5  # and the frame and the metrics note
 
 
 @pytest.mark.e2e
