@@ -7,15 +7,14 @@
 #
 # OUT_DIR receives at most 8 files: env.txt (device, versions), tests.log, bench_gpu.md,
 # bench_gpu.json, train.log, log.csv, guidance.safetensors, mspn.safetensors. The training
-# is the issue-15 recipe in the paper's configuration (no pre-fill, transposed-conv decoder):
-# guidance + MSPN from random initialisation with D0 drawn per sample from a spread of
-# qualities (good metric MDE twice as often as a harsh one, the bundled MDE, a relative-scale
-# one), so the network must judge D0 by its agreement with S and the image; full resolution,
-# a GPU-sized batch, mixed precision (bfloat16 autocast; the propagation stays float32), until
-# GPU_RUN_BUDGET_S (default 540 s) minus a margin. GPU_RUN_INIT_DIR=checkpoints fine-tunes the
-# shipped weights instead; GPU_RUN_EXTRA_ARGS adds train options (e.g. the pre-fill variant:
-# "--init-alignment residual_idw --upsample resize --mspn-init refiner
-# --mask-coverage-weight 0.1").
+# is issue 21's recipe: both MSPN layers propagate rho = log(D / D0) (--domain ratio) from D0
+# aligned to S by one median scale, the paper's 6-iteration second layer, D0 drawn per sample
+# from a spread of qualities (a good metric MDE three times as often as a harsh one, the
+# bundled MDE, a relative-scale one); full resolution, full backpropagation, a GPU-sized
+# batch, mixed precision (bfloat16 autocast; the propagation stays float32), until
+# GPU_RUN_BUDGET_S (default 540 s) minus a margin. It continues from the shipped weights
+# (GPU_RUN_INIT_DIR, default checkpoints; empty: from random initialisation);
+# GPU_RUN_EXTRA_ARGS adds train options (e.g. "--domain ratio-depth").
 set -uo pipefail
 out=${1:?usage: scripts/gpu_run.sh OUT_DIR [--smoke]}
 mode=${2:-}
@@ -46,7 +45,7 @@ else
     test_args=(-m gpu --continue-on-collection-errors tests/)
     bench_args=()
     train_args=(--steps 3000 --batch-size 8 --checkpoint-every 50)
-    init_dir=${GPU_RUN_INIT_DIR:-}
+    init_dir=${GPU_RUN_INIT_DIR-checkpoints}
 fi
 
 # 1. CUDA tests (gpu marker; they skip without CUDA), at most a third of the budget.
@@ -72,8 +71,9 @@ if [ -n "$init_dir" ]; then
     init=(--init-dir "$init_dir")
 fi
 "$py" -m sdr_core train --stage sdr --out-dir "$run" "${train_args[@]}" "${init[@]}" \
-    --grad-iterations 1000 --lr 1e-3 --second-layer-schedule eq13 --max-points 1000 \
-    --init-sources metric:2,harsh:1,mde:1,relative:1 \
+    --grad-iterations 1000 --lr 5e-4 --second-layer-schedule fixed --max-points 1000 \
+    --domain ratio --init-alignment median_scale \
+    --init-sources metric:3,harsh:1,mde:1,relative:1 \
     --mde-checkpoint checkpoints/mde.safetensors --log-every 10 --seed 97 \
     ${GPU_RUN_EXTRA_ARGS:-} --time-limit-s "$limit" > "$out/train.log" 2>&1
 echo "train exit $?" >> "$out/train.log"
