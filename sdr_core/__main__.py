@@ -86,6 +86,35 @@ def _refine_sparse(args: argparse.Namespace, gt: np.ndarray | None, shape: tuple
     return random_points(gt, args.points, seed=args.seed)
 
 
+# refine --init-source: the simulated estimators' presets (sdr_core.data.mde_errors)
+_SIMULATED_INIT = {"metric": "metric", "simulated": "harsh"}
+
+
+def _refine_init_depth(
+    args: argparse.Namespace, pipe: Any, image: np.ndarray, gt: np.ndarray | None
+) -> tuple[np.ndarray, str]:
+    """D0 of ``refine`` and how it was made: the bundled MDE, a file, or a simulation."""
+    from .data.io import read_depth
+    from .data.mde_errors import simulate_init_depth
+
+    if args.init_depth:
+        init = read_depth(_existing(args.init_depth, "--init-depth"), units=args.units).depth
+        if init.shape != image.shape[:2]:
+            raise ValueError(
+                f"--init-depth is {init.shape[1]}x{init.shape[0]} pixels but the image is "
+                f"{image.shape[1]}x{image.shape[0]}; they must be the same size"
+            )
+        if not (np.isfinite(init).all() and (init > 0).all()):
+            raise ValueError("--init-depth must be finite and > 0 everywhere (D0 is dense)")
+        return init, f"file {Path(args.init_depth).name}"
+    if args.init_source == "mde":
+        return pipe.estimate_depth(image), "bundled MDE"
+    if gt is None:
+        raise ValueError(f"--init-source {args.init_source} simulates D0 from --depth: give it")
+    init = simulate_init_depth(gt, _SIMULATED_INIT[args.init_source], args.seed)
+    return init, f"simulated ({args.init_source})"
+
+
 def _refine(args: argparse.Namespace) -> int:
     from . import report, viz
     from .data.io import read_depth, read_image
@@ -103,7 +132,7 @@ def _refine(args: argparse.Namespace) -> int:
         )
     sparse = _refine_sparse(args, gt, image.shape[:2])
     pipe = _load(args)
-    init = pipe.estimate_depth(image)
+    init, init_label = _refine_init_depth(args, pipe, image, gt)
     n_lines = args.lines if (args.lines and not args.sparse) else None
     states = list(pipe.refine_steps(image, sparse, init_depth=init, n_lines=n_lines))
     final = states[-1].depth if states else init
@@ -128,7 +157,7 @@ def _refine(args: argparse.Namespace) -> int:
         "image": str(Path(args.image).resolve()),
         "n_points": int((sparse > 0).sum()),
         "schedule": list(pipe.schedule(*sparse.shape, n_schedule)),
-        "initial_depth": "bundled MDE",
+        "initial_depth": init_label,
     }
     if gt is not None:  # MSPN and every baseline on the same D0 and S
         inputs = MethodInputs(image, sparse, init, n_schedule)
@@ -471,8 +500,25 @@ def _add_refine_arguments(refine: argparse.ArgumentParser) -> None:
         metavar="K",
         help="simulated LiDAR scan lines (of a 64-line scanner) instead of random points",
     )
+    init = refine.add_mutually_exclusive_group()
+    init.add_argument(
+        "--init-source",
+        choices=["mde", *_SIMULATED_INIT],
+        default="mde",
+        help="D0: the bundled MDE (default), or simulated from --depth with the errors of a "
+        "good metric MDE (metric) or of a poor one (simulated), as in evaluate",
+    )
+    init.add_argument(
+        "--init-depth",
+        metavar="FILE",
+        help="your own D0: a dense depth map of the image's size (units as --units, else by "
+        "file type)",
+    )
     refine.add_argument(
-        "--seed", type=int, default=0, help="seed of the point / line sampling (default: 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the point / line sampling and of a simulated D0 (default: 0)",
     )
     refine.add_argument(
         "--fps", type=int, default=8, help="frames per second of the animation (default: 8)"

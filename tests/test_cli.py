@@ -64,6 +64,36 @@ def test_refine_writes_files_with_units_in_their_names_and_says_where(
         assert str((out / name).resolve()) in printed  # full paths of what it wrote
 
 
+def test_refine_takes_a_simulated_or_the_users_own_initial_depth(tmp_path, checkpoints, capsys):
+    image, depth = _scene_files(tmp_path)
+    base = ["--device", "cpu", "refine", "--image", str(image), "--points", "20",
+            "--checkpoints", str(checkpoints)]  # fmt: skip
+    out = tmp_path / "metric"
+    assert main([*base, "--depth", str(depth), "--init-source", "metric", "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["initial_depth"] == "simulated (metric)"
+    from sdr_core.data.io import read_depth
+    from sdr_core.data.mde_errors import simulate_init_depth
+
+    gt = read_depth(depth).depth
+    simulated = simulate_init_depth(gt, "metric", 0)  # the preset evaluate uses, seed 0
+    expected = float(np.sqrt(np.mean((simulated - gt) ** 2)))
+    assert report["metrics"]["MDE only (D0)"]["rmse"] == pytest.approx(expected, rel=1e-4)
+    own = tmp_path / "own.npy"  # metres by file type, as --depth's PNG is millimetres
+    np.save(own, (1.1 * gt).astype(np.float32))
+    out = tmp_path / "own"
+    code = main([*base, "--depth", str(depth), "--init-depth", str(own), "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["initial_depth"] == "file own.npy"
+    expected = float(np.sqrt(np.mean((0.1 * gt[gt > 0]) ** 2)))
+    assert report["metrics"]["MDE only (D0)"]["rmse"] == pytest.approx(expected, rel=1e-4)
+    capsys.readouterr()
+    code = main([*base, "--sparse", str(depth), "--init-source", "metric", "--out", str(out)])
+    assert code == 2
+    assert "--init-source metric simulates D0 from --depth: give it" in capsys.readouterr().err
+
+
 def test_the_app_and_the_cli_write_the_same_file_names():
     import inspect
 
