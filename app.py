@@ -482,6 +482,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=None, help="server port (default 7860)")
     parser.add_argument("--untrained", action="store_true", help="random weights (development)")
     parser.add_argument(
+        "--checkpoints",
+        default=None,
+        metavar="DIR",
+        help="guidance + MSPN weights to serve (default: checkpoints/; e.g. "
+        "checkpoints/faithful for the paper's configuration); the MDE is always checkpoints/'s",
+    )
+    parser.add_argument(
         "--depth-anything",
         default=None,
         metavar="MODEL_ID",
@@ -496,6 +503,8 @@ def main() -> None:
     else:
         try:
             pipeline = load_pipeline(device=args.device)
+            if args.checkpoints:
+                pipeline = pipeline.with_networks_from(args.checkpoints)
         except (FileNotFoundError, ValueError) as error:
             raise SystemExit(
                 f"Could not load the bundled checkpoints ({error}). Train them first, or run "
