@@ -419,6 +419,7 @@ class Studio:
         inputs = build_sparse(self.pipeline, state, choice)
         updates = run_steps(self.pipeline, state, inputs, use_mask=not ablation)
         first = next(updates)
+        record = state.run
         yield View(
             {
                 **_cleared_run(),
@@ -430,6 +431,8 @@ class Studio:
             }
         )
         for frame in updates:
+            if record is None or record.stopped:  # Stop, or the scene left: say nothing more
+                return
             if frame.summary is None:
                 note = {"metrics_note": frame.note} if frame.note else {}
                 yield View({"frame": frame.image, "caption": frame.caption, "scrub": frame.index,

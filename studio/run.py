@@ -310,12 +310,16 @@ def _new_record(scene: Scene, session: Session, inputs: SparseInputs, use_mask: 
 def release(session: Session | None) -> None:
     """Delete the temporary download folder of the session's last run (if it made one).
 
-    Called before a new run replaces the record and when the app drops a session; the
-    rendered frames kept for the downloads are dropped too.
+    Called before a new run replaces the record, when another scene is loaded or the image
+    cleared, and when the app drops a session; the rendered frames kept for the downloads
+    are dropped too, and a run still going on is stopped: it yields nothing more, so its
+    frames and results never show under another scene.
     """
     record = None if session is None else session.run
     if record is None:
         return
+    if record.summary is None:  # still running: it belongs to a scene that is leaving
+        record.stopped = True
     record.frames = []
     if record.owns_out_dir and record.out_dir is not None:
         shutil.rmtree(record.out_dir, ignore_errors=True)

@@ -539,6 +539,35 @@ def test_stop_shows_one_consistent_state_and_the_run_yields_no_more(pipe, scene,
     assert studio.stop(session).changes == {}  # a second Stop changes nothing
 
 
+@pytest.mark.parametrize("leave", ["clear the image", "upload another", "refine again"])
+def test_a_run_stops_when_its_scene_leaves(pipe, scene, files, leave):
+    # Loading another scene, clearing the image or starting a new run stops the run: it
+    # yields nothing more, so its frames and metrics never show under another scene.
+    from studio.page import Studio
+
+    studio = Studio(pipe, [])
+    session = new_session(scene)
+    sparse = ("random points", 12, 16, 0)
+    views = studio.run(session, None, *sparse, False, None)
+    for _ in range(3):
+        next(views)
+    record = session.run
+    unit, source, side = "auto (by file type)", "bundled MDE", 64
+    if leave == "clear the image":
+        view = studio.upload(None, None, unit, source, None, side, None, session, *sparse)
+        assert view.changes["session"].scene is None
+    elif leave == "upload another":
+        image = str(files["folder"] / "image.png")
+        view = studio.upload(image, None, unit, source, None, side, None, session, *sparse)
+        assert view.changes["session"].scene is not session.scene
+    else:
+        again = studio.run(session, None, *sparse, False, None)
+        next(again)
+        assert session.run is not record
+    assert record.stopped
+    assert list(views) == []  # the old run says nothing more
+
+
 def test_verdict_says_when_the_refinement_made_d0_worse():
     from studio.run import verdict_note
 
