@@ -391,8 +391,17 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio) -> None:
     run_inputs = [ui.session, ui.editor, ui.mode, ui.n_points, ui.n_lines, ui.seed, ui.no_mask,
                   ui.point_depth]  # fmt: skip
     on_run = _gpu(duration=studio.run_duration)(_streamed(ui, studio.run))
+
+    def validate_run(*inputs: Any) -> list[Any]:
+        # A run that cannot start says why on the points widget, in plain words; no output
+        # of the run is marked as failed (no wordless "Error" badges).
+        problem = studio.run_problem(*inputs)
+        return [gr.validate(problem is None or component is not ui.mode, problem or "")
+                for component in run_inputs]  # fmt: skip
+
     run_event = ui.run_btn.click(on_run, run_inputs, [ui.session, *ui.run_outputs],
-                                 api_name="run", concurrency_limit=CONCURRENCY)  # fmt: skip
+                                 validator=validate_run, api_name="run",
+                                 concurrency_limit=CONCURRENCY)  # fmt: skip
     run_event.success(_handler(ui, studio.downloads), [ui.session],
                       [ui.cloud, ui.files, ui.downloads_md], api_name="downloads",
                       show_progress="minimal")  # fmt: skip

@@ -56,6 +56,7 @@ from studio.session import (
     display_factor,
     editor_background,
     new_session,
+    no_points_message,
     points_preview,
     set_centre_hole,
     set_hole,
@@ -401,6 +402,33 @@ class Studio:
         except ValueError:
             return 30
         return run_duration_s(inputs.schedule, inputs.sparse.size, GPU_SECONDS_PER_MPX_ITERATION)
+
+    def run_problem(
+        self,
+        state: Session,
+        painted: dict | None,
+        mode: str,
+        n_points: float | None,
+        n_lines: float | None,
+        seed: float | None,
+        ablation: bool,
+        typed: float | None,
+    ) -> str | None:
+        """Why :meth:`run` cannot start with these inputs, or None when it can.
+
+        The page checks this first (an event validator), so a refusal is one plain message
+        and no output of the run is marked as failed.
+        """
+        if state.scene is None:
+            return LOAD_FIRST
+        try:
+            state = _committed(state, painted, typed)
+            inputs = build_sparse(
+                self.pipeline, state, widgets.choice(mode, n_points, n_lines, seed)
+            )
+        except ValueError as error:
+            return str(error)
+        return None if inputs.n_points else no_points_message(inputs)
 
     def run(
         self,

@@ -150,7 +150,7 @@ def test_upload_without_ground_truth_starts_with_clicks(client, tmp_path):
     assert "**0 depth points**" in loaded[PLAN_MD]
     assert "sampled from the ground truth" not in loaded[PLAN_MD]  # no stale warning
     assert "simulated" not in str(loaded[INIT_SOURCE])  # simulated D0 needs ground truth
-    with pytest.raises(gradio_client.exceptions.AppError, match="no depth points to propagate"):
+    with pytest.raises(gradio_client.exceptions.ValidationError, match="no depth points to propa"):
         client.predict(None, "clicks only", 30, 16, 0, False, None, api_name="/run")
 
 
@@ -277,7 +277,7 @@ def test_every_endpoint_before_a_scene_and_after_clearing_logs_no_traceback(url,
     ]  # fmt: skip
     for api_name, args in calls:
         client.predict(*args, api_name=api_name)
-    with pytest.raises(gradio_client.exceptions.AppError, match="Load an image first"):
+    with pytest.raises(gradio_client.exceptions.ValidationError, match="Load an image first"):
         client.predict(*NO_RUN, api_name="/run")
     _load_middlebury(client)
     cleared = client.predict(

@@ -143,6 +143,20 @@ def test_every_clicked_point_keeps_its_typed_depth_however_it_was_committed(url,
         sync_api.expect(note).to_contain_text(f"S = {value} m")
 
 
+def test_refusals_say_why_in_words_and_mark_no_output_as_failed(url, page, tmp_path):
+    # Refine before a scene, Stop before a run, Refine without points: each says why, and
+    # no output carries a wordless "Error" badge.
+    page.goto(url)
+    page.get_by_role("button", name="Refine").click()
+    sync_api.expect(page.get_by_text("Load an image first").first).to_be_visible()
+    page.get_by_role("button", name="Stop").click()
+    _upload_photo(page, tmp_path)  # no ground truth: clicks only, and none yet
+    page.get_by_role("button", name="Refine").click()
+    sync_api.expect(page.get_by_text("no depth points to propagate").first).to_be_visible()
+    page.wait_for_timeout(500)
+    assert page.get_by_text("Error", exact=True).count() == 0
+
+
 def test_slider_number_box_keys_and_teaching_view_show_one_frame(url, page):
     page.goto(url)
     sync_api.expect(page.locator("#points_slider input[type=number]")).to_be_hidden()  # log10 N

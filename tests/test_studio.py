@@ -568,6 +568,20 @@ def test_a_run_stops_when_its_scene_leaves(pipe, scene, files, leave):
     assert list(views) == []  # the old run says nothing more
 
 
+def test_run_problem_says_why_a_run_cannot_start(pipe, scene):
+    from studio.page import LOAD_FIRST, Studio
+    from studio.session import Session
+
+    studio = Studio(pipe, [])
+    assert studio.run_problem(Session(), None, "random points", 12, 16, 0, False, None) == (
+        LOAD_FIRST
+    )
+    session = new_session(scene)
+    assert studio.run_problem(session, None, "random points", 12, 16, 0, False, None) is None
+    no_points = studio.run_problem(session, None, "clicks only", 12, 16, 0, False, None)
+    assert no_points.startswith("There are no depth points to propagate")
+
+
 def test_verdict_says_when_the_refinement_made_d0_worse():
     from studio.run import verdict_note
 
