@@ -443,6 +443,7 @@ def build_demo(
     pipeline: SDRPipeline,
     examples: list[scene.Example] | None = None,
     estimators: Mapping[str, DepthEstimator] | scene.EstimatorLoader | None = None,
+    frame_interval_s: float | None = None,
 ) -> gr.Blocks:
     """Build the UI around a pipeline; tests pass a tiny untrained one.
 
@@ -453,10 +454,12 @@ def build_demo(
             the pipeline: a dict of those that loaded (``scene.load_optional_estimators``),
             or a ``scene.EstimatorLoader`` still loading them in the background (the page
             never waits; a page opened after they loaded offers them).
+        frame_interval_s: the least time between two streamed frames (None: about 8 a
+            second; 0, as the tests use, streams every iteration).
     """
     if examples is None:
         examples = scene.load_examples(ASSETS_DIR)
-    studio = page.Studio(pipeline, examples, estimators)
+    studio = page.Studio(pipeline, examples, estimators, frame_interval_s)
     ui = SimpleNamespace()  # the components, by the names studio views use
     with gr.Blocks(title="MSPN Studio", delete_cache=(1800, 7200)) as app:
         ui.session = gr.State(

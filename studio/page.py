@@ -130,6 +130,8 @@ class Studio:
         estimators: optional MDEs offered as initial depth, shared read-only like the
             pipeline: a dict of those that loaded, or an :class:`EstimatorLoader` still
             loading them in the background (the page never waits for them).
+        frame_interval_s: the least time between two streamed frames of a run (None: the
+            default, about 8 frames a second; 0 streams every iteration).
     """
 
     def __init__(
@@ -137,8 +139,10 @@ class Studio:
         pipeline: SDRPipeline,
         examples: Sequence[Example],
         estimators: Mapping[str, DepthEstimator] | EstimatorLoader | None = None,
+        frame_interval_s: float | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.frame_interval_s = frame_interval_s  # None: studio.run.FRAME_INTERVAL_S
         self.examples = list(examples)
         if isinstance(estimators, EstimatorLoader):
             self.available: Callable[[], Mapping[str, DepthEstimator]] = estimators.available
@@ -445,7 +449,10 @@ class Studio:
         state = _committed(state, painted, typed)
         choice = widgets.choice(mode, n_points, n_lines, seed)
         inputs = build_sparse(self.pipeline, state, choice)
-        updates = run_steps(self.pipeline, state, inputs, use_mask=not ablation)
+        updates = run_steps(
+            self.pipeline, state, inputs, use_mask=not ablation,
+            min_interval_s=self.frame_interval_s,
+        )  # fmt: skip
         first = next(updates)
         record = state.run
         yield View(

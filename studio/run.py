@@ -22,6 +22,7 @@ These functions never touch globals, so one read-only pipeline can serve many us
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -84,6 +85,7 @@ TABLE_HEADERS = [
     "δ<1.25³",
 ]
 ANIMATION_FPS = 8
+FRAME_INTERVAL_S = 0.12  # the least time between two streamed frames (about 8 a second)
 CLOSING_NOTE = "⏳ Last frame reached: computing the metrics table and chart…"
 
 
@@ -208,12 +210,17 @@ def run_steps(
     inputs: SparseInputs,
     use_mask: bool = True,
     out_dir: str | Path | None = None,
+    min_interval_s: float | None = None,
 ) -> Iterator[RunUpdate]:
-    """Refine the session's scene and yield every state as a ready-to-show frame.
+    """Refine the session's scene and yield its states as ready-to-show frames.
 
     The first update is the initial state (D0 with the measurements, mask M0), the others
     the iterations of both layers; layer 2's starting state (the restart from M0) has the
-    depth of the frame before it and is kept for the teaching view, not shown. The run is
+    depth of the frame before it and is kept for the teaching view, not shown. Every state
+    is recorded, but a frame is rendered and yielded only when ``min_interval_s`` has passed
+    since the last one (and always the first and the last): a 1-point run of 177 iterations
+    streams about 8 frames a second instead of spending its time drawing frames nobody can
+    see; each frame can be scrubbed to afterwards (rendered on demand). The run is
     recorded in ``session.run`` as it goes (the caller owns ``session``), and
     ``session.frame`` follows the frame last yielded. The last frame's update carries a
     progress ``note`` (:data:`CLOSING_NOTE`); one more update then carries the
@@ -226,6 +233,8 @@ def run_steps(
         inputs: sparse depth from :func:`studio.session.build_sparse`.
         use_mask: False runs the paper's no-mask ablation (mask fixed to 1).
         out_dir: where the downloads go; a new temporary folder by default.
+        min_interval_s: the least time between two streamed frames; 0 streams every frame,
+            None takes :data:`FRAME_INTERVAL_S`.
 
     Raises:
         ValueError: no scene, or no measurement (with the reason, e.g. the hole covers all).
@@ -253,6 +262,8 @@ def run_steps(
         schedule=inputs.schedule,  # the plan shown to the user (LiDAR lines: per line, eq. 13)
     )
     source = None  # the state the next iteration starts from
+    shown_at = -math.inf  # when the last frame was streamed
+    interval = FRAME_INTERVAL_S if min_interval_s is None else min_interval_s
     for state in steps:
         if record.stopped:  # Stop: the page already shows the last recorded frame
             steps.close()
@@ -260,25 +271,37 @@ def run_steps(
         if state.is_restart:
             source = state
             continue
-        update = _frame_update(scene, record, state, source or state, session)
+        metrics = _record(scene, record, state, source or state)
         source = state
-        if update.index == update.total - 1:
-            update = dataclasses.replace(update, note=CLOSING_NOTE)
-        yield update
+        index = len(record.states) - 1
+        last = index == record.total_frames - 1
+        if not last and time.perf_counter() - shown_at < interval and index > 0:
+            continue  # recorded; drawn when scrubbed to
+        shown_at = time.perf_counter()
+        update = _frame_update(scene, record, index, metrics, session)
+        yield dataclasses.replace(update, note=CLOSING_NOTE) if last else update
     record.seconds = time.perf_counter() - started
     record.summary = summarize(pipeline, scene, record)
     yield dataclasses.replace(update, summary=record.summary, note=record.summary.note)
 
 
-def _frame_update(
-    scene: Scene, record: RunRecord, state: RefineState, source: RefineState, session: Session
-) -> RunUpdate:
-    """Record ``state`` (computed from ``source``), render it, make it the frame on screen."""
+def _record(
+    scene: Scene, record: RunRecord, state: RefineState, source: RefineState
+) -> dict[str, float] | None:
+    """Keep ``state`` (computed from ``source``) and its metrics in the run's record."""
     record.sources.append(source)
-    metrics = _record_state(scene, record, state)
-    index = len(record.states) - 1
+    return _record_state(scene, record, state)
+
+
+def _frame_update(
+    scene: Scene,
+    record: RunRecord,
+    index: int,
+    metrics: dict[str, float] | None,
+    session: Session,
+) -> RunUpdate:
+    """Render recorded frame ``index`` and make it the frame on screen."""
     image, caption = render_frame(scene, record, index)
-    record.frames.append(image)
     session.frame = index
     return RunUpdate(index, record.total_frames, image, caption, metrics)
 
@@ -311,16 +334,14 @@ def release(session: Session | None) -> None:
     """Delete the temporary download folder of the session's last run (if it made one).
 
     Called before a new run replaces the record, when another scene is loaded or the image
-    cleared, and when the app drops a session; the rendered frames kept for the downloads
-    are dropped too, and a run still going on is stopped: it yields nothing more, so its
-    frames and results never show under another scene.
+    cleared, and when the app drops a session; a run still going on is stopped: it yields
+    nothing more, so its frames and results never show under another scene.
     """
     record = None if session is None else session.run
     if record is None:
         return
     if record.summary is None:  # still running: it belongs to a scene that is leaving
         record.stopped = True
-    record.frames = []
     if record.owns_out_dir and record.out_dir is not None:
         shutil.rmtree(record.out_dir, ignore_errors=True)
         record.owns_out_dir = False
@@ -524,13 +545,10 @@ def run_extras(session: Session) -> RunExtras:
     if record.extras is None:
         if record.out_dir is None:
             record.out_dir, record.owns_out_dir = Path(tempfile.mkdtemp(prefix="mspn_run_")), True
-        frames = record.frames or [
-            render_frame(scene, record, i)[0] for i in range(len(record.states))
-        ]
+        frames = [render_frame(scene, record, i)[0] for i in range(len(record.states))]
         files = write_downloads(scene, record, frames, record.out_dir)
         cloud = viz.point_cloud_figure(record.states[-1].depth, scene.image, scene.intrinsics)
         record.extras = RunExtras(cloud, files)
-        record.frames = []  # written; no need to hold them in memory
     return record.extras
 
 

@@ -132,7 +132,6 @@ class RunRecord:
     frame_metrics: list[dict[str, float] | None] = field(default_factory=list)  # per state
     history: list[dict[str, float]] = field(default_factory=list)  # whole image, per frame
     hole_history: list[dict[str, float]] = field(default_factory=list)
-    frames: list[np.ndarray] = field(default_factory=list)  # rendered, until the downloads
     seconds: float = 0.0  # wall time of the iterations
     summary: RunSummary | None = None
     stopped: bool = False  # Stop was pressed: the run yields nothing more

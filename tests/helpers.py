@@ -55,7 +55,7 @@ def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     examples = load_examples(
         tmp_path_factory.mktemp("no_assets"), scratch_dir=tmp_path_factory.mktemp("examples")
     )
-    with serve_blocks(app.build_demo(pipeline, examples=examples)) as url:
+    with serve_blocks(app.build_demo(pipeline, examples=examples, frame_interval_s=0)) as url:
         yield url
 
 

@@ -212,7 +212,7 @@ def test_closing_the_run_stops_the_mspn(examples):
     pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
     counter = CountingMSPN(pipeline)
     session, inputs = _session(pipeline, examples[0], 1, 0)
-    updates = run_steps(pipeline, session, inputs)
+    updates = run_steps(pipeline, session, inputs, min_interval_s=0)  # every frame streamed
     for _ in range(4):  # the initial state, then 3 iterations
         next(updates)
     assert counter.iterations == 3  # nothing computed ahead of the consumer
@@ -246,7 +246,7 @@ def served(examples):
 
     pipeline = build_untrained_pipeline(TINY, device="cpu", seed=0)
     counter = CountingMSPN(pipeline)
-    with serve_blocks(app.build_demo(pipeline, examples=examples)) as url:
+    with serve_blocks(app.build_demo(pipeline, examples=examples, frame_interval_s=0)) as url:
         yield url, pipeline, counter, gradio_client
 
 
