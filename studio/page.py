@@ -407,28 +407,19 @@ class Studio:
             return 30
         return run_duration_s(inputs.schedule, inputs.sparse.size, GPU_SECONDS_PER_MPX_ITERATION)
 
-    def run_problem(
-        self,
-        state: Session,
-        painted: dict | None,
-        mode: str,
-        n_points: float | None,
-        n_lines: float | None,
-        seed: float | None,
-        ablation: bool,
-        typed: float | None,
-    ) -> str | None:
-        """Why :meth:`run` cannot start with these inputs, or None when it can.
+    def run_problem(self, state: Session, painted: dict | None, *widgets_: Any) -> str | None:
+        """Why :meth:`run` cannot start with its inputs, or None when it can.
 
         The page checks this first (an event validator), so a refusal is one plain message
-        and no output of the run is marked as failed.
+        and no output of the run is marked as failed. ``widgets_`` are :meth:`run`'s inputs
+        after ``painted``: ``(mode, points, lines, seed, ablation, typed depth)``.
         """
         if state.scene is None:
             return LOAD_FIRST
+        *choice, _ablation, typed = widgets_
         try:
-            state = _committed(state, painted, typed)
             inputs = build_sparse(
-                self.pipeline, state, widgets.choice(mode, n_points, n_lines, seed)
+                self.pipeline, _committed(state, painted, typed), widgets.choice(*choice)
             )
         except ValueError as error:
             return str(error)

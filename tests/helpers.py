@@ -77,3 +77,17 @@ def serve_blocks(blocks: Any) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         blocks.close()
+
+
+def imported_packages(module: Any) -> set[str]:
+    """Top-level packages a module's source imports (read from its syntax tree, not run)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))
+    return {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
+    }

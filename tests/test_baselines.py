@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import ast
-import inspect
 import math
 
 import numpy as np
 import pytest
+from helpers import imported_packages
 
 import sdr_core.baselines as baselines
 from sdr_core.baselines import (
@@ -211,11 +210,4 @@ def test_residual_interpolation_bad_options(kwargs, message):
 
 
 def test_baselines_do_not_import_torch():
-    tree = ast.parse(inspect.getsource(baselines))
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
-    }
-    assert "torch" not in imported
+    assert "torch" not in imported_packages(baselines)

@@ -18,12 +18,9 @@ and ``t = log(S / D0)``:
 
 from __future__ import annotations
 
-import ast
-import inspect
-
 import numpy as np
 import pytest
-from helpers import TINY
+from helpers import TINY, imported_packages
 
 from sdr_core import baselines, build_untrained_pipeline, classical, evaluate, methods
 from sdr_core.classical import (
@@ -303,14 +300,7 @@ def test_configs_reject_bad_values(make, message):
 
 
 def test_classical_does_not_import_torch():
-    tree = ast.parse(inspect.getsource(classical))
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
-    }
-    assert "torch" not in imported
+    assert "torch" not in imported_packages(classical)
 
 
 # ----------------------------------------------------------------------------- method table
