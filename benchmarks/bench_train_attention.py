@@ -31,7 +31,6 @@ import argparse
 import importlib
 import importlib.util
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,19 +39,9 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from bench_attention import cpu_model  # this folder is on sys.path when run as a script
 
 from sdr_core.attention import AffineQK, guidance_window_term, prepare_fast
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_attention_package(directory: Path, name: str) -> ModuleType:
