@@ -6,7 +6,7 @@
 #
 #     bash scripts/train_no_mask_chain.sh            # writes runs/nm_*
 #
-# Then copy runs/nm_sdr_ft5/{guidance,mspn}.safetensors into checkpoints/ablation_no_mask/.
+# Then copy runs/nm_sdr_ft5/{guidance,mspn}.safetensors into checkpoints/faithful/ablation_no_mask/.
 set -euo pipefail
 MDE=checkpoints/mde.safetensors
 COMMON=(--stage sdr --batch-size 2 --no-mask --mde-checkpoint "$MDE" --log-every 5 --num-threads 2)

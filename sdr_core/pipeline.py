@@ -150,7 +150,7 @@ class SDRPipeline:
         """This pipeline's MDE with the guidance and MSPN networks stored in ``folder``.
 
         For comparing trained refiners on the same D0, e.g. the mask ablation trained
-        without the mask (``checkpoints/ablation_no_mask``). The folder needs
+        without the mask (``checkpoints/faithful/ablation_no_mask``). The folder needs
         ``guidance.safetensors`` and ``mspn.safetensors`` only; the MSPN keeps this
         pipeline's attention backend.
         """
