@@ -309,11 +309,15 @@ def test_run_evaluation_writes_all_outputs(pipe, scenes, tmp_path, monkeypatch):
 def test_cli_arguments_build_the_config():
     parser = argparse.ArgumentParser()
     add_evaluate_arguments(parser)
-    assert config_from_args(parser.parse_args(["--no-mask-checkpoints", ""])) == EvalConfig()
+    none = ["--no-mask-checkpoints", "", "--faithful-checkpoints", ""]
+    assert config_from_args(parser.parse_args(none)) == EvalConfig()
+    # by default the paper's configuration shipped in checkpoints/faithful is reported too
+    found = config_from_args(parser.parse_args([]))
+    assert found.faithful_checkpoints.endswith("faithful")
+    assert found.methods == (*EvalConfig().methods, "mspn_faithful")
     args = parser.parse_args(
         ["--points", "1,10", "--lines", "", "--no-hole", "--n-scenes", "2", "--size", "30", "40"]
-        + ["--methods", "mspn,mde", "--no-middlebury", "--out-dir", "x"]
-        + ["--no-mask-checkpoints", ""]
+        + ["--methods", "mspn,mde", "--no-middlebury", "--out-dir", "x", *none]
     )
     config = config_from_args(args)
     assert config == EvalConfig(
