@@ -247,40 +247,28 @@ def test_bilateral_keeps_an_image_edge_sharp_and_smooths_flat_noise():
 
 
 @pytest.mark.parametrize(
-    ("image", "init", "sparse", "message"),
+    ("method", "image", "depth", "sparse", "message"),
     [
-        (np.zeros((5, 5, 2), np.uint8), None, None, "image must be HxW"),
-        (np.zeros((3, 4, 3), np.uint8), None, None, r"image is 3x4 but init_depth is 5x5"),
-        (np.full((5, 5, 3), 2.0), None, None, r"float images must be in \[0, 1\]"),
-        (None, np.full((5, 5), np.nan), None, "init_depth has 25 NaN/inf values"),
-        (None, np.zeros((5, 5)), None, "init_depth has 25 values <= 0"),
-        (None, None, np.zeros((4, 5)), r"init_depth is 5x5 but sparse is 4x5"),
-        (None, None, np.zeros((5, 5), bool), "sparse has dtype bool"),
+        ("edge", np.zeros((5, 5, 2), np.uint8), None, None, "image must be HxW"),
+        ("edge", np.zeros((3, 4, 3), np.uint8), None, None, r"image is 3x4 but init_depth is 5x5"),
+        ("edge", np.full((5, 5, 3), 2.0), None, None, r"float images must be in \[0, 1\]"),
+        ("edge", None, np.full((5, 5), np.nan), None, "init_depth has 25 NaN/inf values"),
+        ("edge", None, np.zeros((5, 5)), None, "init_depth has 25 values <= 0"),
+        ("edge", None, None, np.zeros((4, 5)), r"init_depth is 5x5 but sparse is 4x5"),
+        ("edge", None, None, np.zeros((5, 5), bool), "sparse has dtype bool"),
+        ("bilateral", np.zeros((4, 5, 3), np.uint8), None, None, r"image is 4x5 but depth is 5x5"),
+        ("bilateral", None, np.full((5, 5), np.inf), None, "depth has 25 NaN/inf values"),
+        ("bilateral", None, -np.ones((5, 5)), None, "depth has 25 values <= 0"),
+        ("bilateral", None, None, np.zeros((5, 6)), r"depth is 5x5 but sparse is 5x6"),
     ],
 )
-def test_edge_aware_rejects_bad_inputs(image, init, sparse, message):
-    image = _grey(5, 5) if image is None else image
-    init = np.ones((5, 5)) if init is None else init
-    sparse = np.zeros((5, 5)) if sparse is None else sparse
-    with pytest.raises(ValueError, match=message):
-        edge_aware_log_ratio(image, init, sparse)
-
-
-@pytest.mark.parametrize(
-    ("image", "depth", "sparse", "message"),
-    [
-        (np.zeros((4, 5, 3), np.uint8), None, None, r"image is 4x5 but depth is 5x5"),
-        (None, np.full((5, 5), np.inf), None, "depth has 25 NaN/inf values"),
-        (None, -np.ones((5, 5)), None, "depth has 25 values <= 0"),
-        (None, None, np.zeros((5, 6)), r"depth is 5x5 but sparse is 5x6"),
-    ],
-)
-def test_bilateral_rejects_bad_inputs(image, depth, sparse, message):
+def test_classical_methods_reject_bad_inputs(method, image, depth, sparse, message):
+    fn = edge_aware_log_ratio if method == "edge" else joint_bilateral_refine
     image = _grey(5, 5) if image is None else image
     depth = np.ones((5, 5)) if depth is None else depth
     sparse = np.zeros((5, 5)) if sparse is None else sparse
     with pytest.raises(ValueError, match=message):
-        joint_bilateral_refine(image, depth, sparse)
+        fn(image, depth, sparse)
 
 
 @pytest.mark.parametrize(
