@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .camera import (
+from ..camera import (
     NYU_INTRINSICS_640X480,
     back_project,
     check_intrinsics,
     default_intrinsics,
 )
-from .validation import as_depth_map, as_hole_mask, as_rgb_image, check_same_shape
+from ..validation import as_depth_map, as_hole_mask, as_rgb_image, check_same_shape
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
