@@ -74,9 +74,9 @@ def test_colorbar_shows_the_panels_mapping_with_round_ticks_in_metres():
     # top = far = vmax = low end of turbo (blue), bottom = near = high end (dark red)
     np.testing.assert_array_equal(inside[0], turbo[0])
     np.testing.assert_array_equal(inside[-1], turbo[255])
-    assert viz.colormaps._nice_ticks(1.2, 5.7) == [2.0, 3.0, 4.0, 5.0]
-    assert viz.colormaps._tick_text(0.25, [0.0, 0.25, 0.5], "m") == "0.25 m"
-    assert viz.colormaps._tick_text(0.5, [0.0, 0.5, 1.0], "") == "0.5"
+    assert viz.mosaic._nice_ticks(1.2, 5.7) == [2.0, 3.0, 4.0, 5.0]
+    assert viz.mosaic._tick_text(0.25, [0.0, 0.25, 0.5], "m") == "0.25 m"
+    assert viz.mosaic._tick_text(0.5, [0.0, 0.5, 1.0], "") == "0.5"
     mask_bar = viz.colorbar(0.0, 1.0, 200, "viridis", "")
     mask_inside = mask_bar[:, 6][mask_bar[:, 6].astype(int).sum(axis=1) < 3 * 250]
     np.testing.assert_array_equal(mask_inside[0], viz.COLORMAPS["viridis"][255])  # 1 on top
@@ -96,7 +96,7 @@ def test_the_frames_error_bar_is_open_topped(monkeypatch):
     calls = []
     real = viz.colorbar
     monkeypatch.setattr(
-        viz.colormaps, "colorbar", lambda *a, **k: calls.append((a[3], k)) or real(*a, **k)
+        viz.mosaic, "colorbar", lambda *a, **k: calls.append((a[3], k)) or real(*a, **k)
     )
     depth = _ramp(40, 60)
     viz.refinement_frame(depth, np.ones((40, 60)), "t", (1.0, 9.0), gt_m=depth + 1, error_vmax=0.5)
