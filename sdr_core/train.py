@@ -40,7 +40,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .attention import resolve_backend
+from .attention import BACKENDS, resolve_backend
 from .checkpoints import load_module, save_module
 from .data.datasets import VALIDATION_SEED_START
 from .data.mde_errors import INIT_DEPTH_PRESETS, simulate_mde_errors
@@ -646,10 +646,10 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
     out.mkdir(parents=True, exist_ok=True)
     model, mde = _build(config, device)
     if config.stage == "sdr":
-        # native_grad keeps only each iteration's small inputs for its backward pass; the
-        # torch backends store p^2 x H x W tensors per iteration and recompute them instead.
+        # A backend with its own backward (native_grad) keeps only each iteration's small
+        # inputs; the torch backends store p^2 x H x W tensors per iteration and recompute them.
         backend = resolve_backend(config.mspn.backend, device, requires_grad=True)
-        model.mspn.set_grad_checkpointing(backend != "native_grad")
+        model.mspn.set_grad_checkpointing(not BACKENDS[backend].custom_backward)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )

@@ -282,6 +282,14 @@ def test_auto_keeps_its_choices():
     assert "triton" not in available_backends("cuda", dtype=torch.float64)
 
 
+def test_the_table_says_which_backend_brings_its_own_backward():
+    # Training checkpoints every MSPN iteration unless the backend has its own backward.
+    assert [name for name, spec in BACKENDS.items() if spec.custom_backward] == ["native_grad"]
+    spec = BACKENDS["native"]
+    with pytest.raises(ValueError, match="must be differentiable"):
+        backends.BackendSpec(spec.can_run, spec.prepare, False, custom_backward=True)
+
+
 # --- the Triton self-check -------------------------------------------------------------------
 
 

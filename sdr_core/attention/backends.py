@@ -1,4 +1,4 @@
-"""The attention backends as a table: name -> (can_run, prepare), plus the self-check cache.
+"""The attention backends as a table: name -> (can_run, prepare, ...), plus the self-check cache.
 
 Every backend has the same two functions. ``can_run(device, requires_grad, dtype)`` returns
 why the backend cannot run there, or None when it can; it never raises and never imports an
@@ -57,12 +57,22 @@ class BackendSpec:
         differentiable: whether gradients flow through ``attend`` (training).
         self_check: ``device -> reason`` the kernels failed there, or None; run once per
             device before ``auto`` picks the backend (None: nothing to check).
+        custom_backward: the gradients come from the backend's own backward kernel, which
+            recomputes an iteration's attention from its small inputs, so training keeps no
+            p^2 x H x W tensors and needs no activation checkpointing. False for the torch
+            backends, whose autograd stores those tensors per iteration (training
+            checkpoints every iteration instead) and for the inference-only ones.
     """
 
     can_run: CanRun
     prepare: Prepare
     differentiable: bool
     self_check: SelfCheck | None = None
+    custom_backward: bool = False
+
+    def __post_init__(self) -> None:
+        if self.custom_backward and not self.differentiable:
+            raise ValueError("a backend with its own backward pass must be differentiable")
 
 
 def _anywhere(device: torch.device, requires_grad: bool, dtype: torch.dtype) -> str | None:
@@ -129,7 +139,9 @@ def _check_triton(device: torch.device) -> str | None:
 BACKENDS: dict[str, BackendSpec] = {
     "reference": BackendSpec(_anywhere, prepare_reference, differentiable=True),
     "fast": BackendSpec(_anywhere, prepare_fast, differentiable=True),
-    "native_grad": BackendSpec(_native_grad_can_run, _prepare_native_grad, differentiable=True),
+    "native_grad": BackendSpec(
+        _native_grad_can_run, _prepare_native_grad, differentiable=True, custom_backward=True
+    ),
     "native": BackendSpec(_native_can_run, _prepare_native, differentiable=False),
     "triton": BackendSpec(
         _triton_can_run, _prepare_triton, differentiable=False, self_check=_check_triton
