@@ -10,8 +10,8 @@ the bundled MDE; ``simulated``: a poor MDE; ``metric``: a good metric MDE), the 
 MSPN's RMSE per level next to D0 alone and every classical method (the least-squares baselines
 and the edge-aware and bilateral propagation of ``sdr_core.classical``), the best classical
 method's RMSE and MSPN's ratio to it, and the mask-shape diagnostic (one centre point, 6
-first-layer iterations). The quality bar of ``sdr_core.evaluate.check_quality_bar`` is checked
-on this split too.
+first-layer iterations). The quality bar of ``scripts/quality_bar.py`` (``check_quality_bar``)
+is checked on this split too.
 
     python scripts/select_design.py --runs runs/a runs/b \
         --mde-checkpoint checkpoints/mde.safetensors
@@ -28,6 +28,8 @@ from pathlib import Path
 # Run as `python scripts/<name>.py` from the repository root without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from quality_bar import check_quality_bar  # noqa: E402  (scripts/ is this script's sys.path[0])
+
 from sdr_core import load_pipeline  # noqa: E402
 from sdr_core.data.datasets import VALIDATION_SEED_START  # noqa: E402
 from sdr_core.evaluate import (  # noqa: E402
@@ -35,7 +37,6 @@ from sdr_core.evaluate import (  # noqa: E402
     INIT_SOURCES,
     EvalConfig,
     best_classical,
-    check_quality_bar,
     evaluate_scenes,
     heldout_scenes,
     mask_shape,

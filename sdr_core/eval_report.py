@@ -1,10 +1,9 @@
-"""An evaluation report: the quality bar, the best classical method, JSON / markdown / HTML.
+"""An evaluation report: the best classical method, JSON / markdown / HTML.
 
 :mod:`sdr_core.evaluate` runs the sparsity sweep and builds the report
 ``{"meta", "heldout", "middlebury", "paired", "mask_shape", "best_classical"}``; this module
 reads it (every public name is importable from :mod:`sdr_core.evaluate` too):
 
-- :func:`check_quality_bar` lists where the results fall short of the project's bar;
 - :func:`best_classical` picks, per setting and level, the classical method (every baseline
   of :mod:`sdr_core.methods` that uses the measurements, i.e. all but D0 alone) with the
   lowest mean RMSE, and MSPN's RMSE ratio to it: MSPN is always compared with the best
@@ -12,14 +11,15 @@ reads it (every public name is importable from :mod:`sdr_core.evaluate` too):
 - :func:`write_json` / :func:`read_json`, :func:`markdown_report` (with
   :func:`markdown_table`, :func:`paired_table`, :func:`best_classical_table`) and
   :func:`write_plot_html` write and read the files.
+
+The report states facts; whether they meet the project's quality bar is an acceptance policy,
+checked outside the library by ``scripts/quality_bar.py``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ __all__ = [
     "SETTINGS",
     "best_classical",
     "best_classical_table",
-    "check_quality_bar",
     "markdown_report",
     "markdown_table",
     "paired_table",
@@ -57,16 +56,6 @@ INIT_LABELS = {
 # Metrics where larger is better (threshold accuracies); all others are errors.
 _HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3"})
 _METRIC_UNITS = {"rmse": "m", "mae": "m", "irmse": "1/km", "imae": "1/km"}
-# The quality bar: no-mask ablation must lose to MSPN at this many points or fewer.
-_NO_MASK_MAX_POINTS = 20
-# The bar with a good metric D0: MSPN beats the best classical method from this many points
-# on, and from _METRIC_MARGIN_POINTS on with RMSE at most _METRIC_MARGIN times its.
-_METRIC_BEAT_CLASSICAL_POINTS = 20
-_METRIC_MARGIN_POINTS = 200
-_METRIC_MARGIN = 0.85
-# The mask must follow the image: from one centre point, it fills at most this share of its
-# bounding box (a square flood fills all of it).
-_MASK_MAX_FILL = 0.85
 _SETTING_TITLES = {
     "points": "random points",
     "lines": "LiDAR lines",
@@ -86,11 +75,6 @@ def _rmse(results: Mapping[str, Any], setting: str, method: str, level: int) -> 
         return None
 
 
-def _ratio(ours: float, theirs: float) -> float:
-    """``ours / theirs``; inf for a rival with RMSE 0 (only in hand-made reports)."""
-    return ours / theirs if theirs > 0 else math.inf
-
-
 def best_classical(
     results: Mapping[str, Any], classical: tuple[str, ...] = CLASSICAL_METHODS
 ) -> dict[str, dict[int, dict[str, Any]]]:
@@ -99,7 +83,8 @@ def best_classical(
     Args:
         results: one split's results ``{setting: {method: {level: {"rmse": ...}}}}``.
         classical: the methods to choose from; those the results lack are skipped (the
-            quality bar, not this table, says that a method is missing).
+            quality bar of ``scripts/quality_bar.py``, not this table, says that a method is
+            missing).
 
     Returns:
         ``{setting: {level: {"method", "rmse", "mspn", "ratio"}}}``: the best method's key
@@ -177,156 +162,6 @@ def _best_classical_section(results: Mapping[str, Any]) -> list[str]:
         if table:
             parts += [f"{_SETTING_TITLES[setting]}:", "", table]
     return parts
-
-
-# ----------------------------------------------------------------------------- quality bar
-
-
-@dataclass
-class _Bar:
-    """The report under check and the failures found so far."""
-
-    report: Mapping[str, Any]
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def init_source(self) -> str:
-        """Where the report's D0 came from (``"mde"`` when it does not say)."""
-        return self.report.get("meta", {}).get("config", {}).get("init_source", "mde")
-
-    def levels(self, split: str, setting: str) -> list[int]:
-        """The levels of a setting with an MSPN result."""
-        return sorted(self.report[split].get(setting, {}).get("mspn", {}))
-
-    def compare(
-        self, split: str, setting: str, level: int, rivals: tuple[str, ...], factor: float = 1.0
-    ) -> None:
-        """``mspn`` must be below ``factor`` x the best rival (at most, for factor 1 of D0)."""
-        results = self.report[split]
-        where = f"{split} {setting} @ {level} {setting}"
-        ours = _rmse(results, setting, "mspn", level)
-        found = {rival: _rmse(results, setting, rival, level) for rival in rivals}
-        missing = [m for m, v in {"mspn": ours, **found}.items() if v is None]
-        if missing:
-            self.failures.append(f"{where}: no {missing[0]} result")
-            return
-        best = min(found, key=lambda m: found[m])
-        target = factor * found[best]
-        # "Never worse than D0" and "better by at least 15 %" allow equality; "beats" does not.
-        never_worse = rivals == ("mde",) and self.init_source == "metric"
-        at_most = never_worse or factor != 1
-        if (ours <= target) if at_most else (ours < target):
-            return
-        relation = "above" if at_most else "not below"
-        scaled = f"{factor:g} x " if factor != 1 else ""
-        kind = "best classical method; " if rivals == CLASSICAL_METHODS else ""
-        self.failures.append(
-            f"{where}: mspn RMSE {ours:.4f} m is {relation} {scaled}{best} {found[best]:.4f} m "
-            f"({kind}ratio {_ratio(ours, found[best]):.3f})"
-            f"{_interval_note(self.report, split, setting, best, level)}"
-        )
-
-
-def _check_split(bar: _Bar, split: str) -> None:
-    """The bar's RMSE comparisons with D0 and the best classical method on one split."""
-    if split not in bar.report:
-        bar.failures.append(f"{split}: no results, so the bar cannot be checked")
-        return
-    if not any(bar.levels(split, s) for s in ("points", "lines")):
-        bar.failures.append(f"{split}: no mspn results for points or lines")
-    for setting in ("points", "lines"):
-        for level in bar.levels(split, setting):
-            bar.compare(split, setting, level, ("mde",))
-            if bar.init_source != "metric":
-                bar.compare(split, setting, level, CLASSICAL_METHODS)
-            elif setting == "points" and level >= _METRIC_BEAT_CLASSICAL_POINTS:
-                factor = _METRIC_MARGIN if level >= _METRIC_MARGIN_POINTS else 1.0
-                bar.compare(split, setting, level, CLASSICAL_METHODS, factor)
-
-
-def _check_mask(bar: _Bar) -> None:
-    """The held-out mask-shape diagnostic and the no-mask ablation at few points."""
-    shape = bar.report.get("mask_shape", {}).get("heldout")
-    if shape is not None:
-        if shape["mean_fill"] > _MASK_MAX_FILL:
-            bar.failures.append(
-                f"heldout mask shape: from one centre point the mask > {shape['threshold']} "
-                f"region fills {100 * shape['mean_fill']:.1f} % of its bounding box after "
-                f"{shape['iterations']} iterations on average (at most "
-                f"{100 * _MASK_MAX_FILL:.0f} %)"
-            )
-        if shape["distinct"] < shape["n"]:
-            bar.failures.append(
-                f"heldout mask shape: only {shape['distinct']} different masks in "
-                f"{shape['n']} scenes"
-            )
-    if "heldout" not in bar.report:
-        return
-    few = [n for n in bar.levels("heldout", "points") if n <= _NO_MASK_MAX_POINTS]
-    if not few:
-        bar.failures.append(
-            f"heldout: no points level <= {_NO_MASK_MAX_POINTS} to check the no-mask ablation"
-        )
-    ablation = "mspn_no_mask"
-    if bar.report["heldout"].get("points", {}).get("mspn_no_mask_trained"):
-        ablation = "mspn_no_mask_trained"
-    for level in few:
-        bar.compare("heldout", "points", level, (ablation,))
-
-
-def check_quality_bar(report: Mapping[str, Any]) -> list[str]:
-    """Where the results miss the project's quality bar (RMSE of the means over scenes).
-
-    The bar depends on where D0 came from (``report["meta"]["config"]["init_source"]``), on
-    the held-out synthetic split and on Middlebury alike. The *classical methods* are
-    :data:`CLASSICAL_METHODS` (``ls_align``, ``ls_interp``, ``edge_aware``,
-    ``ls_interp_bilateral``), compared through the best of them per level
-    (:func:`best_classical`); every one must be in the report.
-
-    * D0 from the bundled MDE (``"mde"``) or a poor simulated MDE (``"simulated"``): at every
-      level of ``points`` and ``lines``, ``mspn`` beats D0 (``mde``) and the best classical
-      method.
-    * D0 from a good metric MDE (``"metric"``): ``mspn`` is never worse than D0 (``mde``)
-      at any level of ``points`` and ``lines``; from 20 points on it beats the best
-      classical method, and from 200 points on by at least 15 % (RMSE at most 0.85 times
-      its).
-    * Every regime, held-out split, ``points`` levels <= 20: the mask ablation is worse
-      than ``mspn``. The paper's ablation (Fig. 10d) is a network trained without the mask,
-      so ``mspn_no_mask_trained`` is checked when the report has it; otherwise the
-      inference-time stand-in ``mspn_no_mask`` (the same weights run with the mask fixed
-      to 1).
-
-    The hole setting is reported but not part of the bar. A split, method or setting the
-    bar needs but the report lacks is a failure too: an unchecked bar is not a passed one.
-    Failures give MSPN's RMSE ratio to the method it misses and carry the paired 95 %
-    interval over scenes where the report has one.
-
-    Args:
-        report: ``{"heldout": results, "middlebury": results, "meta": ..., "paired": ...}``
-            as from :func:`sdr_core.evaluate.run_evaluation` (other keys are ignored).
-
-    Returns:
-        One human-readable line per failure; empty when the bar is met.
-    """
-    bar = _Bar(report)
-    for split in ("heldout", "middlebury"):
-        _check_split(bar, split)
-    _check_mask(bar)
-    return bar.failures
-
-
-def _interval_note(
-    report: Mapping[str, Any], split: str, setting: str, method: str, level: int
-) -> str:
-    """`` (difference ..., 95 % CI [...] over n scenes)`` when the report has it, else ''."""
-    try:
-        diff = report["paired"][split][setting][method][level]
-    except KeyError:
-        return ""
-    return (
-        f" (paired difference {diff['mean']:+.4f} m, 95 % CI [{diff['low']:+.4f}, "
-        f"{diff['high']:+.4f}] over {diff['n']} scenes)"
-    )
 
 
 # ----------------------------------------------------------------------------- writers
@@ -474,7 +309,7 @@ def _mask_shape_section(report: Mapping[str, Any], split: str) -> list[str]:
 
 
 def markdown_report(report: Mapping[str, Any], metric: str = "rmse") -> str:
-    """A markdown page: one section per split with its tables, then the quality bar."""
+    """A markdown page: one section per split with its tables (no quality-bar verdict)."""
     parts = ["# MSPN evaluation", ""]
     meta = report.get("meta", {})
     config = meta.get("config", {})
@@ -495,11 +330,6 @@ def markdown_report(report: Mapping[str, Any], metric: str = "rmse") -> str:
         parts += _best_classical_section(results)
         parts += _paired_section(report, split)
         parts += _mask_shape_section(report, split)
-    if "heldout" in report or "middlebury" in report:
-        failures = check_quality_bar(report)
-        parts += ["## Quality bar", ""]
-        parts += [f"- {line}" for line in failures] if failures else ["Met at every level."]
-        parts.append("")
     return "\n".join(parts)
 
 

@@ -20,19 +20,22 @@ MSPN's RMSE ratio to it. All methods of a scene refine the *same* D0: the
 pipeline's MDE runs once per scene and its output is passed as ``init_depth``. With
 ``init_source="simulated"`` D0 is instead the ground truth with the simulated MDE errors of
 training (seeded per scene): the paper's Fig. 10b question, does the refinement also help a
-different depth estimator.
+different depth estimator. The scenes, D0 and the seeds live in :mod:`sdr_core.eval_scenes`.
 
 Results are nested dicts ``{setting: {method: {level: {metric: mean over scenes}}}}`` with
 integer levels (points, lines, or the hole's outside point count) and the metrics of
 :func:`sdr_core.metrics.compute_metrics` plus ``n_points`` (measurements used).
 :func:`run_evaluation` does the held-out synthetic split and the Middlebury scene and writes
 ``results.json``, ``results.md`` and ``results.html`` (with, under ``"best_classical"``, the
-comparison with the best classical method); :func:`check_quality_bar` lists where
-the results fall short of the project's quality bar. The bar and the writers live in
-:mod:`sdr_core.eval_report` and are importable from here. The report also holds, under
-``"paired"``, every method's scene-by-scene RMSE difference to MSPN with a 95 % bootstrap
-interval (:func:`sdr_core.metrics.paired_difference`): whether a gap is larger than the scene
-draw moves it.
+comparison with the best classical method; the writers live in :mod:`sdr_core.eval_report`).
+The report also holds, under ``"paired"``, every method's scene-by-scene RMSE difference to
+MSPN with a 95 % bootstrap interval (:func:`sdr_core.metrics.paired_difference`): whether a
+gap is larger than the scene draw moves it; and, under ``"mask_shape"``, the mask-shape
+diagnostic of :mod:`sdr_core.eval_mask_shape`. The names of those three modules are
+importable from here too.
+
+The report states facts and holds no acceptance policy: whether the results meet the
+project's quality bar is checked by ``scripts/quality_bar.py`` on ``results.json``.
 """
 
 from __future__ import annotations
@@ -43,16 +46,16 @@ import logging
 import math
 import time
 import warnings
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sdr_core import methods as method_table
 from sdr_core import sparse
+from sdr_core.eval_mask_shape import centre_point, mask_shape  # importable from here
 from sdr_core.eval_report import (  # the report's readers and writers, importable from here
     BASELINE_METHODS,
     CLASSICAL_METHODS,
@@ -60,13 +63,21 @@ from sdr_core.eval_report import (  # the report's readers and writers, importab
     SETTINGS,
     best_classical,
     best_classical_table,
-    check_quality_bar,
     markdown_report,
     markdown_table,
     paired_table,
     read_json,
     write_json,
     write_plot_html,
+)
+from sdr_core.eval_scenes import (  # importable from here
+    INIT_SOURCES,
+    EvalScene,
+    SceneLike,
+    _sampling_seed,
+    heldout_scenes,
+    initial_depth,
+    middlebury_scenes,
 )
 from sdr_core.metrics import compute_metrics, paired_difference
 from sdr_core.sparse import centre_hole_mask  # in __all__: still importable from here
@@ -92,7 +103,6 @@ __all__ = [
     "best_classical_table",
     "centre_hole_mask",
     "centre_point",
-    "check_quality_bar",
     "evaluate_scenes",
     "heldout_scenes",
     "initial_depth",
@@ -113,40 +123,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_POINTS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)  # Fig. 5 x-axis
 DEFAULT_LINES = (4, 8, 16, 32, 64)  # Fig. 6 x-axis
 METHODS = ("mspn", "mspn_layer1", "mspn_no_mask", *BASELINE_METHODS)
-# Where every method's D0 comes from: the pipeline's MDE, or GT + simulated MDE errors.
-# "simulated" is the harsh preset of sdr_core.data.mde_errors (its name in earlier releases),
-# "metric" the error model of a good metric indoor MDE (labels: eval_report.INIT_LABELS).
-INIT_SOURCES = ("mde", "simulated", "metric")
-_INIT_PRESETS = {"simulated": "harsh", "metric": "metric"}
-# Stable per-setting tags mixed into the sampling seeds (never reorder: results would move).
-_SETTING_TAGS = {"points": 1, "lines": 2, "hole": 3, "init": 4}
 # Where the shipped mask ablation (trained without the mask) lives, under the checkpoints.
 ABLATION_SUBDIR = "ablation_no_mask"
 # Where the model trained by the same recipe without the project's departures lives.
 FAITHFUL_SUBDIR = "faithful"
-
-
-class SceneLike(Protocol):
-    """What :func:`evaluate_scenes` reads from a scene."""
-
-    name: str
-    rgb: np.ndarray  # H x W x 3 uint8
-    depth: np.ndarray  # H x W float32 metres, 0 = no ground truth
-
-
-@dataclass(frozen=True)
-class EvalScene:
-    """One evaluation scene.
-
-    Attributes:
-        name: identifier, also hashed into the sampling seeds (so keep it stable).
-        rgb: H x W x 3 uint8.
-        depth: H x W float32, metres; 0 = no ground truth.
-    """
-
-    name: str
-    rgb: np.ndarray
-    depth: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -217,56 +197,7 @@ class EvalConfig:
             raise ValueError(f"init_source must be one of {INIT_SOURCES}, got {self.init_source!r}")
 
 
-# ----------------------------------------------------------------------------- scenes
-
-
-def heldout_scenes(
-    n: int, size: tuple[int, int] = (228, 304), seed_start: int | None = None
-) -> list[EvalScene]:
-    """The held-out synthetic split: scenes whose seeds training never uses.
-
-    Args:
-        n: number of scenes.
-        size: (H, W) in pixels.
-        seed_start: first scene seed; default ``sdr_core.data.datasets.EVAL_SEED_START``,
-            the start of the range reserved for evaluation.
-
-    Returns:
-        ``n`` scenes named ``synthetic_<seed>`` with seeds ``seed_start .. seed_start + n - 1``.
-    """
-    from sdr_core.data.synthetic import SceneConfig, generate_scene
-
-    if seed_start is None:
-        from sdr_core.data.datasets import EVAL_SEED_START
-
-        seed_start = EVAL_SEED_START
-    scene_config = SceneConfig(height=size[0], width=size[1])
-    scenes = []
-    for seed in range(seed_start, seed_start + n):
-        scene = generate_scene(seed, scene_config)
-        scenes.append(EvalScene(f"synthetic_{seed}", scene.rgb, scene.depth))
-    return scenes
-
-
-def middlebury_scenes(size: tuple[int, int] | None = (228, 338)) -> list[EvalScene]:
-    """The Middlebury 2014 "Motorcycle" scene as a one-scene split.
-
-    Args:
-        size: (H, W) to resize to; ``None`` keeps the shipped 500 x 741.
-    """
-    from sdr_core.data.middlebury import load_middlebury_motorcycle
-
-    scene = load_middlebury_motorcycle(size=size)
-    return [EvalScene(scene.name, scene.rgb, scene.depth)]
-
-
 # ----------------------------------------------------------------------------- evaluation
-
-
-def _sampling_seed(base_seed: int, scene_name: str, setting: str, level: int) -> int:
-    """Seed of one (scene, setting, level): stable across runs, scene order and methods."""
-    key = [base_seed, zlib.crc32(scene_name.encode()), _SETTING_TAGS[setting], level]
-    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 def _hole_schedule_points(height: int, width: int, hole: np.ndarray) -> int:
@@ -288,43 +219,6 @@ def _levels(config: EvalConfig) -> list[tuple[str, int]]:
     if config.hole:
         pairs.append(("hole", config.hole_points))
     return pairs
-
-
-def initial_depth(
-    pipe: SDRPipeline, scene: SceneLike, source: str = "mde", seed: int = 0
-) -> np.ndarray:
-    """D0 of a scene, shared by every method and level (H x W float32 metres).
-
-    Args:
-        pipe: the pipeline whose MDE runs for ``source="mde"``.
-        scene: the scene (its ``rgb``, and its ``depth`` for ``"simulated"``).
-        source: ``"mde"`` (the pipeline's estimator on the image), ``"simulated"`` (the
-            ground truth with the harsh preset of simulated MDE errors: global scale and
-            shift, low-frequency warp, blur across edges, sometimes a wrong region) or
-            ``"metric"`` (the error model of a good metric indoor MDE: scale within about
-            10 %, smooth relative errors of a few per cent, softened edges; see
-            :mod:`sdr_core.data.mde_errors`). Pixels without ground truth take the nearest
-            valid depth first, so D0 stays dense.
-        seed: mixed with the scene name into the simulation seed.
-
-    Returns:
-        H x W float32 metres; deterministic for a (scene name, source, seed).
-
-    Raises:
-        ValueError: for an unknown source, or ``"simulated"`` on a scene without any ground
-            truth.
-    """
-    if source == "mde":
-        return pipe.estimate_depth(np.asarray(scene.rgb))
-    if source not in _INIT_PRESETS:
-        raise ValueError(f"init source must be one of {INIT_SOURCES}, got {source!r}")
-    from sdr_core.data.mde_errors import simulate_init_depth
-
-    gt = np.asarray(scene.depth, dtype=np.float32)
-    if not (gt > 0).any():
-        raise ValueError(f"scene {scene.name!r} has no ground truth to simulate a D0 from")
-    simulation_seed = _sampling_seed(seed, scene.name, "init", 0)
-    return simulate_init_depth(gt, _INIT_PRESETS[source], simulation_seed)
 
 
 def _evaluate_scene(
@@ -484,11 +378,12 @@ def run_evaluation(
 
     Returns:
         ``{"meta": {...}, "heldout": results, "middlebury": results, "paired": {...},
-        "best_classical": {...}}`` where each ``results`` is as returned by
-        :func:`evaluate_scenes` (a split is absent when the config skips it), ``paired``
-        maps each split to :func:`paired_rmse`, ``best_classical`` to
-        :func:`best_classical`, and ``meta`` holds the config, scene names and quality-bar
-        failures.
+        "best_classical": {...}, "mask_shape": {...}}`` where each ``results`` is as
+        returned by :func:`evaluate_scenes` (a split is absent when the config skips it),
+        ``paired`` maps each split to :func:`paired_rmse`, ``best_classical`` to
+        :func:`best_classical`, ``mask_shape`` (unless the config skips it) to
+        :func:`mask_shape`, and ``meta`` holds the config and scene names. No verdict:
+        ``scripts/quality_bar.py`` checks a report against the project's quality bar.
     """
     config = config or EvalConfig()
     out = Path(out_dir)
@@ -512,93 +407,8 @@ def run_evaluation(
             report.setdefault("mask_shape", {})[split] = mask_shape(
                 pipe, scenes, init_source=config.init_source, seed=config.seed
             )
-    report["meta"]["quality_bar_failures"] = check_quality_bar(report)
     write_json(report, out / "results.json")
     (out / "results.md").write_text(markdown_report(report), encoding="utf-8")
     write_plot_html(report, out / "results.html")
     logger.info("wrote results.json, results.md and results.html to %s", out)
     return report
-
-
-# ----------------------------------------------------------------------------- mask shape
-
-
-def centre_point(depth: np.ndarray) -> np.ndarray:
-    """Sparse depth with one measurement: the valid pixel nearest the image centre.
-
-    Args:
-        depth: H x W ground truth, metres; 0 = missing; at least one valid pixel.
-
-    Returns:
-        H x W float32 metres, 0 everywhere but that pixel.
-    """
-    gt = np.asarray(depth, dtype=np.float32)
-    rows, cols = np.nonzero(gt > 0)
-    if rows.size == 0:
-        raise ValueError("the depth map has no valid pixel for the centre point")
-    height, width = gt.shape
-    nearest = int(np.argmin((rows - height // 2) ** 2 + (cols - width // 2) ** 2))
-    out = np.zeros_like(gt)
-    out[rows[nearest], cols[nearest]] = gt[rows[nearest], cols[nearest]]
-    return out
-
-
-def mask_shape(
-    pipe: SDRPipeline,
-    scenes: Iterable[SceneLike],
-    iterations: int = 6,
-    threshold: float = 0.5,
-    init_source: str = "mde",
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Does the propagation mask follow the image? The shape grown from one centre point.
-
-    Each scene gets one measurement at its centre (:func:`centre_point`) and ``iterations``
-    first-layer iterations. A mask that grows as a square flood of one window radius per
-    iteration, whatever the image, fills its bounding box completely and is the same in
-    every scene; the paper's masks follow image structure (Fig. 9).
-
-    Args:
-        pipe: the pipeline.
-        scenes: scenes with ground truth at (or near) the centre.
-        iterations: first-layer iterations to run (second layer skipped).
-        threshold: the mask level that counts as reached.
-        init_source: D0 as in :func:`initial_depth`.
-        seed: mixed into a simulated D0's seed.
-
-    Returns:
-        ``{"scenes": {name: {"fill", "area_px", "bbox_px"}}, "mean_fill", "distinct",
-        "n", "iterations", "threshold"}``: ``fill`` is the share of the reached region's
-        bounding box that it covers (1 = a filled rectangle), ``distinct`` the number of
-        different reached regions (as boolean maps) among the ``n`` scenes.
-    """
-    per_scene: dict[str, dict[str, Any]] = {}
-    shapes: set[bytes] = set()
-    for scene in scenes:
-        rgb = np.asarray(scene.rgb)
-        init = initial_depth(pipe, scene, init_source, seed)
-        sparse_depth = centre_point(scene.depth)
-        mask = np.asarray(sparse_depth > 0, dtype=np.float32)
-        for state in pipe.refine_steps(
-            rgb, sparse_depth, init_depth=init, schedule=(iterations, 0)
-        ):
-            mask = state.mask
-        reached = mask > threshold
-        rows, cols = np.nonzero(reached)
-        box = (int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1)
-        per_scene[scene.name] = {
-            "fill": float(rows.size / (box[0] * box[1])),
-            "area_px": int(rows.size),
-            "bbox_px": list(box),
-        }
-        shapes.add(np.packbits(reached).tobytes() + bytes(str(reached.shape), "ascii"))
-    if not per_scene:
-        raise ValueError("no scene for the mask-shape diagnostic")
-    return {
-        "scenes": per_scene,
-        "mean_fill": float(np.mean([v["fill"] for v in per_scene.values()])),
-        "distinct": len(shapes),
-        "n": len(per_scene),
-        "iterations": iterations,
-        "threshold": threshold,
-    }

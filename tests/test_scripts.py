@@ -31,7 +31,14 @@ def _run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "name", ["init_layer1_from_layer2.py", "select_schedule.py", "make_assets.py"]
+    "name",
+    [
+        "init_layer1_from_layer2.py",
+        "select_schedule.py",
+        "make_assets.py",
+        "quality_bar.py",
+        "select_design.py",  # imports the quality bar from scripts/
+    ],
 )
 def test_script_starts_from_the_repository_root(name):
     result = _run_script(name, "--help")
