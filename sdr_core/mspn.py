@@ -547,15 +547,8 @@ class MSPN(nn.Module):
             ValueError: for a pixel outside the image or a layer other than 1 or 2.
         """
         _check_maps(state.depth, sparse, guidance)
+        _check_query(state, row, col)
         height, width = state.depth.shape[-2:]
-        if state.depth.shape[0] != 1:
-            raise ValueError(f"one image at a time, got a batch of {state.depth.shape[0]}")
-        if not (0 <= row < height and 0 <= col < width):
-            raise ValueError(
-                f"pixel (x={col}, y={row}) is outside the {height}x{width} (H x W) image"
-            )
-        if state.layer not in (1, 2):
-            raise ValueError(f"layer must be 1 or 2, got {state.layer}")
         window = self.config.window
         domain = DOMAINS[self.config.domain][state.layer - 1]
         if domain != "depth" and init_depth is None:
@@ -619,6 +612,17 @@ class MSPN(nn.Module):
         ):
             final = state.depth
         return final
+
+
+def _check_query(state: PropagationState, row: int, col: int) -> None:
+    """What :meth:`MSPN.window_weights` can look at: one image, a pixel in it, layer 1 or 2."""
+    height, width = state.depth.shape[-2:]
+    if state.depth.shape[0] != 1:
+        raise ValueError(f"one image at a time, got a batch of {state.depth.shape[0]}")
+    if not (0 <= row < height and 0 <= col < width):
+        raise ValueError(f"pixel (x={col}, y={row}) is outside the {height}x{width} (H x W) image")
+    if state.layer not in (1, 2):
+        raise ValueError(f"layer must be 1 or 2, got {state.layer}")
 
 
 def _check_maps(

@@ -1,4 +1,5 @@
-"""The house's layers: sdr_core never imports gradio or studio; no import cycle anywhere."""
+"""The house's layers: sdr_core never imports gradio or studio; no import cycle anywhere;
+sdr_core's files and functions stay small enough to read."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("sdr_core", "studio")
+MAX_FILE_LINES = 800
+MAX_FUNCTION_LINES = 80  # from the def line to the body's last line (decorators not counted)
 
 
 def _modules() -> dict[str, Path]:
@@ -136,3 +139,37 @@ def test_studio_needs_no_gradio():
         "studio.widgets\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def _oversized(root: Path) -> list[str]:
+    """Every .py file under ``root`` longer than MAX_FILE_LINES lines and every function or
+    method longer than MAX_FUNCTION_LINES, as ``"path[:line name]: n lines"``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        where = path.relative_to(root).as_posix()
+        n_lines = len(source.splitlines())
+        if n_lines > MAX_FILE_LINES:
+            found.append(f"{where}: {n_lines} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{where}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_sdr_core_files_and_functions_stay_small():
+    assert _oversized(REPO / "sdr_core") == []
+
+
+def test_the_size_check_finds_a_long_file_and_a_long_function(tmp_path):
+    def body(indent: str, n: int) -> str:
+        return "".join(f"{indent}x{i} = {i}\n" for i in range(n))
+
+    fits = body("    ", MAX_FUNCTION_LINES - 1)  # the def line makes it the limit exactly
+    long = body(" " * 8, MAX_FUNCTION_LINES)  # one more, in a method
+    (tmp_path / "ok.py").write_text(f"@staticmethod\ndef fits():\n{fits}")
+    (tmp_path / "long.py").write_text(f"class A:\n    def long(self):\n{long}")
+    (tmp_path / "big.py").write_text(body("", MAX_FILE_LINES + 1))
+    assert _oversized(tmp_path) == ["big.py: 801 lines", "long.py:2 long: 81 lines"]

@@ -119,7 +119,6 @@ def _attend_kernel(
     row0 = tl.minimum(tl.maximum(y - P // 2, 0), height - P)
     cols = tl.minimum(tl.maximum(xs - P // 2, 0), width - P)[None, :] + kx[:, None]
     bias_col = cols - xs[None, :] + (P - 1)  # true column offset + P - 1
-
     query = image0 + y * width + xs
     d_query = tl.load(depth_ptr + query, mask=x_ok, other=0.0).to(tl.float32)
     if FUSE_UPDATE:
@@ -128,7 +127,6 @@ def _attend_kernel(
     beta = tl.load(beta_ptr + query, mask=x_ok, other=0.0).to(tl.float32)
     gamma = tl.load(gamma_ptr).to(tl.float32)
     d_q = d_query[None, :]
-
     running_max = tl.full([BLOCK_X], float("-inf"), dtype=tl.float32)
     total = tl.zeros([BLOCK_X], dtype=tl.float32)
     acc_depth = tl.zeros([BLOCK_X], dtype=tl.float32)
