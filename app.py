@@ -37,10 +37,11 @@ from studio import page, run, scene, session, widgets
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 MAX_FILE_SIZE = "64mb"  # uploads; images are also refused above io.MAX_PIXELS
-QUEUE_SIZE = 16
+RUN_QUEUE_SIZE = 16  # refinements (and ablations) waiting for a slot; more are turned away
 CONCURRENCY = 2
+RUNS = "runs"  # queue group of the refinements and ablations: the only heavy events
 EDITS = "session-edits"  # queue group of the cheap events that edit a session's points and hole
-SESSION_TTL_S = 2 * 3600
+SESSION_TTL_MIN = 30  # an open but idle tab's session is dropped this long after its last event
 
 IMAGE_TYPES = [*io.IMAGE_EXTENSIONS, ".h5", ".hdf5"]
 DEPTH_TYPES = list(io.DEPTH_EXTENSIONS)
@@ -67,6 +68,39 @@ def _gpu(duration: Any) -> Any:
 def launch_kwargs() -> dict[str, Any]:
     """``launch()`` settings shared by ``__main__`` and the tests."""
     return {"max_file_size": MAX_FILE_SIZE, "allowed_paths": [str(ASSETS_DIR)], "css": CSS}
+
+
+def enable_queue(blocks: gr.Blocks) -> gr.Blocks:
+    """The queue shared by ``__main__`` and the tests.
+
+    No overall size: a full queue of runs must never turn away a click on an example, a
+    point or the slider. Only runs are bounded, by :func:`_runs_waiting` in their validator.
+    """
+    return blocks.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+
+
+def _runs_waiting(blocks: gr.Blocks) -> int:
+    """Refinements and ablations waiting in the queue for a slot (not those running)."""
+    queue = getattr(blocks, "_queue", None)
+    groups = getattr(queue, "event_queue_per_concurrency_id", {})
+    waiting = groups.get(RUNS)
+    return len(waiting.queue) if waiting is not None else 0
+
+
+def _forget_session(blocks: gr.Blocks, request: gr.Request) -> None:
+    """A closed tab: drop its session now (its run stops; its memory and downloads go).
+
+    Gradio would otherwise keep a closed tab's state for an hour in case it reconnects; this
+    page has nothing to reconnect to (a reload starts a new session).
+    """
+    holder = getattr(blocks, "state_holder", None)
+    session_hash = getattr(request, "session_hash", None)
+    if holder is None or session_hash is None or session_hash not in holder:
+        return
+    holder.delete_state(session_hash)  # calls each state's delete_callback (run.release)
+    with holder.lock:
+        holder.session_data.pop(session_hash, None)  # its components' last values too
+        holder.time_last_used.pop(session_hash, None)
 
 
 # ----------------------------------------------------------------------------- views -> Gradio
@@ -161,8 +195,8 @@ def _scene_column(ui: SimpleNamespace, studio: page.Studio) -> None:
             list(widgets.UNIT_CHOICES), value="auto (by file type)", label="Depth units"
         )
         ui.init_file = _upload(
-            "Initial depth from your own MDE (same size as the image; "
-            "choose 'uploaded initial depth' above)",
+            "Initial depth from your own MDE (same size as the image; once uploaded it is "
+            "used, and offered above as 'uploaded initial depth')",
             DEPTH_TYPES,
         )
     default_side, max_side = studio.resolution_range()
@@ -238,7 +272,9 @@ def _points_column(ui: SimpleNamespace) -> None:
     with gr.Row():
         ui.no_mask = gr.Checkbox(False, label="No mask (ablation): watch errors propagate", scale=2)
         ui.run_btn = gr.Button("Refine ▶", variant="primary", scale=1)
-        ui.stop_btn = gr.Button("Stop ■", variant="stop", scale=1, elem_id="stop")
+        ui.stop_btn = gr.Button(
+            "Stop ■", variant="stop", scale=1, elem_id="stop", interactive=False
+        )
 
 
 def _refinement_section(ui: SimpleNamespace) -> None:
@@ -326,8 +362,10 @@ def _wire_scene(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> Non
     files = [ui.image_file.upload, ui.image_file.clear, ui.depth_file.upload, ui.depth_file.clear]
     gr.on(files, _handler(ui, studio.upload), load_inputs,
           [*scene_outputs, ui.depth_file, ui.current_example], api_name="upload")  # fmt: skip
-    changes = [ui.init_file.upload, ui.units.input, ui.init_source.input, ui.long_side.release]
+    changes = [ui.units.input, ui.init_source.input, ui.long_side.release]
     gr.on(changes, _handler(ui, studio.reload), load_inputs, scene_outputs, api_name="reload")
+    gr.on([ui.init_file.upload, ui.init_file.clear], _handler(ui, studio.init_file), load_inputs,
+          scene_outputs, api_name="init_file")  # fmt: skip
     app.load(_handler(ui, studio.page_load), None, [ui.init_source],
              api_visibility="private", show_progress="hidden")  # fmt: skip
 
@@ -386,7 +424,7 @@ def _wire_points(ui: SimpleNamespace, studio: page.Studio) -> None:
                      api_name=method.__name__, **edits)  # fmt: skip
 
 
-def _wire_run(ui: SimpleNamespace, studio: page.Studio) -> None:
+def _wire_run(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
     """Refine (streamed), then the downloads; Stop; the ablation."""
     run_inputs = [ui.session, ui.editor, ui.mode, ui.n_points, ui.n_lines, ui.seed, ui.no_mask,
                   ui.point_depth]  # fmt: skip
@@ -395,25 +433,27 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio) -> None:
     def validate_run(*inputs: Any) -> list[Any]:
         # A run that cannot start says why on the points widget, in plain words; no output
         # of the run is marked as failed (no wordless "Error" badges).
-        problem = studio.run_problem(*inputs)
+        problem = studio.run_problem(*inputs) or page.busy_problem(
+            _runs_waiting(app), RUN_QUEUE_SIZE
+        )
         return [gr.validate(problem is None or component is not ui.mode, problem or "")
                 for component in run_inputs]  # fmt: skip
 
+    heavy = {"concurrency_id": RUNS, "concurrency_limit": CONCURRENCY}
     run_event = ui.run_btn.click(on_run, run_inputs, [ui.session, *ui.run_outputs],
-                                 validator=validate_run, api_name="run",
-                                 concurrency_limit=CONCURRENCY)  # fmt: skip
+                                 validator=validate_run, api_name="run", **heavy)  # fmt: skip
     run_event.success(_handler(ui, studio.downloads), [ui.session],
                       [ui.cloud, ui.files, ui.downloads_md], api_name="downloads",
                       show_progress="minimal")  # fmt: skip
     # Stop (like a closed tab) cancels the run: the generator is closed between two
     # iterations, so its worker is free for the next request; frames so far stay and
     # become scrubbable.
-    stopped = [ui.frame, ui.caption, ui.scrub, ui.play_btn, ui.metrics_note]
+    stopped = [ui.frame, ui.caption, ui.scrub, ui.play_btn, ui.metrics_note, ui.stop_btn]
     ui.stop_btn.click(_handler(ui, studio.stop), [ui.session], stopped, cancels=[run_event],
                       api_visibility="private", queue=False)  # fmt: skip
     ui.ablation_btn.click(_gpu(duration=60)(_handler(ui, studio.ablation)), [ui.session],
                           [ui.table, ui.chart, ui.ablation_btn], api_name="ablation",
-                          concurrency_limit=CONCURRENCY)  # fmt: skip
+                          **heavy)  # fmt: skip
 
 
 def _wire_frames(ui: SimpleNamespace, studio: page.Studio) -> None:
@@ -463,7 +503,7 @@ def build_demo(
     ui = SimpleNamespace()  # the components, by the names studio views use
     with gr.Blocks(title="MSPN Studio", delete_cache=(1800, 7200)) as app:
         ui.session = gr.State(
-            session.Session(), time_to_live=SESSION_TTL_S, delete_callback=run.release
+            session.Session(), time_to_live=SESSION_TTL_MIN * 60, delete_callback=run.release
         )
         ui.playing = gr.State(False)
         ui.current_example = gr.State(None)  # gallery index of the loaded scene, if any
@@ -478,10 +518,16 @@ def build_demo(
             _result_tabs(ui)
         ui.run_outputs = [ui.frame, ui.caption, ui.scrub, ui.play_btn, ui.table, ui.chart,
                           ui.cloud, ui.files, ui.metrics_note, ui.inspect_img, ui.inspect_md,
-                          ui.inspect_plot, ui.ablation_btn, ui.downloads_md]  # fmt: skip
+                          ui.inspect_plot, ui.ablation_btn, ui.downloads_md,
+                          ui.stop_btn]  # fmt: skip
         _wire_scene(ui, studio, app)
         _wire_points(ui, studio)
-        _wire_run(ui, studio)
+        _wire_run(ui, studio, app)
+
+        def on_unload(request: gr.Request) -> None:
+            _forget_session(app, request)
+
+        app.unload(on_unload)
         _wire_frames(ui, studio)
     return app
 
@@ -526,7 +572,7 @@ def main() -> None:
     if args.depth_anything != "off":
         estimators = scene.start_optional_estimators(pipeline.device, args.depth_anything)
     blocks = build_demo(pipeline, estimators=estimators)
-    blocks.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE).launch(
+    enable_queue(blocks).launch(
         server_name=args.host, server_port=args.port, **launch_kwargs()
     )
 

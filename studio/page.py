@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from sdr_core.mde import DepthEstimator
     from sdr_core.pipeline import SDRPipeline
 
-__all__ = ["EMPTY_TABLE", "INTRO", "NO_SCENE", "Studio", "Update", "View"]
+__all__ = ["EMPTY_TABLE", "INTRO", "NO_SCENE", "Studio", "Update", "View", "busy_problem"]
 
 INTRO = """# MSPN Studio · sparsity-adaptive depth refinement
 Masked Spatial Propagation Network (Jun, Lee & Kim, CVPR 2024): a monocular depth estimate is
@@ -229,9 +229,22 @@ class Studio:
                 simulated_quality=quality,
             )
 
-        view = self._load(state, widgets.choice(*sparse), source or INIT_BUNDLED, load)
+        view = self._load(
+            state, widgets.choice(*sparse), source or INIT_BUNDLED, load, uploaded=init is not None
+        )
         view.warnings[:0] = notes
         return view
+
+    def init_file(
+        self, image: str | None, depth: str | None, unit: str, source: str, init: str | None,
+        *inputs: Any,
+    ) -> View:  # fmt: skip
+        """An initial-depth file was uploaded (use it) or cleared (back to an MDE).
+
+        The inputs are :meth:`reload`'s.
+        """
+        source = INIT_UPLOADED if init is not None else source
+        return self.reload(image, depth, unit, source, init, *inputs)
 
     def upload(self, image: str | None, depth: str | None, *inputs: Any) -> View:
         """A file was uploaded or cleared: a new scene, or (no image) the empty page.
@@ -246,11 +259,19 @@ class Studio:
             view.changes["current_example"] = None
         return view
 
-    def _load(self, state: Session, choice: SparseChoice, source: str, load: SceneLoader) -> View:
+    def _load(
+        self,
+        state: Session,
+        choice: SparseChoice,
+        source: str,
+        load: SceneLoader,
+        uploaded: bool = False,
+    ) -> View:
         """Load a scene with the chosen initial depth; its warnings become toasts.
 
         A file that cannot be used is named in a toast and under the scene; the scene
-        already loaded (and its points) stays, nothing else changes.
+        already loaded (and its points) stays, nothing else changes. ``uploaded``: an
+        initial-depth file is there to be chosen.
         """
         estimator, unavailable = pick_estimator(source, self.available())
         warnings = [unavailable] if unavailable else []
@@ -260,11 +281,11 @@ class Studio:
             kept = "" if state.scene is None else widgets.scene_text(state.scene) + "\n\n"
             suffix = " The scene above is kept." if state.scene is not None else ""
             return View({"scene_md": f"{kept}⚠️ {error}.{suffix}"}, [*warnings, str(error)])
-        changes = self._new_scene(state, scene, choice, source)
+        changes = self._new_scene(state, scene, choice, source, uploaded)
         return View(changes, [*warnings, *warning_notes(scene)])
 
     def _new_scene(
-        self, old: Session, scene: Scene, choice: SparseChoice, source: str
+        self, old: Session, scene: Scene, choice: SparseChoice, source: str, uploaded: bool
     ) -> dict[str, Any]:
         release(old)
         session = new_session(scene)
@@ -279,8 +300,8 @@ class Studio:
             "point_depth": update(value=None, visible=not has_gt),
             "mode": choice.mode,
             "init_source": update(
-                choices=init_sources(available, has_gt),
-                value=valid_init_source(source, available, has_gt),
+                choices=init_sources(available, has_gt, uploaded),
+                value=valid_init_source(source, available, has_gt, uploaded),
             ),
             **self._points(session, choice),
             **_cleared_run(),
@@ -454,6 +475,7 @@ class Studio:
                 "caption": first.caption,
                 "scrub": update(minimum=0, maximum=first.total - 1, value=0, interactive=False),
                 "metrics_note": "Running…",
+                "stop_btn": update(interactive=True),
             }
         )
         for frame in updates:
@@ -478,6 +500,7 @@ class Studio:
                     "ablation_btn": update(interactive=state.scene.gt is not None),
                     "inspect_img": inspect_view(state.scene, state.run, frame.index),
                     "downloads_md": "⏳ Writing the animation, depth files and point cloud…",
+                    "stop_btn": update(interactive=False),
                 }
             )
 
@@ -512,7 +535,12 @@ class Studio:
             f"Stopped after {count} of {record.total_frames} frames: scrub them, or press "
             "Refine to run again. The metrics table needs a finished run."
         )
-        changes = {"frame": image, "caption": caption, "metrics_note": note}
+        changes = {
+            "frame": image,
+            "caption": caption,
+            "metrics_note": note,
+            "stop_btn": update(interactive=False),
+        }
         if count > 1:  # a slider needs two ends
             changes["scrub"] = update(minimum=0, maximum=index, value=index, interactive=True)
             changes["play_btn"] = update(value="Play", interactive=True)
@@ -592,6 +620,16 @@ class Studio:
         return View({"session": state, **changes})
 
 
+def busy_problem(waiting: int, limit: int) -> str | None:
+    """Why a run is turned away when ``waiting`` runs already wait for a slot (``limit``)."""
+    if waiting < limit:
+        return None
+    return (
+        f"The server is busy: {waiting} refinements are waiting for their turn. "
+        "Your points and settings are kept; press Refine again in a minute."
+    )
+
+
 def _cleared_run() -> dict[str, Any]:
     """The run's outputs back to empty."""
     return {
@@ -609,6 +647,7 @@ def _cleared_run() -> dict[str, Any]:
         "inspect_plot": None,
         "ablation_btn": update(interactive=False),
         "downloads_md": DOWNLOADS_LATER,
+        "stop_btn": update(interactive=False),  # Stop only while a run goes on
     }
 
 

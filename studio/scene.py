@@ -446,20 +446,24 @@ def load_example(
 
 # ----------------------------------------------------------------------------- initial depth
 def init_sources(
-    estimators: Mapping[str, DepthEstimator] | None = None, has_gt: bool = False
+    estimators: Mapping[str, DepthEstimator] | None = None,
+    has_gt: bool = False,
+    uploaded: bool = False,
 ) -> list[str]:
     """The initial-depth choices of the UI.
 
     Bundled MDE, each loaded optional MDE, (with ground truth) a good and a poor MDE
-    simulated from it, and the user's own file.
+    simulated from it, and (once uploaded) the user's own file.
 
     Args:
         estimators: optional MDEs that loaded, by UI label (see
             :func:`load_optional_estimators`); one that failed to load is simply absent.
         has_gt: whether the scene has ground truth, which the simulated choices need.
+        uploaded: whether an initial-depth file is uploaded; no file, no such choice.
     """
     simulated = list(INIT_SIMULATED) if has_gt else []
-    return [INIT_BUNDLED, *(estimators or {}), *simulated, INIT_UPLOADED]
+    own = [INIT_UPLOADED] if uploaded else []
+    return [INIT_BUNDLED, *(estimators or {}), *simulated, *own]
 
 
 def default_init_source(estimators: Mapping[str, DepthEstimator] | None = None) -> str:
@@ -468,10 +472,13 @@ def default_init_source(estimators: Mapping[str, DepthEstimator] | None = None) 
 
 
 def valid_init_source(
-    source: str, estimators: Mapping[str, DepthEstimator] | None, has_gt: bool
+    source: str,
+    estimators: Mapping[str, DepthEstimator] | None,
+    has_gt: bool,
+    uploaded: bool = False,
 ) -> str:
-    """``source`` if a scene with(out) ground truth can use it, else the default."""
-    if source in init_sources(estimators, has_gt):
+    """``source`` if a scene with(out) ground truth (and file) can use it, else the default."""
+    if source in init_sources(estimators, has_gt, uploaded):
         return source
     return default_init_source(estimators)
 

@@ -47,6 +47,12 @@ def free_port() -> int:
 @contextmanager
 def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Launch app.py's UI around a tiny untrained pipeline on loopback; yields its URL."""
+    with serve_blocks(tiny_demo(tmp_path_factory)) as url:
+        yield url
+
+
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """app.py's UI (a gr.Blocks, not launched) around a tiny untrained pipeline."""
     import app
     from sdr_core import build_untrained_pipeline
     from studio.scene import load_examples
@@ -55,8 +61,7 @@ def serve_tiny_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     examples = load_examples(
         tmp_path_factory.mktemp("no_assets"), scratch_dir=tmp_path_factory.mktemp("examples")
     )
-    with serve_blocks(app.build_demo(pipeline, examples=examples, frame_interval_s=0)) as url:
-        yield url
+    return app.build_demo(pipeline, examples=examples, frame_interval_s=0)
 
 
 @contextmanager
@@ -64,7 +69,7 @@ def serve_blocks(blocks: Any) -> Iterator[str]:
     """Queue and launch a gr.Blocks from app.py on a free loopback port; yields its URL."""
     import app
 
-    blocks.queue(default_concurrency_limit=app.CONCURRENCY, max_size=app.QUEUE_SIZE)
+    app.enable_queue(blocks)
     port = free_port()
     blocks.launch(
         server_name="127.0.0.1",

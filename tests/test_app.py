@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from file_formats import read_ply
-from helpers import serve_tiny_app  # noqa: E402
+from helpers import serve_blocks, serve_tiny_app, tiny_demo  # noqa: E402
 from PIL import Image
 
 gr = pytest.importorskip("gradio", reason="the app tests need gradio")
@@ -111,6 +111,62 @@ def test_sessions_do_not_mix(url):
     assert few.predict(1, api_name="/frame")[1].startswith(
         f"layer 1 · iteration 1 / {iteration_count(65, 96, 2, window=5)} — "
     )
+
+
+def _server_session(blocks, session_hash: str):
+    """The studio session the server holds for a client (None once it was freed)."""
+    from studio.session import Session
+
+    holder = blocks.state_holder
+    if session_hash not in holder:
+        return None
+    values = holder.session_data[session_hash].state_data.values()
+    return next((value for value in values if isinstance(value, Session)), None)
+
+
+def test_a_closed_tab_frees_its_session_and_open_tabs_keep_theirs(tmp_path_factory):
+    # Issue 22: memory bounded per visitor. Closing a tab (the client's heartbeat ends) frees
+    # its session at once: the run (every state), its downloads folder and the components'
+    # last values; another visitor's open session keeps its run.
+    import time
+
+    blocks = tiny_demo(tmp_path_factory)
+    with serve_blocks(blocks) as url:
+        clients = [gradio_client.Client(url, verbose=False) for _ in range(3)]
+        folders = []
+        for client in clients:
+            _load_middlebury(client)
+            client.submit(*NO_RUN, api_name="/run").result()
+            client.predict(api_name="/downloads")
+            record = _server_session(blocks, client.session_hash).run
+            assert record.states and record.out_dir.is_dir()
+            folders.append(record.out_dir)
+        leaving, staying = clients[:2], clients[2]
+        for client in leaving:
+            client.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+            c.session_hash in blocks.state_holder for c in leaving
+        ):
+            time.sleep(0.2)
+        assert all(c.session_hash not in blocks.state_holder for c in leaving)
+        assert not any(folder.exists() for folder in folders[:2])
+        assert folders[2].is_dir()
+        assert _server_session(blocks, staying.session_hash).run.states
+        assert staying.predict(1, api_name="/frame")[1].startswith("layer 1 · iteration 1 / ")
+
+
+def test_only_runs_are_bounded_in_the_queue():
+    # A full queue of runs turns away a run with a plain message, never a cheap event.
+    import app
+    from studio.page import busy_problem
+
+    assert busy_problem(app.RUN_QUEUE_SIZE - 1, app.RUN_QUEUE_SIZE) is None
+    message = busy_problem(app.RUN_QUEUE_SIZE, app.RUN_QUEUE_SIZE)
+    assert "busy" in message and "kept" in message
+    with gr.Blocks() as blocks:
+        gr.Button().click(lambda: None)
+    assert app.enable_queue(blocks)._queue.max_size is None
 
 
 def test_hole_is_reported_and_run_keeps_going(client):

@@ -144,12 +144,12 @@ def test_every_clicked_point_keeps_its_typed_depth_however_it_was_committed(url,
 
 
 def test_refusals_say_why_in_words_and_mark_no_output_as_failed(url, page, tmp_path):
-    # Refine before a scene, Stop before a run, Refine without points: each says why, and
-    # no output carries a wordless "Error" badge.
+    # Refine before a scene, Refine without points: each says why, and no output carries a
+    # wordless "Error" badge. Stop cannot be pressed before a run.
     page.goto(url)
+    sync_api.expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     page.get_by_role("button", name="Refine").click()
     sync_api.expect(page.get_by_text("Load an image first").first).to_be_visible()
-    page.get_by_role("button", name="Stop").click()
     _upload_photo(page, tmp_path)  # no ground truth: clicks only, and none yet
     page.get_by_role("button", name="Refine").click()
     sync_api.expect(page.get_by_text("no depth points to propagate").first).to_be_visible()

@@ -219,10 +219,10 @@ def test_missing_transformers_leaves_the_option_out_of_the_app(no_transformers, 
     estimators, notes = load_optional_estimators("cpu")
     assert estimators == {}
     assert notes[0].startswith("Depth Anything V2 could not be loaded: the optional package")
-    assert init_sources(estimators) == ["bundled MDE", "uploaded initial depth"]
+    assert init_sources(estimators) == ["bundled MDE"]
     pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
     blocks = app.build_demo(pipe, examples=[], estimators=estimators)
-    assert _init_choices(blocks) == ["bundled MDE", "uploaded initial depth"]
+    assert _init_choices(blocks) == ["bundled MDE"]
 
 
 def test_a_loaded_estimator_is_offered_in_the_app(estimator):
@@ -230,7 +230,7 @@ def test_a_loaded_estimator_is_offered_in_the_app(estimator):
 
     pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
     blocks = app.build_demo(pipe, examples=[], estimators={INIT_DEPTH_ANYTHING: estimator})
-    assert _init_choices(blocks) == ["bundled MDE", "Depth Anything V2", "uploaded initial depth"]
+    assert _init_choices(blocks) == ["bundled MDE", "Depth Anything V2"]
 
 
 def _init_choices(blocks) -> list[str]:

@@ -449,5 +449,5 @@ def test_readme_limits_match_the_code():
     assert found(rf"{number} random points") == [MAX_POINTS]
     assert found(rf"{number}-{number} LiDAR lines") == [MIN_LINES, MAX_LINES]
     assert found(rf"{number} refinements run at once") == [app.CONCURRENCY]
-    assert found(rf"{number} requests wait in the queue") == [app.QUEUE_SIZE]
-    assert found(rf"expire after {number} hours") == [app.SESSION_TTL_S // 3600]
+    assert found(rf"{number} refinements wait for a slot") == [app.RUN_QUEUE_SIZE]
+    assert found(rf"expires after {number} minutes") == [app.SESSION_TTL_MIN]

@@ -532,17 +532,35 @@ def test_the_stream_skips_frames_it_has_no_time_to_show_but_records_them(pipe, s
     assert caption.startswith("layer ")
 
 
+def test_stop_is_offered_only_while_a_run_goes_on(pipe, scene):
+    from studio.page import Studio
+
+    studio = Studio(pipe, [], frame_interval_s=0)
+    session = new_session(scene)
+    views = list(studio.run(session, None, "random points", 12, 16, 0, False, None))
+    assert views[0].changes["stop_btn"].props == {"interactive": True}
+    assert all("stop_btn" not in view.changes for view in views[1:-1])
+    assert views[-1].changes["stop_btn"].props == {"interactive": False}  # the run ended
+    assert studio.stop(session).changes == {}  # nothing to stop any more
+    cleared = studio.upload(None, None, "auto (by file type)", "bundled MDE", None, 64, None,
+                            session, "random points", 12, 16, 0)  # fmt: skip
+    assert cleared.changes["stop_btn"].props == {"interactive": False}
+
+
 def test_stop_shows_one_consistent_state_and_the_run_yields_no_more(pipe, scene, tmp_path):
     from studio.page import Studio
 
     studio = Studio(pipe, [], frame_interval_s=0)  # every frame streamed
     session = new_session(scene)
     views = studio.run(session, None, "random points", 12, 16, 0, False, None)
-    for _ in range(4):  # the first view and three more frames
+    # Stop can be pressed while a run goes on, and only then (issue 22, item 11)
+    assert next(views).changes["stop_btn"].props == {"interactive": True}
+    for _ in range(3):  # three more frames
         next(views)
     count = recorded_frames(session)  # at least the four shown (the stream may skip some)
     assert count >= 4
     changes = studio.stop(session).changes
+    assert changes["stop_btn"].props == {"interactive": False}
     last = count - 1
     assert changes["scrub"].props == {
         "minimum": 0, "maximum": last, "value": last, "interactive": True,
@@ -833,10 +851,35 @@ def test_simulated_initial_depth_needs_ground_truth_and_follows_its_quality(pipe
         "bundled MDE",
         "good metric MDE (simulated from ground truth)",
         "poor MDE (simulated from ground truth)",
-        "uploaded initial depth",
     ]
-    assert init_sources({}, has_gt=False) == ["bundled MDE", "uploaded initial depth"]
+    assert init_sources({}, has_gt=False) == ["bundled MDE"]  # no file, no such choice
+    assert init_sources({}, uploaded=True) == ["bundled MDE", "uploaded initial depth"]
     assert valid_init_source("poor MDE (simulated from ground truth)", {}, False) == ("bundled MDE")
+    assert valid_init_source("uploaded initial depth", {}, False) == "bundled MDE"
+
+
+def test_an_uploaded_initial_depth_is_offered_and_used_once_there(pipe, files):
+    # Issue 22, item 11: "uploaded initial depth" is no choice before a file is uploaded;
+    # uploading one selects and uses it, clearing it goes back to the MDE.
+    from studio.page import Studio
+
+    studio = Studio(pipe, [], frame_interval_s=0)
+    folder = files["folder"]
+    image, gt = str(folder / "image.png"), str(folder / "depth_mm.png")
+    common = ("auto (by file type)", "bundled MDE")
+    rest = (64, None, Session(), "random points", 12, 16, 0)
+    before = studio.upload(image, gt, *common, None, *rest).changes["init_source"].props
+    assert "uploaded initial depth" not in before["choices"]
+    assert "uploaded initial depth" not in studio.init_choices()[0]
+    view = studio.init_file(image, gt, *common, str(folder / "init.npy"), *rest)
+    offered = view.changes["init_source"].props
+    assert "uploaded initial depth" in offered["choices"]
+    assert offered["value"] == "uploaded initial depth"
+    np.testing.assert_array_equal(view.changes["session"].scene.init_depth, 2.5)
+    cleared = studio.init_file(image, gt, *common[:1], "uploaded initial depth", None, *rest)
+    props = cleared.changes["init_source"].props
+    assert "uploaded initial depth" not in props["choices"] and props["value"] == "bundled MDE"
+    assert cleared.changes["session"].scene.init_source.startswith("bundled MDE")
 
 
 def test_estimator_loader_never_blocks_and_offers_what_loaded():
