@@ -452,7 +452,7 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
     ui.stop_btn.click(_handler(ui, studio.stop), [ui.session], stopped, cancels=[run_event],
                       api_visibility="private", queue=False)  # fmt: skip
     ui.ablation_btn.click(_gpu(duration=60)(_handler(ui, studio.ablation)), [ui.session],
-                          [ui.table, ui.chart, ui.ablation_btn], api_name="ablation",
+                          [ui.table, ui.chart, ui.ablation_btn, ui.files], api_name="ablation",
                           **heavy)  # fmt: skip
 
 

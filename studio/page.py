@@ -552,13 +552,15 @@ class Studio:
             summary = add_ablation(self.pipeline, state)
         except ValueError as error:
             return View(warnings=[str(error)])
-        return View(
-            {
-                "table": {"headers": TABLE_HEADERS, "data": summary.table},
-                "chart": summary.iteration_figure,
-                "ablation_btn": update(interactive=False),
-            }
-        )
+        changes = {
+            "table": {"headers": TABLE_HEADERS, "data": summary.table},
+            "chart": summary.iteration_figure,
+            "ablation_btn": update(interactive=False),
+        }
+        extras = state.run.extras if state.run is not None else None
+        if extras is not None:  # the downloads went out before: send metrics.json again
+            changes["files"] = [str(f) for f in extras.files]
+        return View(changes)
 
     # ------------------------------------------------------------------------ frames
     def frame(self, state: Session, index: float | None) -> View:

@@ -74,9 +74,11 @@ def test_example_runs_end_to_end_and_streams_every_iteration(client):
     assert "MSPN w/o mask" not in methods  # only when asked for
     assert all(out[RUN_FILES] in (None, {"__type__": "update"}) for out in outputs)  # after
     assert final[RUN_NOTE].startswith(f"{1 + first + second} frames in ")
-    table, _ = client.predict(api_name="/ablation")
+    _, downloads, _ = client.predict(api_name="/downloads")  # as the page: right after the run
+    before = json.loads(next(Path(f) for f in downloads if f.endswith("metrics.json")).read_text())
+    assert "MSPN w/o mask" not in before["metrics"]
+    table, _, downloads = client.predict(api_name="/ablation")
     assert "MSPN w/o mask" in [row[0] for row in table["data"]]
-    _, downloads, _ = client.predict(api_name="/downloads")
     files = {Path(f).name: Path(f) for f in downloads}
     with Image.open(files["refined_depth_mm.png"]) as png:
         assert png.size == (96, 65)
