@@ -143,6 +143,28 @@ def test_every_clicked_point_keeps_its_typed_depth_however_it_was_committed(url,
         sync_api.expect(note).to_contain_text(f"S = {value} m")
 
 
+def test_the_first_drag_with_the_hole_brush_paints_a_hole(url, page):
+    # Issue 22, item 5: the brush is the selected tool when the tab opens; the first drag
+    # (no click on the brush icon before) paints, and the plan counts what the hole drops.
+    page.goto(url)
+    page.get_by_text("Middlebury Motorcycle").first.click()
+    plan = page.locator("#plan")
+    sync_api.expect(plan).to_contain_text("100 depth points")
+    page.get_by_role("tab", name="Hole (brush)").click()
+    brush = page.locator("#hole_editor button[aria-label=Brush]")
+    sync_api.expect(brush).to_have_class(re.compile("highlight"))
+    canvas = page.locator("#hole_editor canvas").first
+    sync_api.expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    for k in range(1, 41):  # a stroke through the centre, where the image is drawn
+        page.mouse.move(box["x"] + box["width"] * (0.3 + 0.01 * k), y + (k % 5))
+    page.mouse.up()
+    sync_api.expect(plan).to_contain_text("dropped by the hole")
+
+
 def test_refusals_say_why_in_words_and_mark_no_output_as_failed(url, page, tmp_path):
     # Refine before a scene, Refine without points: each says why, and no output carries a
     # wordless "Error" badge. Stop cannot be pressed before a run.
