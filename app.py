@@ -97,10 +97,11 @@ def _forget_session(blocks: gr.Blocks, request: gr.Request) -> None:
     session_hash = getattr(request, "session_hash", None)
     if holder is None or session_hash is None or session_hash not in holder:
         return
-    holder.delete_state(session_hash)  # calls each state's delete_callback (run.release)
+    holder.delete_state(session_hash)  # calls each state's delete_callback (run.forget)
     with holder.lock:
         holder.session_data.pop(session_hash, None)  # its components' last values too
         holder.time_last_used.pop(session_hash, None)
+    run.return_freed_memory()
 
 
 # ----------------------------------------------------------------------------- views -> Gradio
@@ -503,7 +504,7 @@ def build_demo(
     ui = SimpleNamespace()  # the components, by the names studio views use
     with gr.Blocks(title="MSPN Studio", delete_cache=(1800, 7200)) as app:
         ui.session = gr.State(
-            session.Session(), time_to_live=SESSION_TTL_MIN * 60, delete_callback=run.release
+            session.Session(), time_to_live=SESSION_TTL_MIN * 60, delete_callback=run.forget
         )
         ui.playing = gr.State(False)
         ui.current_example = gr.State(None)  # gallery index of the loaded scene, if any

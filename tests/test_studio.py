@@ -766,6 +766,20 @@ def test_release_removes_only_owned_download_folders(pipe, session, tmp_path):
     assert tmp_path.is_dir()  # not ours to delete
 
 
+def test_forget_empties_a_dropped_session_and_its_folder(pipe, session):
+    # The server drops a session (closed tab, expired): nothing of its run stays reachable
+    # through the object, which Gradio may hold a moment longer, and its downloads go.
+    from studio.run import forget
+
+    inputs = build_sparse(pipe, session, SparseChoice("random points", 12))
+    list(run_steps(pipe, session, inputs))
+    folder = session.run.out_dir
+    forget(session)
+    assert session.run is None and session.scene is None
+    assert not folder.exists()
+    forget(None)  # a session that never got a value
+
+
 def test_closing_work_is_announced_and_the_ablation_waits_until_asked(
     pipe, session, tmp_path, monkeypatch
 ):
