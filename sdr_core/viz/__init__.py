@@ -14,6 +14,10 @@ CLI show the same colours. One module per concern; every name below is importabl
   metres (:func:`colorbar`, :func:`with_colorbar`, :func:`depth_with_colorbar`);
 * :mod:`.frames`: one animation frame of a refinement (:func:`refinement_frame`) and its
   caption (:func:`caption`);
+* :mod:`.run_frames`: a whole run as frames, for the CLI and the studio alike: which states
+  are frames (:func:`is_frame`, :func:`frame_states`: layer 2's restart is none), their
+  titles (:func:`frame_title`), the run's scales (:class:`RunScales`, :func:`run_scales`)
+  and the frames drawn one at a time or all (:func:`render_frame`, :func:`render_frames`);
 * :mod:`.writers`: GIF and MP4 writers (:func:`frames_to_gif`, :func:`frames_to_mp4`);
 * :mod:`.figures`: plotly figures, a metric per MSPN iteration
   (:func:`iteration_metrics_figure`), a coloured point cloud (:func:`point_cloud_figure`)
@@ -24,8 +28,9 @@ Colour conventions: depth is **near = warm** (the high end of the colormap, dark
 the absolute error ``"magma"`` (0 = black), pixels without ground truth grey. For an
 animation, compute one scale for all frames with :func:`depth_range` and
 :func:`error_range` and pass it to every call, so a colour means the same depth in every
-frame. plotly is imported only by the three ``*_figure`` functions, and imageio-ffmpeg only
-by :func:`frames_to_mp4`; neither is needed for the image functions.
+frame; a refinement run takes its scales from :func:`run_scales`. plotly is imported only
+by the three ``*_figure`` functions, and imageio-ffmpeg only by :func:`frames_to_mp4`;
+neither is needed for the image functions.
 """
 
 from __future__ import annotations
@@ -51,12 +56,22 @@ from .figures import (
 from .frames import caption, refinement_frame
 from .mosaic import colorbar, depth_with_colorbar, side_by_side, with_colorbar
 from .overlays import draw_hole, draw_points
+from .run_frames import (
+    RunScales,
+    frame_states,
+    frame_title,
+    is_frame,
+    render_frame,
+    render_frames,
+    run_scales,
+)
 from .writers import frames_to_gif, frames_to_mp4
 
 __all__ = [
     "COLORMAPS",
     "ITERATION_METRICS",
     "NYU_INTRINSICS",
+    "RunScales",
     "caption",
     "colorbar",
     "colorize_depth",
@@ -67,11 +82,17 @@ __all__ = [
     "draw_hole",
     "draw_points",
     "error_range",
+    "frame_states",
+    "frame_title",
     "frames_to_gif",
     "frames_to_mp4",
+    "is_frame",
     "iteration_metrics_figure",
     "plotly_colorscale",
     "refinement_frame",
+    "render_frame",
+    "render_frames",
+    "run_scales",
     "point_cloud_figure",
     "side_by_side",
     "sparsity_figure",
