@@ -1,15 +1,16 @@
 """A refinement in the studio: streamed frames, the metrics table, the downloads.
 
-- :func:`run_steps` streams one :class:`RunUpdate` per state the library yields (the
-  initial state D0 with the measurements and M0, then every iteration): depth, mask and,
-  with ground truth, error map side by side, each with its colour bar, titled
-  "layer 1 · iteration 7 / 28". It records every state in the session, says when the
-  closing work starts and ends with a :class:`~studio.session.RunSummary`: the metrics
-  table (MSPN vs the baselines of :mod:`sdr_core.methods`, the classical propagation methods
-  included, hole region separately) and the metric-per-iteration chart with every baseline as
-  a reference line. That closing work runs no network; its largest part is the edge-aware
-  method's sparse solve (about 0.4 s at 228 x 304 and 2-3 s at 480 x 640 on a 2-core CPU,
-  BENCHMARKS.md).
+- :func:`run_steps` streams one :class:`RunUpdate` per frame of the run (the initial state
+  D0 with the measurements and M0, then every iteration): depth, mask and, with ground
+  truth, error map side by side, each with its colour bar, titled
+  "layer 1 · iteration 7 / 28" (:mod:`sdr_core.viz.run_frames` decides which states are
+  frames, their titles and scales, and draws them, as for the command line). It records
+  every state in the session, says when the closing work starts and ends with a
+  :class:`~studio.session.RunSummary`: the metrics table (MSPN vs the baselines of
+  :mod:`sdr_core.methods`, the classical propagation methods included, hole region
+  separately) and the metric-per-iteration chart with every baseline as a reference line.
+  That closing work runs no network; its largest part is the edge-aware method's sparse
+  solve (about 0.4 s at 228 x 304 and 2-3 s at 480 x 640 on a 2-core CPU, BENCHMARKS.md).
 - What is slower waits until asked: :func:`run_extras` writes the downloads
   (:mod:`sdr_core.report`, the files the command line writes) and builds the point cloud,
   :func:`add_ablation` runs the other mask setting (Fig. 10d) for the table.
@@ -36,7 +37,7 @@ import numpy as np
 
 from sdr_core import methods, report, viz
 from sdr_core.metrics import compute_metrics
-from studio.scene import Scene, depth_scale
+from studio.scene import Scene
 from studio.session import (
     RunExtras,
     RunRecord,
@@ -106,39 +107,34 @@ class RunUpdate:
 
 
 # ----------------------------------------------------------------------------- frames
-def _caption(state: RefineState, schedule: tuple[int, int]) -> str:
-    if state.iteration == 0:
-        return f"initial depth D0 · plan {schedule[0]} + {schedule[1]} iterations"
-    return viz.caption(state.layer, state.iteration, state.iterations_in_layer)
-
-
 def frame_caption(record: RunRecord, index: int) -> str:
-    """The caption of stored frame ``index``, with its metrics when there is ground truth."""
-    text = _caption(record.states[index], record.schedule)
+    """The caption of stored frame ``index``, with its metrics when there is ground truth.
+
+    The frame's title (:func:`sdr_core.viz.frame_title`), then RMSE, REL and delta1.
+    """
+    text = viz.frame_title(record.states[index])
     metrics = record.frame_metrics[index] if index < len(record.frame_metrics) else None
     if metrics is not None:
         text += f" — RMSE {metrics['rmse']:.3f} m, REL {metrics['rel']:.3f}, δ1 {metrics['d1']:.3f}"
     return text
 
 
+def _scales(record: RunRecord) -> viz.RunScales:
+    """The run's colour scales, as :func:`_new_record` stored them."""
+    return viz.RunScales(record.depth_range, record.error_vmax)
+
+
 def render_frame(scene: Scene, record: RunRecord, index: int) -> tuple[np.ndarray, str]:
     """Depth | mask | (with GT) error of a stored frame, with colour bars; and its caption.
 
-    All frames of a run share one depth scale and one error scale
-    (:func:`sdr_core.viz.refinement_frame` draws them, as the command line does).
+    Drawn on demand by :func:`sdr_core.viz.render_frame`, as the command line draws its
+    frames: all frames of a run share one depth scale and one error scale.
+
+    Raises:
+        ValueError: no stored frame ``index``.
     """
-    if not 0 <= index < len(record.states):
-        raise ValueError(f"frame {index} does not exist; the run has {len(record.states)} frames")
-    state = record.states[index]
-    image = viz.refinement_frame(
-        state.depth,
-        state.mask,
-        _caption(state, record.schedule),
-        record.depth_range,
-        gt_m=scene.gt if record.error_vmax is not None else None,
-        error_vmax=record.error_vmax,
-        hole_mask=record.hole,
-        mask_label="propagation mask" if record.use_mask else "mask (off: ablation)",
+    image = viz.render_frame(
+        record.states, index, _scales(record), scene.gt, record.hole, record.use_mask
     )
     return image, frame_caption(record, index)
 
@@ -271,7 +267,7 @@ def run_steps(
         if record.stopped:  # Stop: the page already shows the last recorded frame
             steps.close()
             return
-        if state.is_restart:
+        if not viz.is_frame(state):  # layer 2's restart: what its first iteration starts from
             source = state
             continue
         metrics = _record(scene, record, state, source or state)
@@ -317,17 +313,16 @@ def _clicked_values(session: Session, sparse: np.ndarray) -> tuple[tuple[int, in
 
 
 def _new_record(scene: Scene, session: Session, inputs: SparseInputs, use_mask: bool) -> RunRecord:
-    error_vmax = None
-    if scene.gt is not None:
-        error_vmax = viz.error_range([scene.init_depth], scene.gt)
+    """An empty record of a run on ``inputs``, with the run's colour scales (from D0, GT)."""
+    scales = viz.run_scales(scene.init_depth, scene.gt)
     hole = session.hole
     return RunRecord(
         sparse=inputs.sparse,
         hole=None if hole is None or not hole.any() else hole.copy(),
         use_mask=use_mask,
         schedule=inputs.schedule,
-        depth_range=depth_scale(scene),
-        error_vmax=error_vmax,
+        depth_range=scales.depth_range,
+        error_vmax=scales.error_vmax,
         clicked=_clicked_values(session, inputs.sparse),
         schedule_points=inputs.schedule_points,
     )
@@ -570,7 +565,9 @@ def run_extras(session: Session) -> RunExtras:
     if record.extras is None:
         if record.out_dir is None:
             record.out_dir, record.owns_out_dir = Path(tempfile.mkdtemp(prefix="mspn_run_")), True
-        frames = [render_frame(scene, record, i)[0] for i in range(len(record.states))]
+        frames = viz.render_frames(
+            record.states, _scales(record), scene.gt, record.hole, record.use_mask
+        )
         files = write_downloads(scene, record, frames, record.out_dir)
         cloud = viz.point_cloud_figure(record.states[-1].depth, scene.image, scene.intrinsics)
         record.extras = RunExtras(cloud, files)
