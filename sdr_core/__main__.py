@@ -122,6 +122,11 @@ def _refine_init_depth(
 
 
 def _refine(args: argparse.Namespace) -> int:
+    """``refine``: refine one image, write its files, print a summary.
+
+    The frames (and so the GIF) and the files are those the studio makes of the same run
+    (:mod:`.viz.run_frames`, :mod:`.report`): the same frames, titles and colour scales.
+    """
     from . import report, viz
     from .data.io import read_depth, read_image
     from .methods import BASELINES, METHODS, MethodInputs, predict
@@ -142,22 +147,8 @@ def _refine(args: argparse.Namespace) -> int:
     n_lines = args.lines if (args.lines and not args.sparse) else None
     states = list(pipe.refine_steps(image, sparse, init_depth=init, n_lines=n_lines))
     final = states[-1].depth if states else init
-    scale = viz.depth_range(init, final, *([gt] if gt is not None else []))
-    error_vmax = viz.error_range([init], gt) if gt is not None else None
-    frames = [
-        viz.refinement_frame(
-            s.depth,
-            s.mask,
-            "initial depth D0"
-            if s.iteration == 0
-            else viz.caption(s.layer, s.iteration, s.iterations_in_layer),
-            scale,
-            gt,
-            error_vmax,
-        )
-        for s in states
-        if not s.is_restart  # the same depth as layer 1's last frame
-    ]
+    scales = viz.run_scales(init, gt)  # the studio's scales: GT and D0, the error of D0
+    frames = viz.render_frames(states, scales, gt)  # layer 2's restart is no frame
     n_schedule = schedule_points(sparse, n_lines)
     summary: dict[str, object] = {
         "image": str(Path(args.image).resolve()),
@@ -173,7 +164,13 @@ def _refine(args: argparse.Namespace) -> int:
             for method, depth in predictions.items()
         }
     files = report.write_run_files(
-        args.out, final, frames, summary, image=image, depth_scale=scale, fps=args.fps
+        args.out,
+        final,
+        frames,
+        summary,
+        image=image,
+        depth_scale=scales.depth_range,
+        fps=args.fps,
     )
     _print_refine_summary(summary, files)
     return 0

@@ -94,6 +94,29 @@ def test_refine_takes_a_simulated_or_the_users_own_initial_depth(tmp_path, check
     assert "--init-source metric simulates D0 from --depth: give it" in capsys.readouterr().err
 
 
+def test_refine_frames_and_colours_are_the_studios(tmp_path, checkpoints):
+    """The GIF has the studio's frames (no restart) and the preview the run's depth scale."""
+    from sdr_core import report, viz
+    from sdr_core.data.io import read_depth
+    from sdr_core.data.mde_errors import simulate_init_depth
+
+    image, depth = _scene_files(tmp_path)
+    out = tmp_path / "out"
+    argv = ["--device", "cpu", "refine", "--image", str(image), "--depth", str(depth),
+            "--points", "20", "--init-source", "metric", "--out", str(out),
+            "--checkpoints", str(checkpoints)]  # fmt: skip
+    assert main(argv) == 0
+    first, second = json.loads((out / "metrics.json").read_text())["schedule"]
+    gt = read_depth(depth).depth
+    scales = viz.run_scales(simulate_init_depth(gt, "metric", 0), gt)  # D0 of seed 0
+    with Image.open(out / "mspn_animation.gif") as gif:
+        assert gif.n_frames == 1 + first + second  # D0, then every iteration
+    expected = report.write_depth_files(
+        tmp_path / "expected", np.load(out / "refined_depth_m.npy"), scales.depth_range
+    )[-1]
+    assert (out / "refined_depth_color.png").read_bytes() == expected.read_bytes()
+
+
 def test_the_app_and_the_cli_write_the_same_file_names():
     import inspect
 
