@@ -1,7 +1,8 @@
 """One animation frame of a refinement (depth | mask | error with their scales), and its caption.
 
 The app and the command line both draw their frames, and so the GIF, with
-:func:`refinement_frame`; :func:`caption` words the frame's place in the run.
+:func:`refinement_frame`, through :mod:`.run_frames` (which states are frames, their titles,
+the run's scales); :func:`caption` words an iteration's place in the run.
 """
 
 from __future__ import annotations
