@@ -23,6 +23,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdr_core import load_pipeline  # noqa: E402
+from sdr_core.d0_sources import with_aliases  # noqa: E402
 from sdr_core.evaluate import (  # noqa: E402
     INIT_SOURCES,
     centre_point,
@@ -68,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", default=None, help="default: the shipped checkpoints")
     parser.add_argument("--mde-checkpoint", default=None)
-    parser.add_argument("--init-source", choices=INIT_SOURCES, default="metric")
+    parser.add_argument("--init-source", choices=with_aliases(INIT_SOURCES), default="metric")
     parser.add_argument("--n-scenes", type=int, default=3)
     parser.add_argument("--out", default="docs/mask_strip.png")
     args = parser.parse_args()

@@ -65,7 +65,11 @@ def main() -> None:
     parser.add_argument("--n-scenes", type=int, default=12)
     parser.add_argument("--points", default="1,5,20,200,1000")
     parser.add_argument("--lines", default="4,16")
-    parser.add_argument("--regimes", default=",".join(INIT_SOURCES))
+    parser.add_argument(
+        "--regimes",
+        default="mde,harsh,metric",  # the three D0 sources of earlier releases
+        help=f"comma-separated D0 sources of {','.join(INIT_SOURCES)} (sdr_core.d0_sources)",
+    )
     parser.add_argument("--out", default="outputs/design.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

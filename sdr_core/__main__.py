@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cli_arguments import (
-    SIMULATED_INIT,
     add_bench_arguments,
     add_evaluate_arguments,
     add_pipeline_arguments,
@@ -99,9 +98,12 @@ def _refine_sparse(args: argparse.Namespace, gt: np.ndarray | None, shape: tuple
 def _refine_init_depth(
     args: argparse.Namespace, pipe: Any, image: np.ndarray, gt: np.ndarray | None
 ) -> tuple[np.ndarray, str]:
-    """D0 of ``refine`` and how it was made: the bundled MDE, a file, or a simulation."""
+    """D0 of ``refine`` and how it was made: the bundled MDE, a file, or a simulation.
+
+    Each is a source of :mod:`.d0_sources` made by its builder; a simulation's seed is --seed.
+    """
+    from .d0_sources import D0_SOURCES, SCENE_SOURCES, d0_source
     from .data.io import read_depth
-    from .data.mde_errors import simulate_init_depth
 
     if args.init_depth:
         init = read_depth(_existing(args.init_depth, "--init-depth"), units=args.units).depth
@@ -112,13 +114,14 @@ def _refine_init_depth(
             )
         if not (np.isfinite(init).all() and (init > 0).all()):
             raise ValueError("--init-depth must be finite and > 0 everywhere (D0 is dense)")
+        init = D0_SOURCES["uploaded"].build(image, depth=init)  # dense already: unchanged
         return init, f"file {Path(args.init_depth).name}"
-    if args.init_source == "mde":
-        return pipe.estimate_depth(image), "bundled MDE"
+    source = d0_source(args.init_source, SCENE_SOURCES)
+    if not source.needs_gt:
+        return source.build(image, estimate=pipe.estimate_depth), "bundled MDE"
     if gt is None:
         raise ValueError(f"--init-source {args.init_source} simulates D0 from --depth: give it")
-    init = simulate_init_depth(gt, SIMULATED_INIT[args.init_source], args.seed)
-    return init, f"simulated ({args.init_source})"
+    return source.build(image, gt, seed=args.seed), f"simulated ({source.name})"
 
 
 def _refine(args: argparse.Namespace) -> int:

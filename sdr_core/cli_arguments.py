@@ -13,12 +13,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from .d0_sources import SCENE_SOURCES, with_aliases
+
 if TYPE_CHECKING:
     from .evaluate import EvalConfig
     from .train import TrainConfig
 
 __all__ = [
-    "SIMULATED_INIT",
     "add_bench_arguments",
     "add_evaluate_arguments",
     "add_pipeline_arguments",
@@ -26,9 +27,6 @@ __all__ = [
     "add_train_arguments",
     "evaluate_config_from_args",
 ]
-
-# refine --init-source: the simulated estimators' presets (sdr_core.data.mde_errors)
-SIMULATED_INIT = {"metric": "metric", "simulated": "harsh"}
 
 
 def _init_sources(text: str) -> tuple[tuple[str, float], ...]:
@@ -146,11 +144,12 @@ def _add_evaluated_methods_arguments(parser: argparse.ArgumentParser, default: E
     )
     parser.add_argument(
         "--init-source",
-        choices=INIT_SOURCES,
+        choices=with_aliases(INIT_SOURCES),
         default=default.init_source,
         help="D0 of every method: the pipeline's MDE (mde), or the ground truth with the "
-        "simulated errors of a poor MDE (simulated) or of a good metric MDE (metric); does "
-        "the refinement help another estimator? (the paper's Fig. 10b)",
+        "simulated errors of a good metric MDE (metric), of a poor MDE (harsh; 'simulated' "
+        "is its earlier name) or of a relative MDE of unknown scale (relative); does the "
+        "refinement help another estimator? (the paper's Fig. 10b)",
     )
     parser.add_argument(
         "--no-mask-shape",
@@ -277,10 +276,11 @@ def add_refine_arguments(refine: argparse.ArgumentParser) -> None:
     init = refine.add_mutually_exclusive_group()
     init.add_argument(
         "--init-source",
-        choices=["mde", *SIMULATED_INIT],
+        choices=with_aliases(SCENE_SOURCES),
         default="mde",
         help="D0: the bundled MDE (default), or simulated from --depth with the errors of a "
-        "good metric MDE (metric) or of a poor one (simulated), as in evaluate",
+        "good metric MDE (metric), of a poor one (harsh, or by its earlier name simulated) "
+        "or of a relative one (relative), as in evaluate",
     )
     init.add_argument(
         "--init-depth",
@@ -411,7 +411,8 @@ def _add_train_refiner_arguments(train: argparse.ArgumentParser) -> None:
         dest="init_sources",
         type=_init_sources,
         help="D0 of the samples as kind:weight pairs, kinds mde (the bundled MDE), metric, "
-        "harsh, relative (simulated from the ground truth); default 'mde:1,harsh:1'",
+        "harsh, relative (simulated from the ground truth; sdr_core.d0_sources); default "
+        "'mde:1,harsh:1'",
     )
     train.add_argument(
         "--init-alignment",

@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from sdr_core import methods as method_table
+from sdr_core.d0_sources import ALIASES, D0_SOURCES
 
 __all__ = [
     "BASELINE_METHODS",
@@ -47,12 +49,14 @@ BASELINE_METHODS = method_table.BASELINES
 # The baselines that use the measurements; MSPN is held to the best of them per level.
 CLASSICAL_METHODS = method_table.CLASSICAL
 METHOD_LABELS = {name: method.label for name, method in method_table.METHODS.items()}
-# What each of sdr_core.evaluate.INIT_SOURCES gives as D0, for the report.
-INIT_LABELS = {
-    "mde": "the pipeline's MDE",
-    "simulated": "ground truth with simulated errors of a poor MDE (harsh preset)",
-    "metric": "ground truth with simulated errors of a good metric MDE (metric preset)",
-}
+# What each D0 source gives (sdr_core.d0_sources' descriptions), for the report; aliases
+# too, so results files written under an older name ("simulated") still read right.
+INIT_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        **{name: source.description for name, source in D0_SOURCES.items()},
+        **{alias: D0_SOURCES[name].description for alias, name in ALIASES.items()},
+    }
+)
 # Metrics where larger is better (threshold accuracies); all others are errors.
 _HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3"})
 _METRIC_UNITS = {"rmse": "m", "mae": "m", "irmse": "1/km", "imae": "1/km"}

@@ -4,7 +4,8 @@ What every evaluation refines (:mod:`sdr_core.evaluate`'s sparsity sweep and the
 mask-shape diagnostic of :mod:`sdr_core.eval_mask_shape` alike): the held-out synthetic
 scenes (seeds that training never uses), the Middlebury scene, the D0 shared by every method
 of a scene (:func:`initial_depth`: the pipeline's MDE or the ground truth with simulated
-MDE errors) and the seeds of every random draw, stable across runs, scene order and methods.
+MDE errors, sources of :mod:`sdr_core.d0_sources`) and the seeds of every random draw,
+stable across runs, scene order and methods.
 Every name here is importable from :mod:`sdr_core.evaluate` too.
 """
 
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from .d0_sources import SCENE_SOURCES, d0_source
 
 if TYPE_CHECKING:
     from sdr_core.pipeline import SDRPipeline
@@ -28,11 +31,10 @@ __all__ = [
     "middlebury_scenes",
 ]
 
-# Where every method's D0 comes from: the pipeline's MDE, or GT + simulated MDE errors.
-# "simulated" is the harsh preset of sdr_core.data.mde_errors (its name in earlier releases),
-# "metric" the error model of a good metric indoor MDE (labels: eval_report.INIT_LABELS).
-INIT_SOURCES = ("mde", "simulated", "metric")
-_INIT_PRESETS = {"simulated": "harsh", "metric": "metric"}
+# Where every method's D0 can come from: the sources of sdr_core.d0_sources that a scene and
+# the pipeline alone make ("mde", "metric", "harsh", "relative"). Their aliases are accepted
+# too: "simulated", this option's name of "harsh" in earlier releases.
+INIT_SOURCES = SCENE_SOURCES
 # Stable per-setting tags mixed into the sampling seeds (never reorder: results would move).
 _SETTING_TAGS = {"points": 1, "lines": 2, "hole": 3, "init": 4}
 
@@ -113,12 +115,14 @@ def initial_depth(
 
     Args:
         pipe: the pipeline whose MDE runs for ``source="mde"``.
-        scene: the scene (its ``rgb``, and its ``depth`` for ``"simulated"``).
-        source: ``"mde"`` (the pipeline's estimator on the image), ``"simulated"`` (the
-            ground truth with the harsh preset of simulated MDE errors: global scale and
-            shift, low-frequency warp, blur across edges, sometimes a wrong region) or
+        scene: the scene (its ``rgb``, and its ``depth`` for a simulated source).
+        source: one of :data:`INIT_SOURCES` or an alias (:mod:`sdr_core.d0_sources`):
+            ``"mde"`` (the pipeline's estimator on the image), ``"harsh"`` (alias
+            ``"simulated"``: the ground truth with the errors of a poor MDE: global scale
+            and shift, low-frequency warp, blur across edges, sometimes a wrong region),
             ``"metric"`` (the error model of a good metric indoor MDE: scale within about
-            10 %, smooth relative errors of a few per cent, softened edges; see
+            10 %, smooth relative errors of a few per cent, softened edges) or
+            ``"relative"`` (a relative MDE's unknown scale and shift; see
             :mod:`sdr_core.data.mde_errors`). Pixels without ground truth take the nearest
             valid depth first, so D0 stays dense.
         seed: mixed with the scene name into the simulation seed.
@@ -127,17 +131,15 @@ def initial_depth(
         H x W float32 metres; deterministic for a (scene name, source, seed).
 
     Raises:
-        ValueError: for an unknown source, or ``"simulated"`` on a scene without any ground
-            truth.
+        ValueError: for an unknown source, or a simulated one on a scene without any
+            ground truth.
     """
-    if source == "mde":
-        return pipe.estimate_depth(np.asarray(scene.rgb))
-    if source not in _INIT_PRESETS:
-        raise ValueError(f"init source must be one of {INIT_SOURCES}, got {source!r}")
-    from sdr_core.data.mde_errors import simulate_init_depth
-
+    d0 = d0_source(source, INIT_SOURCES)
+    rgb = np.asarray(scene.rgb)
+    if not d0.needs_gt:
+        return d0.build(rgb, estimate=pipe.estimate_depth)
     gt = np.asarray(scene.depth, dtype=np.float32)
     if not (gt > 0).any():
         raise ValueError(f"scene {scene.name!r} has no ground truth to simulate a D0 from")
     simulation_seed = _sampling_seed(seed, scene.name, "init", 0)
-    return simulate_init_depth(gt, _INIT_PRESETS[source], simulation_seed)
+    return d0.build(rgb, gt, seed=simulation_seed)

@@ -18,9 +18,11 @@ then a joint bilateral pass). Every baseline but ``"mde"`` is a *classical metho
 (:data:`CLASSICAL_METHODS`); :func:`best_classical` picks the best of them per level and
 MSPN's RMSE ratio to it. All methods of a scene refine the *same* D0: the
 pipeline's MDE runs once per scene and its output is passed as ``init_depth``. With
-``init_source="simulated"`` D0 is instead the ground truth with the simulated MDE errors of
-training (seeded per scene): the paper's Fig. 10b question, does the refinement also help a
-different depth estimator. The scenes, D0 and the seeds live in :mod:`sdr_core.eval_scenes`.
+``init_source="metric"``, ``"harsh"`` (earlier ``"simulated"``) or ``"relative"`` D0 is
+instead the ground truth with the simulated errors of a good, a poor or a relative MDE
+(seeded per scene; the sources of :mod:`sdr_core.d0_sources`): the paper's Fig. 10b
+question, does the refinement also help a different depth estimator. The scenes, D0 and the
+seeds live in :mod:`sdr_core.eval_scenes`.
 
 Results are nested dicts ``{setting: {method: {level: {metric: mean over scenes}}}}`` with
 integer levels (points, lines, or the hole's outside point count) and the metrics of
@@ -55,6 +57,7 @@ import numpy as np
 
 from sdr_core import methods as method_table
 from sdr_core import sparse
+from sdr_core.d0_sources import d0_source, with_aliases
 from sdr_core.eval_mask_shape import centre_point, mask_shape  # importable from here
 from sdr_core.eval_report import (  # the report's readers and writers, importable from here
     BASELINE_METHODS,
@@ -155,7 +158,7 @@ class EvalConfig:
     # Folder with guidance + MSPN trained in the paper's configuration (no departures): the
     # method "mspn_faithful". None: not evaluated.
     faithful_checkpoints: str | None = None
-    init_source: str = "mde"  # one of INIT_SOURCES: where D0 comes from
+    init_source: str = "mde"  # one of INIT_SOURCES (or an alias): where D0 comes from
     mask_shape: bool = True  # run the mask-shape diagnostic (one centre point, 6 iterations)
 
     def __post_init__(self) -> None:
@@ -193,8 +196,10 @@ class EvalConfig:
             raise ValueError(
                 "method 'mspn_faithful' and faithful_checkpoints go together: give both or neither"
             )
-        if self.init_source not in INIT_SOURCES:
+        if self.init_source not in with_aliases(INIT_SOURCES):
             raise ValueError(f"init_source must be one of {INIT_SOURCES}, got {self.init_source!r}")
+        # One vocabulary in results files: an alias ("simulated") is stored by its name.
+        object.__setattr__(self, "init_source", d0_source(self.init_source).name)
 
 
 # ----------------------------------------------------------------------------- evaluation

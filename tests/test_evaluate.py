@@ -563,10 +563,18 @@ def test_evaluation_refines_the_simulated_d0(pipe, scenes):
 def test_cli_init_source():
     parser = argparse.ArgumentParser()
     add_evaluate_arguments(parser)
-    args = parser.parse_args(["--init-source", "simulated", "--no-mask-checkpoints", ""])
-    assert config_from_args(args).init_source == "simulated"
+    for given, stored in (("simulated", "harsh"), ("harsh", "harsh"), ("relative", "relative")):
+        args = parser.parse_args(["--init-source", given, "--no-mask-checkpoints", ""])
+        assert config_from_args(args).init_source == stored  # an alias is stored by its name
     with pytest.raises(SystemExit):
         parser.parse_args(["--init-source", "oracle"])
+
+
+def test_a_results_file_of_an_earlier_release_still_names_its_d0():
+    from sdr_core.eval_report import INIT_LABELS
+
+    assert INIT_LABELS["simulated"] == INIT_LABELS["harsh"]  # "simulated" in old results.json
+    assert "poor MDE" in INIT_LABELS["harsh"]
 
 
 def test_metric_initial_depth_is_the_metric_preset(pipe, scenes):
