@@ -7,11 +7,12 @@ the paper samples 10-1000 points uniformly; here the count is log-uniform in 1-1
 4-64 LiDAR lines for a share of the samples), because the demo and the evaluation go down to a
 single point and a uniform draw would almost never show the model fewer than 50.
 
-D0 is drawn per sample from a mix of qualities (``TrainConfig.init_sources``): the bundled
-MDE's prediction, or the ground truth with simulated errors of a good metric MDE, a poor one,
-or a relative one with unknown scale (``sdr_core.data.mde_errors.INIT_DEPTH_PRESETS``). A
-network that only ever sees an uninformative D0 learns to discard it (checkpoints/README.md);
-with a spread of qualities it must judge D0 by its agreement with S and the image.
+D0 is drawn per sample from a mix of qualities (``TrainConfig.init_sources``, sources of
+:mod:`sdr_core.d0_sources`): the bundled MDE's prediction (``mde``), or the ground truth with
+simulated errors of a good metric MDE (``metric``), a poor one (``harsh``), or a relative one
+with unknown scale (``relative``). A network that only ever sees an uninformative D0 learns
+to discard it (checkpoints/README.md); with a spread of qualities it must judge D0 by its
+agreement with S and the image.
 ``iteration_loss_weight`` adds the loss of every intermediate iteration, so no iteration may
 make the depth worse (what the app animates).
 
@@ -29,7 +30,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,8 +43,8 @@ from torch import nn
 
 from .attention import BACKENDS, resolve_backend
 from .checkpoints import load_module, save_module
+from .d0_sources import D0_SOURCES, SCENE_SOURCES
 from .data.datasets import VALIDATION_SEED_START
-from .data.mde_errors import INIT_DEPTH_PRESETS, simulate_mde_errors
 from .data.synthetic import SceneConfig, generate_scene
 from .guidance import GuidanceConfig, GuidanceNet
 from .losses import l1_l2_loss, silog_loss
@@ -54,8 +55,12 @@ from .sparse import count_points, lidar_lines, random_points, schedule_points
 
 __all__ = ["INIT_KINDS", "SDRModel", "TrainConfig", "sample_sparse", "train"]
 
-# Where a training sample's D0 comes from: the bundled MDE, or a simulated-error preset.
-INIT_KINDS = ("mde", *INIT_DEPTH_PRESETS)
+# Where a training sample's D0 can come from: the D0 sources a scene and the bundled MDE make
+# (sdr_core.d0_sources: "mde", "metric", "harsh", "relative"); the names stored in
+# TrainConfig.init_sources, and so in every checkpoint's train_config.
+INIT_KINDS = SCENE_SOURCES
+# D0 of "mde" samples when no MDE checkpoint is there: the first release's simulation.
+MDE_FALLBACK = "harsh"
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +86,9 @@ class TrainConfig:
     lines_fraction: float = 0.25  # share of samples with LiDAR lines instead of points
     min_lines: int = 4
     max_lines: int = 64
-    # D0 of each sample: (kind, weight) pairs, kinds from INIT_KINDS, drawn per sample with
-    # probability proportional to the weight. ("mde", 1) and ("harsh", 1) is the first
-    # release's mix (there drawn per batch).
+    # D0 of each sample: (kind, weight) pairs, kinds from INIT_KINDS (sdr_core.d0_sources'
+    # names), drawn per sample with probability proportional to the weight. ("mde", 1) and
+    # ("harsh", 1) is the first release's mix (there drawn per batch).
     init_sources: tuple[tuple[str, float], ...] = (("mde", 1.0), ("harsh", 1.0))
     # Weight of the mean loss over every intermediate iteration (both layers), added to the
     # final depth's loss; 0 = final depth only (the paper).
@@ -318,17 +323,15 @@ def _density_matched_samples(
     draws = _init_draws(config, rng, batch_size)
     scene_config = SceneConfig(height=config.height, width=config.width)
     images, depths, sparses, inits, counts = [], [], [], [], []
-    scene, predicted = None, None
+    scene, estimate = None, None
     for i in range(batch_size):
         if i % config.crops_per_scene == 0:
             mixed = config.seed * 1_000_003 + step * 9973 + rank * 101 + i
             scene = generate_scene(mixed % VALIDATION_SEED_START, scene_config)
-            predicted = None
+            estimate = None if mde is None else _once(lambda rgb: _predict_depth(mde, rgb))
         assert scene is not None
         kind = draws["init_kinds"][i]
-        if kind == "mde" and mde is not None and predicted is None:
-            predicted = _predict_depth(mde, scene.rgb)
-        init = _initial_depth(kind, draws["init_seeds"][i], scene.depth, predicted)
+        init = _initial_depth(kind, draws["init_seeds"][i], scene.rgb, scene.depth, estimate)
         seed = int(rng.integers(2**31))
         if lines:
             sparse = lidar_lines(scene.depth, count, seed=seed)
@@ -351,16 +354,33 @@ def _predict_depth(mde: MonoDepthNet, rgb: np.ndarray) -> np.ndarray:
         return mde(image)[0, 0].float().cpu().numpy()
 
 
+def _once(estimate: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """``estimate`` run on its first call only: the crops of one scene share its MDE depth."""
+    done: list[np.ndarray] = []
+
+    def call(rgb: np.ndarray) -> np.ndarray:
+        if not done:
+            done.append(estimate(rgb))
+        return done[0]
+
+    return call
+
+
 def _initial_depth(
-    kind: str, seed: int, gt: np.ndarray, predicted: np.ndarray | None
+    kind: str,
+    seed: int,
+    rgb: np.ndarray,
+    gt: np.ndarray,
+    estimate: Callable[[np.ndarray], np.ndarray] | None,
 ) -> np.ndarray:
-    """One sample's D0 (H x W metres) of ``kind``: the MDE's, else a simulated preset."""
-    if kind == "mde" and predicted is not None:
-        return predicted
-    preset = INIT_DEPTH_PRESETS["harsh" if kind == "mde" else kind]
-    generator = torch.Generator().manual_seed(seed)
-    gt_t = torch.from_numpy(np.ascontiguousarray(gt, dtype=np.float32))[None, None]
-    return simulate_mde_errors(gt_t, generator, preset)[0, 0].numpy()
+    """One sample's D0 (H x W metres) of ``kind``, made by its D0 source's builder.
+
+    ``estimate`` is the frozen MDE on a whole image (None: no MDE, and "mde" samples take
+    :data:`MDE_FALLBACK`); simulated kinds use ``seed``.
+    """
+    if kind == "mde" and estimate is None:
+        kind = MDE_FALLBACK
+    return D0_SOURCES[kind].build(rgb, gt, seed=seed, estimate=estimate)
 
 
 def _crop_window(
@@ -518,8 +538,9 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
         mde.requires_grad_(False)
     elif any(kind == "mde" and weight > 0 for kind, weight in config.init_sources):
         logger.warning(
-            "no MDE checkpoint at %s: D0 of 'mde' samples is simulated ('harsh')",
+            "no MDE checkpoint at %s: D0 of 'mde' samples is simulated (%r)",
             config.mde_checkpoint,
+            MDE_FALLBACK,
         )
     return SDRModel(guidance, mspn).to(device), mde
 
@@ -573,8 +594,9 @@ def _initial_depths(
 ) -> torch.Tensor:
     """D0 of every sample (B x 1 x H x W metres) by its drawn kind.
 
-    ``"mde"`` runs the frozen bundled MDE (``"harsh"`` errors when there is none); the other
-    kinds simulate their preset's errors from the ground truth with the sample's seed.
+    ``"mde"`` runs the frozen bundled MDE, once on the whole batch on the device (the
+    ``"mde"`` source's estimator, batched; :data:`MDE_FALLBACK` when there is none); the
+    other kinds are their D0 source's simulation from the ground truth with the sample's seed.
     """
     predicted = None
     if mde is not None and "mde" in kinds:
@@ -585,9 +607,9 @@ def _initial_depths(
         if kind == "mde" and predicted is not None:
             out.append(predicted[i : i + 1])
             continue
-        preset = INIT_DEPTH_PRESETS["harsh" if kind == "mde" else kind]
-        generator = torch.Generator().manual_seed(seed)
-        out.append(simulate_mde_errors(gt[i : i + 1].float().cpu(), generator, preset).to(gt))
+        source = D0_SOURCES[MDE_FALLBACK if kind == "mde" else kind]
+        d0 = source.build(gt=gt[i, 0].float().cpu().numpy(), seed=seed)
+        out.append(torch.from_numpy(d0)[None, None].to(gt))
     return torch.cat(out, dim=0)
 
 
