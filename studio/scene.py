@@ -6,7 +6,8 @@
 - The initial depth D0: the bundled MDE, a user's file, D0 simulated from the ground truth,
   or an optional estimator loaded once at start-up in the background
   (:class:`EstimatorLoader`, :func:`load_optional_estimators`: Depth Anything V2), offered
-  only once it has loaded (:func:`init_sources`).
+  only once it has loaded (:func:`init_sources`). The choices are sources of
+  :mod:`sdr_core.d0_sources`, shown by their labels and made by their builders.
 
 Every problem with the user's files raises ``ValueError`` with a message written for the
 user; the page shows it as it is.
@@ -28,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from sdr_core import camera, viz
+from sdr_core.d0_sources import D0_SOURCES, SIMULATED_SOURCES, d0_source
 from sdr_core.data import io
-from sdr_core.mde.from_file import StaticDepthEstimator
 from sdr_core.validation import as_depth_map
 
 if TYPE_CHECKING:
@@ -72,16 +73,16 @@ DEFAULT_LONG_SIDE_GPU = 640
 MIN_LONG_SIDE = 64
 MAX_LONG_SIDE = 1024  # keeps one refinement and the stored frames within a few GB
 
-# Choices of the initial depth D0 in the UI; optional estimators sit between these two.
-INIT_BUNDLED = "bundled MDE"
-INIT_UPLOADED = "uploaded initial depth"
-INIT_DEPTH_ANYTHING = "Depth Anything V2"  # offered only when it could be loaded
-# D0 simulated from the ground truth (sdr_core.data.mde_errors presets): the paper's Fig. 10b
-# question, does the refinement help a better or a worse depth estimator? Scenes with GT only.
-INIT_SIMULATED: dict[str, str] = {
-    "good metric MDE (simulated from ground truth)": "metric",
-    "poor MDE (simulated from ground truth)": "harsh",
-}
+# Choices of the initial depth D0 in the UI: labels of sdr_core.d0_sources' sources.
+# Optional estimators sit between the bundled MDE and the simulated ones.
+INIT_BUNDLED = D0_SOURCES["mde"].label
+INIT_UPLOADED = D0_SOURCES["uploaded"].label
+INIT_DEPTH_ANYTHING = D0_SOURCES["depth_anything"].label  # offered only when it loaded
+# D0 simulated from the ground truth, by label: the paper's Fig. 10b question, does the
+# refinement help a better or a worse depth estimator? Scenes with GT only.
+INIT_SIMULATED: Mapping[str, str] = MappingProxyType(
+    {D0_SOURCES[name].label: name for name in ("metric", "harsh")}
+)
 SIMULATION_SEED = 0  # one fixed draw per scene, so a class sees the same D0 every time
 
 
@@ -189,30 +190,36 @@ def _read_gt(
     return result.depth, notes
 
 
-def _read_init_depth(path: Path, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """The user's initial depth ("bring your own MDE"), dense, at processing size."""
+def _uploaded_init_depth(path: Path, original: tuple[int, int], image: np.ndarray) -> np.ndarray:
+    """The user's initial depth ("bring your own MDE"), dense, at the image's (processing) size.
+
+    ``original`` is the image file's (height, width), which the depth file must match.
+    """
     depth = io.read_depth(path).depth
-    if depth.shape != shape:
+    if depth.shape != original:
         raise ValueError(
             f"{path.name} is {depth.shape[1]}x{depth.shape[0]} pixels but the image is "
-            f"{shape[1]}x{shape[0]}; the initial depth must have the image's size"
+            f"{original[1]}x{original[0]}; the initial depth must have the image's size"
         )
     if not np.any(depth > 0):
         raise ValueError(f"{path.name} has no valid depth value to start from")
-    estimator = StaticDepthEstimator(io.resize_depth_nearest(depth, size))
-    return estimator.depth.copy()
+    return D0_SOURCES["uploaded"].build(image, depth=depth)
 
 
-def _simulated_init_depth(gt: np.ndarray, quality: str) -> np.ndarray:
-    """D0 = the ground truth with simulated MDE errors of one quality preset (Fig. 10b)."""
-    from sdr_core.data.mde_errors import simulate_init_depth
+def _simulated_init_depth(gt: np.ndarray, name: str) -> tuple[np.ndarray, str]:
+    """D0 = the ground truth with one simulated MDE's errors (Fig. 10b), and its label.
 
-    return simulate_init_depth(gt, quality, SIMULATION_SEED)
+    ``name`` is a simulated source of :mod:`sdr_core.d0_sources` (or an alias of one).
+    """
+    source = d0_source(name, SIMULATED_SOURCES)
+    return source.build(gt=gt, seed=SIMULATION_SEED), source.label
 
 
 def _bundled_init_depth(pipeline: SDRPipeline, image: np.ndarray) -> tuple[np.ndarray, str]:
+    """D0 from the pipeline's own MDE, and where it came from in words."""
     name = getattr(pipeline.mde, "name", "bundled")
-    return pipeline.estimate_depth(image), f"bundled MDE ({name})"
+    depth = D0_SOURCES["mde"].build(image, estimate=pipeline.estimate_depth)
+    return depth, f"{INIT_BUNDLED} ({name})"
 
 
 def _estimated_init_depth(
@@ -227,7 +234,9 @@ def _estimated_init_depth(
         return *_bundled_init_depth(pipeline, image), []
     name = getattr(estimator, "name", type(estimator).__name__)
     try:
-        depth = as_depth_map(estimator.estimate(image), f"{name} depth")
+        # Depth Anything V2 today; any optional estimator is built the same way.
+        estimated = D0_SOURCES["depth_anything"].build(image, estimate=estimator.estimate)
+        depth = as_depth_map(estimated, f"{name} depth")
         if depth.shape != image.shape[:2] or not (depth > 0).all():
             raise ValueError("its depth map is not positive everywhere at the image's size")
     except (RuntimeError, ValueError) as error:
@@ -266,10 +275,11 @@ def load_scene(
         estimator: an MDE to use instead of the pipeline's (e.g. Depth Anything V2) when no
             ``init_depth_path`` is given; if it fails, the bundled MDE is used and a note
             says so.
-        simulated_quality: a preset of :func:`sdr_core.data.mde_errors.simulate_init_depth`
-            (``"metric"``: a good metric MDE, ``"harsh"``: a poor one): D0 is the ground
-            truth with that MDE's simulated errors (seed :data:`SIMULATION_SEED`). Needs
-            ground truth; without it the bundled MDE is used and a note says so.
+        simulated_quality: the name of a simulated source of :mod:`sdr_core.d0_sources`
+            (``"metric"``: a good metric MDE, ``"harsh"``: a poor one; an alias such as
+            ``"simulated"`` too): D0 is the ground truth with that MDE's simulated errors
+            (seed :data:`SIMULATION_SEED`). Needs ground truth; without it the bundled MDE
+            is used and a note says so.
 
     Returns:
         The :class:`Scene`.
@@ -297,15 +307,10 @@ def load_scene(
     if gt is not None and size != original:
         gt = io.resize_depth_nearest(gt, size)
     if init_depth_path:
-        init_depth = _read_init_depth(Path(init_depth_path), original, size)
+        init_depth = _uploaded_init_depth(Path(init_depth_path), original, image)
         init_source = f"uploaded ({Path(init_depth_path).name})"
     elif simulated_quality is not None and gt is not None:
-        init_depth, init_source = (
-            _simulated_init_depth(gt, simulated_quality),
-            next(
-                (k for k, v in INIT_SIMULATED.items() if v == simulated_quality), simulated_quality
-            ),
-        )
+        init_depth, init_source = _simulated_init_depth(gt, simulated_quality)
     else:
         if simulated_quality is not None:
             notes.append(
