@@ -208,6 +208,7 @@ def _scene_column(ui: SimpleNamespace, studio: page.Studio) -> None:
         step=8,
         label="Processing resolution (long side, px)",
         info="228x304 is the paper's NYUv2 size; larger is slower",
+        elem_id="long_side",
     )
     ui.scene_md = gr.Markdown(page.NO_SCENE, elem_id="scene")
 
@@ -452,6 +453,14 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
     stopped = [ui.frame, ui.caption, ui.scrub, ui.play_btn, ui.metrics_note, ui.stop_btn]
     ui.stop_btn.click(_handler(ui, studio.stop), [ui.session], stopped, cancels=[run_event],
                       api_visibility="private", queue=False)  # fmt: skip
+    # Leaving the scene cancels its run in the page too: a frame already on its way is
+    # dropped by the browser instead of landing on the new scene (the studio stops the run
+    # itself as well: run.release).
+    leaving = [ui.gallery.select, ui.image_file.upload, ui.image_file.clear,
+               ui.depth_file.upload, ui.depth_file.clear, ui.init_file.upload,
+               ui.init_file.clear, ui.units.input, ui.init_source.input,
+               ui.long_side.release]  # fmt: skip
+    gr.on(leaving, None, None, None, cancels=[run_event], queue=False)
     ui.ablation_btn.click(_gpu(duration=60)(_handler(ui, studio.ablation)), [ui.session],
                           [ui.table, ui.chart, ui.ablation_btn, ui.files], api_name="ablation",
                           **heavy)  # fmt: skip

@@ -165,6 +165,52 @@ def test_the_first_drag_with_the_hole_brush_paints_a_hole(url, page):
     sync_api.expect(plan).to_contain_text("dropped by the hole")
 
 
+# An upload replaces a shown image only after its clear button (the second case).
+@pytest.mark.parametrize("leave", ["load an example", "clear the image", "another D0"])
+def test_a_run_stays_with_its_scene(url, page, tmp_path, leave):
+    # Issue 22: leaving a scene mid-run stops the run; the page shows the new scene's state
+    # only (no frame, caption or metrics of the old run arrive later) and no Error badge.
+    page.goto(url)
+    page.locator("#long_side input[type=number]").fill("640")  # slow: ~80 frames at 640 px
+    page.get_by_text("Middlebury Motorcycle").first.click()
+    plan = page.locator("#plan")
+    sync_api.expect(plan).to_contain_text("100 depth points")
+    page.get_by_label("N", exact=True).fill("1")
+    sync_api.expect(plan).to_contain_text("1 depth point ")
+    page.get_by_role("button", name="Refine").click()
+    caption = page.locator("#caption textarea")
+    sync_api.expect(caption).to_have_value(re.compile(r"^layer 1 · iteration \d+ / "))
+    sync_api.expect(page.locator("#run_note")).to_contain_text("Running")  # mid-run
+    if leave == "load an example":
+        page.get_by_text("Middlebury Motorcycle").first.click()
+        sync_api.expect(plan).to_contain_text("1 depth point ")
+    elif leave == "clear the image":
+        page.get_by_role("button", name="Upload your own").click()  # the example's files
+        page.locator("#image_file button[aria-label='Clear']").click()
+        sync_api.expect(page.locator("#scene")).to_contain_text("No scene yet")
+    else:
+        page.get_by_label("good metric MDE (simulated from ground truth)").check()
+        sync_api.expect(page.locator("#scene")).to_contain_text("initial depth: good metric")
+    sync_api.expect(caption).to_have_value("")
+    page.wait_for_timeout(2000)  # time for frames of the old run, were it still streaming
+    assert caption.input_value() == ""
+    assert "frames in" not in page.locator("#run_note").inner_text()
+    sync_api.expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    assert page.get_by_text("Error", exact=True).count() == 0
+
+
+def test_scrub_and_play_before_a_run_say_nothing_wrong(url, page):
+    page.goto(url)
+    page.get_by_text("Middlebury Motorcycle").first.click()
+    sync_api.expect(page.locator("#plan")).to_contain_text("100 depth points")
+    page.locator("#scrub input[type=number]").fill("3")
+    page.locator("#scrub input[type=number]").press("Enter")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(1000)
+    assert page.locator("#caption textarea").input_value() == ""
+    assert page.get_by_text("Error", exact=True).count() == 0
+
+
 def test_refusals_say_why_in_words_and_mark_no_output_as_failed(url, page, tmp_path):
     # Refine before a scene, Refine without points: each says why, and no output carries a
     # wordless "Error" badge. Stop cannot be pressed before a run.
