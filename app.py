@@ -105,8 +105,17 @@ def _forget_session(blocks: gr.Blocks, request: gr.Request) -> None:
 
 
 # ----------------------------------------------------------------------------- views -> Gradio
-def _shown(ui: SimpleNamespace, view: page.View) -> Any:
-    """A studio view as Gradio updates: toasts, then new values by component."""
+def _outputs(ui: SimpleNamespace, event: str) -> list[gr.components.Component]:
+    """The components ``page.OUTPUTS[event]`` names, in its order (checked at start-up)."""
+    missing = [name for name in page.OUTPUTS[event] if not hasattr(ui, name)]
+    if missing:
+        raise RuntimeError(f"page.OUTPUTS[{event!r}] names {missing}, which the page lacks")
+    return [getattr(ui, name) for name in page.OUTPUTS[event]]
+
+
+def _shown(ui: SimpleNamespace, view: page.View, event: str) -> Any:
+    """A studio view of ``event`` as Gradio updates: toasts, then new values by component."""
+    page.check_view(event, view)
     for message in view.warnings:
         gr.Warning(message)
     if not view.changes:
@@ -120,7 +129,7 @@ def _shown(ui: SimpleNamespace, view: page.View) -> Any:
 def _call(ui: SimpleNamespace, method: Callable[..., page.View], *args: Any) -> Any:
     """One studio call; its ``ValueError`` becomes a plain-words error, no traceback logged."""
     try:
-        return _shown(ui, method(*args))
+        return _shown(ui, method(*args), method.__name__)
     except ValueError as error:
         raise gr.Error(str(error), print_exception=False) from error
 
@@ -141,7 +150,7 @@ def _streamed(ui: SimpleNamespace, method: Callable[..., Iterator[page.View]]) -
     def handler(*args: Any) -> Iterator[Any]:
         try:
             for view in method(*args):
-                yield _shown(ui, view)
+                yield _shown(ui, view, method.__name__)
         except ValueError as error:
             raise gr.Error(str(error), print_exception=False) from error
 
@@ -347,8 +356,6 @@ def _result_tabs(ui: SimpleNamespace) -> None:
 def _wire_scene(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
     """Gallery, uploads and reloads: a new scene (or the old one kept, with a message)."""
     sparse = [ui.mode, ui.n_points, ui.n_lines, ui.seed]
-    scene_outputs = [ui.session, ui.scene_md, ui.editor, ui.click_md, ui.point_depth, ui.mode,
-                     ui.init_source, ui.points_view, ui.plan_md, *ui.run_outputs]  # fmt: skip
     load_inputs = [ui.image_file, ui.depth_file, ui.units, ui.init_source, ui.init_file,
                    ui.long_side, ui.current_example, ui.session, *sparse]  # fmt: skip
 
@@ -358,17 +365,18 @@ def _wire_scene(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> Non
     ui.gallery.select(on_gallery, None, ui.example_index, api_visibility="private").then(
         _handler(ui, studio.load_example),
         [ui.example_index, ui.long_side, ui.session, *sparse, ui.init_source],
-        [*scene_outputs, ui.image_file, ui.depth_file, ui.units, ui.current_example],
+        _outputs(ui, "load_example"),
         api_name="load_example",
     )
     files = [ui.image_file.upload, ui.image_file.clear, ui.depth_file.upload, ui.depth_file.clear]
-    gr.on(files, _handler(ui, studio.upload), load_inputs,
-          [*scene_outputs, ui.depth_file, ui.current_example], api_name="upload")  # fmt: skip
+    gr.on(files, _handler(ui, studio.upload), load_inputs, _outputs(ui, "upload"),
+          api_name="upload")  # fmt: skip
     changes = [ui.units.input, ui.init_source.input, ui.long_side.release]
-    gr.on(changes, _handler(ui, studio.reload), load_inputs, scene_outputs, api_name="reload")
+    gr.on(changes, _handler(ui, studio.reload), load_inputs, _outputs(ui, "reload"),
+          api_name="reload")  # fmt: skip
     gr.on([ui.init_file.upload, ui.init_file.clear], _handler(ui, studio.init_file), load_inputs,
-          scene_outputs, api_name="init_file")  # fmt: skip
-    app.load(_handler(ui, studio.page_load), None, [ui.init_source],
+          _outputs(ui, "init_file"), api_name="init_file")  # fmt: skip
+    app.load(_handler(ui, studio.page_load), None, _outputs(ui, "page_load"),
              api_visibility="private", show_progress="hidden")  # fmt: skip
 
 
@@ -386,15 +394,13 @@ _TYPED_DEPTH_JS = """(...inputs) => {
 def _wire_points(ui: SimpleNamespace, studio: page.Studio) -> None:
     """Points widgets, clicks, typed depths and the hole."""
     sparse = [ui.mode, ui.n_points, ui.n_lines, ui.seed]
-    points = [ui.points_view, ui.plan_md]
-    ui.points_slider.release(_handler(ui, studio.points_slider), ui.points_slider, ui.n_points,
-                             api_visibility="private")  # fmt: skip
-    ui.n_points.change(_handler(ui, studio.points_number), ui.n_points, ui.points_slider,
-                       api_visibility="private")  # fmt: skip
+    ui.points_slider.release(_handler(ui, studio.points_slider), ui.points_slider,
+                             _outputs(ui, "points_slider"), api_visibility="private")  # fmt: skip
+    ui.n_points.change(_handler(ui, studio.points_number), ui.n_points,
+                       _outputs(ui, "points_number"), api_visibility="private")  # fmt: skip
     widgets_changed = [ui.mode.change, ui.n_points.change, ui.n_lines.release, ui.seed.change]
-    gr.on(widgets_changed, _handler(ui, studio.points), [ui.session, *sparse], points,
-          api_name="points")  # fmt: skip
-    click_outputs = [ui.session, ui.click_md, ui.point_depth, *points]
+    gr.on(widgets_changed, _handler(ui, studio.points), [ui.session, *sparse],
+          _outputs(ui, "points"), api_name="points")  # fmt: skip
 
     def on_click(
         state: session.Session, typed: float | None, mode: str, n: float, lines: float,
@@ -409,20 +415,21 @@ def _wire_points(ui: SimpleNamespace, studio: page.Studio) -> None:
     # Refine (each commits it to the point it was typed for). Not on blur: a click on the
     # image blurs the box first, and the redrawn image then swallowed the click.
     edits = {"concurrency_id": EDITS, "concurrency_limit": 1}
-    ui.points_view.select(on_click, [ui.session, ui.point_depth, *sparse], click_outputs,
+    ui.points_view.select(on_click, [ui.session, ui.point_depth, *sparse], _outputs(ui, "click"),
                           js=_TYPED_DEPTH_JS, api_visibility="private", **edits)  # fmt: skip
     gr.on([ui.point_depth.submit], _handler(ui, studio.point_depth),
-          [ui.session, ui.point_depth, *sparse], [ui.session, *points], api_name="point_depth",
+          [ui.session, ui.point_depth, *sparse], _outputs(ui, "point_depth"),
+          api_name="point_depth",
           trigger_mode="always_last", **edits)  # fmt: skip
     ui.clear_points_btn.click(_handler(ui, studio.clear_points), [ui.session, *sparse],
-                              click_outputs, api_name="clear_points", **edits)  # fmt: skip
-    hole_outputs = [ui.session, ui.editor, *points]
+                              _outputs(ui, "clear_points"), api_name="clear_points",
+                              **edits)  # fmt: skip
     ui.editor.input(_handler(ui, studio.paint_hole), [ui.session, ui.editor, *sparse],
-                    hole_outputs, api_name="paint_hole", trigger_mode="always_last",
+                    _outputs(ui, "paint_hole"), api_name="paint_hole", trigger_mode="always_last",
                     **edits)  # fmt: skip
     for button, method in ((ui.centre_btn, studio.centre_hole),
                            (ui.clear_hole_btn, studio.clear_hole)):  # fmt: skip
-        button.click(_handler(ui, method), [ui.session, *sparse], hole_outputs,
+        button.click(_handler(ui, method), [ui.session, *sparse], _outputs(ui, method.__name__),
                      api_name=method.__name__, **edits)  # fmt: skip
 
 
@@ -442,16 +449,16 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
                 for component in run_inputs]  # fmt: skip
 
     heavy = {"concurrency_id": RUNS, "concurrency_limit": CONCURRENCY}
-    run_event = ui.run_btn.click(on_run, run_inputs, [ui.session, *ui.run_outputs],
+    run_event = ui.run_btn.click(on_run, run_inputs, _outputs(ui, "run"),
                                  validator=validate_run, api_name="run", **heavy)  # fmt: skip
     run_event.success(_handler(ui, studio.downloads), [ui.session],
-                      [ui.cloud, ui.files, ui.downloads_md], api_name="downloads",
+                      _outputs(ui, "downloads"), api_name="downloads",
                       show_progress="minimal")  # fmt: skip
     # Stop (like a closed tab) cancels the run: the generator is closed between two
     # iterations, so its worker is free for the next request; frames so far stay and
     # become scrubbable.
-    stopped = [ui.frame, ui.caption, ui.scrub, ui.play_btn, ui.metrics_note, ui.stop_btn]
-    ui.stop_btn.click(_handler(ui, studio.stop), [ui.session], stopped, cancels=[run_event],
+    ui.stop_btn.click(_handler(ui, studio.stop), [ui.session], _outputs(ui, "stop"),
+                      cancels=[run_event],
                       api_visibility="private", queue=False)  # fmt: skip
     # Leaving the scene cancels its run in the page too: a frame already on its way is
     # dropped by the browser instead of landing on the new scene (the studio stops the run
@@ -462,30 +469,27 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
                ui.long_side.release]  # fmt: skip
     gr.on(leaving, None, None, None, cancels=[run_event], queue=False)
     ui.ablation_btn.click(_gpu(duration=60)(_handler(ui, studio.ablation)), [ui.session],
-                          [ui.table, ui.chart, ui.ablation_btn, ui.files], api_name="ablation",
+                          _outputs(ui, "ablation"), api_name="ablation",
                           **heavy)  # fmt: skip
 
 
 def _wire_frames(ui: SimpleNamespace, studio: page.Studio) -> None:
     """Scrubbing, playback and the teaching view."""
-    inspected = [ui.inspect_img, ui.inspect_md, ui.inspect_plot]
     # .input: dragging, the slider's number box and the arrow keys; .release: a click.
     gr.on([ui.scrub.input, ui.scrub.release], _gpu(duration=20)(_handler(ui, studio.frame)),
-          [ui.session, ui.scrub], [ui.frame, ui.caption, *inspected], api_name="frame",
+          [ui.session, ui.scrub], _outputs(ui, "frame"), api_name="frame",
           trigger_mode="always_last", show_progress="hidden")  # fmt: skip
-    playback = [ui.timer, ui.play_btn, ui.playing]
-    ui.play_btn.click(_handler(ui, studio.play), [ui.session, ui.playing],
-                      [*playback, ui.scrub, ui.frame, ui.caption],
+    ui.play_btn.click(_handler(ui, studio.play), [ui.session, ui.playing], _outputs(ui, "play"),
                       api_visibility="private")  # fmt: skip
-    ui.timer.tick(_handler(ui, studio.tick), [ui.session],
-                  [ui.frame, ui.caption, ui.scrub, *playback], api_visibility="private",
+    ui.timer.tick(_handler(ui, studio.tick), [ui.session], _outputs(ui, "tick"),
+                  api_visibility="private",
                   concurrency_limit=None, show_progress="hidden")  # fmt: skip
 
     @_gpu(duration=30)
     def on_inspect(state: session.Session, evt: gr.SelectData) -> Any:
         return _call(ui, studio.inspect, state, evt.index)
 
-    ui.inspect_img.select(on_inspect, [ui.session], [ui.session, *inspected],
+    ui.inspect_img.select(on_inspect, [ui.session], _outputs(ui, "inspect"),
                           api_visibility="private")  # fmt: skip
 
 
@@ -526,10 +530,6 @@ def build_demo(
         _refinement_section(ui)
         with gr.Tabs():
             _result_tabs(ui)
-        ui.run_outputs = [ui.frame, ui.caption, ui.scrub, ui.play_btn, ui.table, ui.chart,
-                          ui.cloud, ui.files, ui.metrics_note, ui.inspect_img, ui.inspect_md,
-                          ui.inspect_plot, ui.ablation_btn, ui.downloads_md,
-                          ui.stop_btn]  # fmt: skip
         _wire_scene(ui, studio, app)
         _wire_points(ui, studio)
         _wire_run(ui, studio, app)

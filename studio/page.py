@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from studio import widgets
@@ -71,7 +72,10 @@ if TYPE_CHECKING:
     from sdr_core.mde import DepthEstimator
     from sdr_core.pipeline import SDRPipeline
 
-__all__ = ["EMPTY_TABLE", "INTRO", "NO_SCENE", "Studio", "Update", "View", "busy_problem"]
+__all__ = [
+    "EMPTY_TABLE", "INTRO", "NO_SCENE", "OUTPUTS", "Studio", "Update", "View", "busy_problem",
+    "check_view",
+]  # fmt: skip
 
 INTRO = """# MSPN Studio · sparsity-adaptive depth refinement
 Masked Spatial Propagation Network (Jun, Lee & Kim, CVPR 2024): a monocular depth estimate is
@@ -115,6 +119,60 @@ class View:
 
     changes: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- outputs
+# What each event may change, by component name, in the order the page wires them: the one
+# list app.py builds its outputs from (a name it lacks stops the app at start-up) and the
+# views are checked against (a view changing anything else is a programming error).
+RUN_OUTPUTS = (
+    "frame", "caption", "scrub", "play_btn", "table", "chart", "cloud", "files",
+    "metrics_note", "inspect_img", "inspect_md", "inspect_plot", "ablation_btn",
+    "downloads_md", "stop_btn",
+)  # fmt: skip
+SCENE_OUTPUTS = (
+    "session", "scene_md", "editor", "click_md", "point_depth", "mode", "init_source",
+    "points_view", "plan_md", *RUN_OUTPUTS,
+)  # fmt: skip
+_POINTS = ("points_view", "plan_md")
+_CLICK = ("session", "click_md", "point_depth", *_POINTS)
+_HOLE = ("session", "editor", *_POINTS)
+_INSPECTED = ("inspect_img", "inspect_md", "inspect_plot")
+_PLAYBACK = ("timer", "play_btn", "playing")
+OUTPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "page_load": ("init_source",),
+        "load_example": (*SCENE_OUTPUTS, "image_file", "depth_file", "units", "current_example"),
+        "upload": (*SCENE_OUTPUTS, "depth_file", "current_example"),
+        "reload": SCENE_OUTPUTS,
+        "init_file": SCENE_OUTPUTS,
+        "points_slider": ("n_points",),
+        "points_number": ("points_slider",),
+        "points": _POINTS,
+        "click": _CLICK,
+        "point_depth": ("session", *_POINTS),
+        "clear_points": _CLICK,
+        "paint_hole": _HOLE,
+        "centre_hole": _HOLE,
+        "clear_hole": _HOLE,
+        "run": ("session", *RUN_OUTPUTS),
+        "downloads": ("cloud", "files", "downloads_md"),
+        "stop": ("frame", "caption", "scrub", "play_btn", "metrics_note", "stop_btn"),
+        "ablation": ("table", "chart", "ablation_btn", "files"),
+        "frame": ("frame", "caption", *_INSPECTED),
+        "play": (*_PLAYBACK, "scrub", "frame", "caption"),
+        "tick": ("frame", "caption", "scrub", *_PLAYBACK),
+        "inspect": ("session", *_INSPECTED),
+    }
+)
+
+
+def check_view(event: str, view: View) -> View:
+    """``view`` if it changes only ``OUTPUTS[event]``; else a ``RuntimeError`` naming the rest."""
+    stray = set(view.changes) - set(OUTPUTS[event])
+    if stray:
+        raise RuntimeError(f"Studio.{event} changed {sorted(stray)}, not among its outputs")
+    return view
 
 
 # A scene's loader: (optional estimator, simulated quality) -> Scene

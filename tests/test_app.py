@@ -347,3 +347,17 @@ def test_every_endpoint_before_a_scene_and_after_clearing_logs_no_traceback(url,
     log = capfd.readouterr()
     assert "Traceback" not in log.out + log.err
     assert "didn't return enough output values" not in log.out + log.err
+
+
+def test_an_output_the_page_lacks_stops_the_app_at_start_up(monkeypatch):
+    import app
+    from sdr_core import build_untrained_pipeline
+    from studio import page
+
+    from helpers import TINY
+
+    outputs = {**page.OUTPUTS, "points": (*page.OUTPUTS["points"], "no_such_panel")}
+    monkeypatch.setattr(page, "OUTPUTS", outputs)
+    pipe = build_untrained_pipeline(TINY, device="cpu", seed=0)
+    with pytest.raises(RuntimeError, match="no_such_panel"):
+        app.build_demo(pipe, examples=[])

@@ -967,3 +967,12 @@ def test_inspect_view_outlines_the_window(pipe, session, tmp_path):
 def test_inspect_needs_a_run(pipe, session):
     with pytest.raises(ValueError, match="Run the refinement first"):
         inspect_pixel(pipe, session, 0, 1, 1)
+
+
+def test_every_event_has_one_output_list_and_its_views_stay_inside_it():
+    from studio.page import OUTPUTS, Studio, View, check_view
+
+    assert all(callable(getattr(Studio, event, None)) for event in OUTPUTS)
+    assert check_view("points", View({"plan_md": "x"})).changes == {"plan_md": "x"}
+    with pytest.raises(RuntimeError, match=r"Studio.points changed \['frame'\]"):
+        check_view("points", View({"frame": None}))
