@@ -270,10 +270,17 @@ class MSPNLayer(nn.Module):
                 f"guidance must be B x {self.config.guidance_dim} x H x W, "
                 f"got {tuple(guidance.shape)}"
             )
-        normed = self.norm(guidance.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # LN over C
+        b, c, h, w = guidance.shape
+        normed = self.norm(guidance.permute(0, 2, 3, 1))  # LN over C: B x H x W x C
         weight = self.to_qk.weight[:, :, 0, 0]  # 2L x (1 + C)
-        bases = torch.nn.functional.conv2d(normed, weight[:, 1:, None, None], self.to_qk.bias)
-        query_base, key_base = bases.chunk(2, dim=1)  # each B x L x H x W
+        # The 1x1 conv as one matrix product whose result is B x 2L x HW in channel-first
+        # order: q and k come out as plain (B = 1: contiguous) views, so the attention
+        # backends read them without copying (a conv on the channels-last LN output would
+        # give channels-last bases, copied again by every backend).
+        bias = self.to_qk.bias.view(1, -1, 1)
+        flat = normed.reshape(b, h * w, c).transpose(1, 2)  # B x C x HW, no copy
+        bases = torch.baddbmm(bias, weight[:, 1:].expand(b, -1, -1), flat)
+        query_base, key_base = bases.view(b, -1, h, w).chunk(2, dim=1)  # each B x L x H x W
         query_depth, key_depth = weight[:, 0].chunk(2)  # each L
         return AffineQK(query_base, key_base, query_depth, key_depth)
 
