@@ -582,9 +582,7 @@ def main() -> None:
     if args.depth_anything != "off":
         estimators = scene.start_optional_estimators(pipeline.device, args.depth_anything)
     blocks = build_demo(pipeline, estimators=estimators)
-    enable_queue(blocks).launch(
-        server_name=args.host, server_port=args.port, **launch_kwargs()
-    )
+    enable_queue(blocks).launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 
 
 if __name__ == "__main__":

@@ -141,7 +141,8 @@ def test_a_closed_tab_frees_its_session_and_open_tabs_keep_theirs(tmp_path_facto
             client.submit(*NO_RUN, api_name="/run").result()
             client.predict(api_name="/downloads")
             record = _server_session(blocks, client.session_hash).run
-            assert record.states and record.out_dir.is_dir()
+            assert record.states
+            assert record.out_dir.is_dir()
             folders.append(record.out_dir)
         leaving, staying = clients[:2], clients[2]
         for client in leaving:
@@ -165,7 +166,8 @@ def test_only_runs_are_bounded_in_the_queue():
 
     assert busy_problem(app.RUN_QUEUE_SIZE - 1, app.RUN_QUEUE_SIZE) is None
     message = busy_problem(app.RUN_QUEUE_SIZE, app.RUN_QUEUE_SIZE)
-    assert "busy" in message and "kept" in message
+    assert "busy" in message
+    assert "kept" in message
     with gr.Blocks() as blocks:
         gr.Button().click(lambda: None)
     assert app.enable_queue(blocks)._queue.max_size is None
@@ -350,11 +352,11 @@ def test_every_endpoint_before_a_scene_and_after_clearing_logs_no_traceback(url,
 
 
 def test_an_output_the_page_lacks_stops_the_app_at_start_up(monkeypatch):
+    from helpers import TINY
+
     import app
     from sdr_core import build_untrained_pipeline
     from studio import page
-
-    from helpers import TINY
 
     outputs = {**page.OUTPUTS, "points": (*page.OUTPUTS["points"], "no_such_panel")}
     monkeypatch.setattr(page, "OUTPUTS", outputs)

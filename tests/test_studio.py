@@ -775,7 +775,8 @@ def test_forget_empties_a_dropped_session_and_its_folder(pipe, session):
     list(run_steps(pipe, session, inputs))
     folder = session.run.out_dir
     forget(session)
-    assert session.run is None and session.scene is None
+    assert session.run is None
+    assert session.scene is None
     assert not folder.exists()
     forget(None)  # a session that never got a value
 
@@ -892,7 +893,8 @@ def test_an_uploaded_initial_depth_is_offered_and_used_once_there(pipe, files):
     np.testing.assert_array_equal(view.changes["session"].scene.init_depth, 2.5)
     cleared = studio.init_file(image, gt, *common[:1], "uploaded initial depth", None, *rest)
     props = cleared.changes["init_source"].props
-    assert "uploaded initial depth" not in props["choices"] and props["value"] == "bundled MDE"
+    assert "uploaded initial depth" not in props["choices"]
+    assert props["value"] == "bundled MDE"
     assert cleared.changes["session"].scene.init_source.startswith("bundled MDE")
 
 
