@@ -376,7 +376,7 @@ def report(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8, help="concurrent sessions (<= 16)")
     parser.add_argument("--runs", type=int, default=5, help="refinements per session (<= 10)")
@@ -390,14 +390,17 @@ def main() -> None:
     args = parser.parse_args()
     if not (1 <= args.sessions <= 16 and 1 <= args.runs <= 10):
         parser.error("--sessions must be 1-16 and --runs 1-10")
+    return args
 
+
+def _load_phase(
+    args: argparse.Namespace, sessions: list[list[RunResult]]
+) -> tuple[float, Monitor, int, float, float]:
+    """Serve the app and drive it: (wall s, memory monitor, server VmHWM bytes, load before,
+    load after)."""
     sys.path.insert(0, str(REPO / "tests"))
     from helpers import free_port
 
-    from studio.scene import load_examples
-
-    n_examples = len(load_examples(REPO / "assets"))
-    sessions = plan(args.sessions, args.runs, n_examples)
     port = args.port or free_port()
     url = f"http://{HOST}:{port}/"
     log_path = Path(tempfile.mkdtemp(prefix="load_test_")) / "server.log"
@@ -426,16 +429,18 @@ def main() -> None:
         vmhwm = _status_kb(server.pid, "VmHWM") * 1024
     finally:
         stop_server(server)
-    load_after = os.getloadavg()[0]
+    return wall_s, monitor, vmhwm, load_before, os.getloadavg()[0]
 
-    results = [r for runs in sessions for r in runs]
-    for result in results:
-        if result.error is None and not result.files:
-            result.error = "did not finish"
+
+def _summary(
+    args: argparse.Namespace,
+    results: list[RunResult],
+    phase: tuple[float, Monitor, int, float, float],
+    content: dict[str, Any],
+) -> dict[str, Any]:
+    wall_s, monitor, vmhwm, load_before, load_after = phase
     errors = [r for r in results if r.error is not None]
-    print(f"load phase done in {wall_s:.1f} s; checking content ...", flush=True)
-    content = check_content(results, args.long_side, args.tolerance_m)
-    summary = {
+    return {
         "sessions": args.sessions,
         "runs": args.runs,
         "long_side": args.long_side,
@@ -460,15 +465,30 @@ def main() -> None:
         "machine": machine(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
+
+
+def main() -> None:
+    args = _arguments()
+    from studio.scene import load_examples
+
+    sessions = plan(args.sessions, args.runs, len(load_examples(REPO / "assets")))
+    phase = _load_phase(args, sessions)
+    results = [r for runs in sessions for r in runs]
+    for result in results:
+        if result.error is None and not result.files:
+            result.error = "did not finish"
+    print(f"load phase done in {phase[0]:.1f} s; checking content ...", flush=True)
+    content = check_content(results, args.long_side, args.tolerance_m)
+    summary = _summary(args, results, phase, content)
     print(report(summary))
     print(f"\nMachine: {summary['machine']}")
     print(f"At the memory peak (PSS): {summary['peak_pss_breakdown']}")
-    if errors:
+    if summary["errors"]:
         print("Errors:", *summary["error_messages"], sep="\n  ")
     if args.json is not None:
         summary["runs_detail"] = [asdict(r) for r in results]
         args.json.write_text(json.dumps(summary, indent=2, default=str))
-    ok = not errors and not content["mixups"] and not content["wrong_point_counts"]
+    ok = not summary["errors"] and not content["mixups"] and not content["wrong_point_counts"]
     sys.exit(0 if ok else 1)
 
 

@@ -288,19 +288,7 @@ def load_scene(
         ValueError: unreadable or oversized image, bad initial depth, resolution out of range.
     """
     image_path = Path(image_path)
-    depth_path = Path(depth_path) if depth_path else None
-    notes: list[str] = []
-    if image_path.suffix.lower() in (".h5", ".hdf5"):
-        rgb, result = io.read_nyu_h5(image_path, units=units)
-        gt = result.depth if np.any(result.depth > 0) else None
-        if gt is None:
-            notes.append(f"Ground truth ignored: {image_path.name} holds no valid depth.")
-        if depth_path is not None and depth_path != image_path:
-            notes.append(f"{depth_path.name} ignored: the .h5 file already holds the depth.")
-    else:
-        rgb = io.read_image(image_path)
-        gt, gt_notes = _read_gt(image_path, depth_path, rgb.shape[:2], units)
-        notes += gt_notes
+    rgb, gt, notes = _read_scene_files(image_path, Path(depth_path) if depth_path else None, units)
     original = (rgb.shape[0], rgb.shape[1])
     size = processing_size(*original, long_side, pipeline.config.mspn.window)
     image = io.resize_rgb(rgb, size) if size != original else rgb
@@ -319,13 +307,7 @@ def load_scene(
             )
         init_depth, init_source, init_notes = _estimated_init_depth(pipeline, image, estimator)
         notes += init_notes
-    if intrinsics is not None:
-        intrinsics_px = camera.scale_intrinsics(
-            intrinsics, size[1] / original[1], size[0] / original[0]
-        )
-    else:
-        intrinsics_px = camera.default_intrinsics(*size)
-        notes.append("Camera unknown: NYUv2 intrinsics assumed for the point cloud.")
+    intrinsics_px = _intrinsics_at(intrinsics, original, size, notes)
     return Scene(
         name=name or image_path.stem,
         image=np.ascontiguousarray(image),
@@ -336,6 +318,37 @@ def load_scene(
         original_size=original,
         notes=tuple(notes),
     )
+
+
+def _read_scene_files(
+    image_path: Path, depth_path: Path | None, units: io.DepthUnits | None
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """The image, its ground truth (None when absent or unusable) and notes on what was read."""
+    notes: list[str] = []
+    if image_path.suffix.lower() not in (".h5", ".hdf5"):
+        rgb = io.read_image(image_path)
+        gt, gt_notes = _read_gt(image_path, depth_path, rgb.shape[:2], units)
+        return rgb, gt, notes + gt_notes
+    rgb, result = io.read_nyu_h5(image_path, units=units)
+    gt = result.depth if np.any(result.depth > 0) else None
+    if gt is None:
+        notes.append(f"Ground truth ignored: {image_path.name} holds no valid depth.")
+    if depth_path is not None and depth_path != image_path:
+        notes.append(f"{depth_path.name} ignored: the .h5 file already holds the depth.")
+    return rgb, gt, notes
+
+
+def _intrinsics_at(
+    intrinsics: Sequence[float] | None,
+    original: tuple[int, int],
+    size: tuple[int, int],
+    notes: list[str],
+) -> Sequence[float]:
+    """(fx, fy, cx, cy) at processing size; NYUv2's camera (with a note) when unknown."""
+    if intrinsics is None:
+        notes.append("Camera unknown: NYUv2 intrinsics assumed for the point cloud.")
+        return camera.default_intrinsics(*size)
+    return camera.scale_intrinsics(intrinsics, size[1] / original[1], size[0] / original[0])
 
 
 def _example_from_json(item: Any, folder: Path) -> Example:

@@ -1,10 +1,12 @@
-"""Shared pytest configuration: markers, --runslow, GPU auto-skip, seeded generators."""
+"""Shared pytest configuration: markers, --runslow, GPU auto-skip, seeded generators, the
+studio tests' fixtures (tests/studio_fixtures.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from attention_inputs import BackendCase, backend_cases
+from studio_fixtures import files, pipe, scene, session  # noqa: F401  (the studio tests')
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
