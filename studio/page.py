@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from studio import widgets
 from studio.run import (
     TABLE_HEADERS,
+    RunUpdate,
     add_ablation,
     recorded_frames,
     release,
@@ -49,6 +50,7 @@ from studio.scene import (
     warning_notes,
 )
 from studio.session import (
+    RunRecord,
     Session,
     SparseChoice,
     build_sparse,
@@ -525,19 +527,37 @@ class Studio:
         )  # fmt: skip
         first = next(updates)
         record = state.run
-        yield View(
-            {
-                **_cleared_run(),
-                "session": state,
-                "frame": first.image,
-                "caption": first.caption,
-                "scrub": update(minimum=0, maximum=first.total - 1, value=0, interactive=False),
-                "metrics_note": "Running…",
-                "stop_btn": update(interactive=True),
-            }
-        )
-        for frame in updates:
-            if record is None or record.stopped:  # Stop, or the scene left: say nothing more
+        assert record is not None  # run_steps made it before its first update
+        record.streaming = True
+        try:
+            yield View(
+                {
+                    **_cleared_run(),
+                    "session": state,
+                    "frame": first.image,
+                    "caption": first.caption,
+                    "scrub": update(minimum=0, maximum=first.total - 1, value=0, interactive=False),
+                    "metrics_note": "Running…",
+                    "stop_btn": update(interactive=True),
+                }
+            )
+            yield from self._rest_of_run(state, record, updates)
+        finally:
+            record.streaming = False
+
+    def _rest_of_run(
+        self, state: Session, record: RunRecord, updates: Iterator[RunUpdate]
+    ) -> Iterator[View]:
+        """The frames after the first, then the summary; nothing once the run is stopped.
+
+        ``record.stopped`` is read before each frame is computed and again before it is
+        shown: the page asks for the next frame only after the previous one went out, so a
+        scene that leaves (studio.run.release waits for this) never gets a frame after its
+        own update.
+        """
+        while not record.stopped:  # Stop, or the scene left: say nothing more
+            frame = next(updates, None)
+            if frame is None or record.stopped:
                 return
             if frame.summary is None:
                 note = {"metrics_note": frame.note} if frame.note else {}

@@ -340,9 +340,25 @@ def release(session: Session | None) -> None:
         return
     if record.summary is None:  # still running: it belongs to a scene that is leaving
         record.stopped = True
+        _wait_until_closed(record)
     if record.owns_out_dir and record.out_dir is not None:
         shutil.rmtree(record.out_dir, ignore_errors=True)
         record.owns_out_dir = False
+
+
+STREAM_CLOSE_WAIT_S = 1.0  # at most this long for a stopped run's stream to close
+
+
+def _wait_until_closed(record: RunRecord) -> None:
+    """Wait (briefly) until the page's stream of a stopped run has closed.
+
+    A frame the stream yielded just before the stop may still be on its way to the page;
+    the stream closes only when the page asks for the next one, so once it has closed that
+    frame went out, and what the caller shows next arrives after it, not under it.
+    """
+    deadline = time.monotonic() + STREAM_CLOSE_WAIT_S
+    while record.streaming and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def forget(session: Session | None) -> None:

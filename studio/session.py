@@ -135,6 +135,9 @@ class RunRecord:
     seconds: float = 0.0  # wall time of the iterations
     summary: RunSummary | None = None
     stopped: bool = False  # Stop was pressed: the run yields nothing more
+    # The page's stream of this run is open (between two frames or computing one); it
+    # closes at its first step after ``stopped`` is set, see studio.run.release
+    streaming: bool = False
     extras: RunExtras | None = None
     guidance: torch.Tensor | None = None  # 1 x C x H x W, G of eq. 3, cached by the teaching view
     out_dir: Path | None = None  # where the downloads are written

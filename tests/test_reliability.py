@@ -301,7 +301,7 @@ def test_stop_button_cancels_the_run(served):
     names = {v: k for k, v in ids.items()}
     for handler in handlers:
         assert {"caption", "scrub", "play"} <= {names.get(o) for o in handler["outputs"]}
-        assert len(handler["outputs"]) == 5  # and the frame and the metrics note
+        assert len(handler["outputs"]) == 6  # and the frame, the metrics note and Stop itself
 
 
 @pytest.mark.e2e

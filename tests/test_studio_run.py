@@ -563,3 +563,30 @@ def test_every_event_has_one_output_list_and_its_views_stay_inside_it():
     assert check_view("points", View({"plan_md": "x"})).changes == {"plan_md": "x"}
     with pytest.raises(RuntimeError, match=r"Studio.points changed \['frame'\]"):
         check_view("points", View({"frame": None}))
+
+
+def test_leaving_waits_until_the_stream_of_a_stopped_run_has_closed(pipe, session):
+    # A frame the page's stream yielded just before the scene left may still be on its way;
+    # release() returns only once the stream has closed (it closes when asked for the next
+    # frame), so the new scene's update goes out after that frame, never under it.
+    import threading
+    import time
+
+    from studio import run as run_module
+
+    inputs = build_sparse(pipe, session, SparseChoice("random points", 12))
+    updates = run_steps(pipe, session, inputs)
+    next(updates)
+    record = session.run
+    record.streaming = True
+    closer = threading.Timer(0.2, lambda: setattr(record, "streaming", False))
+    closer.start()
+    start = time.monotonic()
+    run_module.release(session)
+    waited = time.monotonic() - start
+    assert record.stopped
+    assert 0.15 < waited < run_module.STREAM_CLOSE_WAIT_S
+    record.streaming, record.stopped = True, False  # a stream that never closes
+    start = time.monotonic()
+    run_module.release(session)
+    assert time.monotonic() - start >= run_module.STREAM_CLOSE_WAIT_S  # bounded wait
