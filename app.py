@@ -450,7 +450,8 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
 
     heavy = {"concurrency_id": RUNS, "concurrency_limit": CONCURRENCY}
     run_event = ui.run_btn.click(on_run, run_inputs, _outputs(ui, "run"),
-                                 validator=validate_run, api_name="run", **heavy)  # fmt: skip
+                                 validator=validate_run, api_name="run", show_progress="hidden",
+                                 **heavy)  # fmt: skip
     run_event.success(_handler(ui, studio.downloads), [ui.session],
                       _outputs(ui, "downloads"), api_name="downloads",
                       show_progress="minimal")  # fmt: skip
@@ -508,7 +509,7 @@ def build_demo(
             the pipeline: a dict of those that loaded (``scene.load_optional_estimators``),
             or a ``scene.EstimatorLoader`` still loading them in the background (the page
             never waits; a page opened after they loaded offers them).
-        frame_interval_s: the least time between two streamed frames (None: about 8 a
+        frame_interval_s: the least time between two streamed frames (None: about 5 a
             second; 0, as the tests use, streams every iteration).
     """
     if examples is None:

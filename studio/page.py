@@ -24,7 +24,7 @@ from studio.run import (
     TABLE_HEADERS,
     RunUpdate,
     add_ablation,
-    recorded_frames,
+    halt,
     release,
     run_duration_s,
     run_extras,
@@ -191,7 +191,7 @@ class Studio:
             pipeline: a dict of those that loaded, or an :class:`EstimatorLoader` still
             loading them in the background (the page never waits for them).
         frame_interval_s: the least time between two streamed frames of a run (None: the
-            default, about 8 frames a second; 0 streams every iteration).
+            default, about 5 frames a second; 0 streams every iteration).
     """
 
     def __init__(
@@ -604,10 +604,9 @@ class Studio:
         (a frame still on its way from the run is dropped by the run itself).
         """
         record = state.run
-        count = recorded_frames(state)
-        if record is None or record.summary is not None or record.stopped or count < 1:
+        if record is None or record.summary is not None or record.stopped or not record.states:
             return View()
-        record.stopped = True
+        count = halt(record)
         index, image, caption = show_frame(state, count - 1)
         note = (
             f"Stopped after {count} of {record.total_frames} frames: scrub them, or press "

@@ -47,6 +47,7 @@ from studio.session import (
     no_points_message,
     require_scene,
 )
+from studio.worker import POLL_S, Background, RunWorker
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -60,6 +61,7 @@ __all__ = [
     "add_ablation",
     "frame_at",
     "frame_caption",
+    "halt",
     "metrics_table",
     "recorded_frames",
     "forget",
@@ -89,7 +91,7 @@ TABLE_HEADERS = [
     "δ<1.25³",
 ]
 ANIMATION_FPS = 8
-FRAME_INTERVAL_S = 0.12  # the least time between two streamed frames (about 8 a second)
+FRAME_INTERVAL_S = 0.2  # the least time between two streamed frames (5 a second)
 CLOSING_NOTE = "⏳ Last frame reached: computing the metrics table and chart…"
 
 
@@ -215,11 +217,12 @@ def run_steps(
 
     The first update is the initial state (D0 with the measurements, mask M0), the others
     the iterations of both layers; layer 2's starting state (the restart from M0) has the
-    depth of the frame before it and is kept for the teaching view, not shown. Every state
-    is recorded, but a frame is rendered and yielded only when ``min_interval_s`` has passed
-    since the last one (and always the first and the last): a 1-point run of 177 iterations
-    streams about 8 frames a second instead of spending its time drawing frames nobody can
-    see; each frame can be scrubbed to afterwards (rendered on demand). The run is
+    depth of the frame before it and is kept for the teaching view, not shown. The states
+    are computed and recorded by a thread of their own, ahead of the stream; a frame is
+    rendered and yielded only when ``min_interval_s`` has passed since the last one (the
+    newest then; always the first and the last): a 1-point run of 177 iterations streams
+    about 5 frames a second instead of spending its time drawing frames nobody can see;
+    each frame can be scrubbed to afterwards (rendered on demand). The run is
     recorded in ``session.run`` as it goes (the caller owns ``session``), and
     ``session.frame`` follows the frame last yielded. The last frame's update carries a
     progress ``note`` (:data:`CLOSING_NOTE`); one more update then carries the
@@ -252,7 +255,87 @@ def run_steps(
     session.run = record
     session.inspected = None
     session.frame = 0
-    started = time.perf_counter()
+    interval = FRAME_INTERVAL_S if min_interval_s is None else min_interval_s
+    worker = _start_worker(pipeline, scene, record, inputs, use_mask)
+    try:
+        yield from _stream(scene, record, session, worker, interval)
+    finally:
+        worker.abandon()  # closed, stopped or done: nothing is computed after this
+
+
+def halt(record: RunRecord) -> int:
+    """Stop a run: no state is recorded once this returns. Returns how many frames it has."""
+    with record.progress:
+        record.stopped = True
+        record.progress.notify_all()
+        return len(record.states)
+
+
+def _stream(
+    scene: Scene, record: RunRecord, session: Session, worker: RunWorker, interval: float
+) -> Iterator[RunUpdate]:
+    """The page's side of a run: frames as the worker records them, then the summary.
+
+    Each time the page asks, the newest recorded frame is drawn once ``interval`` has
+    passed since the last one (every frame in order when ``interval`` is 0); the last frame
+    is always drawn, with :data:`CLOSING_NOTE`, and the summary follows when it is ready.
+    """
+    shown, shown_at, update = -1, -math.inf, None
+    last = record.total_frames - 1
+    while True:
+        index = _next_frame(record, worker, shown, shown_at, interval)
+        if index is None:
+            break
+        shown, shown_at = index, time.perf_counter()
+        update = _frame_update(scene, record, index, record.frame_metrics[index], session)
+        yield dataclasses.replace(update, note=CLOSING_NOTE) if index == last else update
+    if record.stopped or worker.summary is None or update is None:
+        return  # stopped: the page already shows the last recorded frame
+    record.summary = worker.summary
+    yield dataclasses.replace(update, summary=record.summary, note=record.summary.note)
+
+
+def _next_frame(
+    record: RunRecord, worker: RunWorker, shown: int, shown_at: float, interval: float
+) -> int | None:
+    """Wait for the next frame to draw; None once the run is stopped or every frame is drawn.
+
+    Raises:
+        Exception: what the worker's computation raised.
+    """
+    with record.progress:
+        worker.asked()
+        while not record.stopped:
+            if worker.error is not None:
+                raise worker.error
+            newest = len(record.states) - 1
+            if newest > shown:
+                if interval <= 0:
+                    return shown + 1
+                wait_s = interval - (time.perf_counter() - shown_at)
+                if wait_s <= 0 or worker.done or newest == record.total_frames - 1:
+                    return newest
+                record.progress.wait(wait_s)  # a newer frame may be recorded meanwhile
+            elif worker.done:
+                return None
+            else:
+                record.progress.wait(POLL_S)
+        return None
+
+
+def _start_worker(
+    pipeline: SDRPipeline, scene: Scene, record: RunRecord, inputs: SparseInputs, use_mask: bool
+) -> RunWorker:
+    """Compute the run in a thread of its own (:mod:`studio.worker`), recording every frame.
+
+    The metrics table's baselines need only the run's inputs: they are computed meanwhile,
+    at a lower priority.
+    """
+    baselines = (
+        Background(lambda: baseline_predictions(pipeline, scene, record))
+        if scene.gt is not None
+        else None
+    )
     steps = pipeline.refine_steps(
         scene.image,
         inputs.sparse,
@@ -260,28 +343,25 @@ def run_steps(
         use_mask=use_mask,
         schedule=inputs.schedule,  # the plan shown to the user (LiDAR lines: per line, eq. 13)
     )
-    source = None  # the state the next iteration starts from
-    shown_at = -math.inf  # when the last frame was streamed
-    interval = FRAME_INTERVAL_S if min_interval_s is None else min_interval_s
-    for state in steps:
-        if record.stopped:  # Stop: the page already shows the last recorded frame
-            steps.close()
-            return
-        if not viz.is_frame(state):  # layer 2's restart: what its first iteration starts from
-            source = state
-            continue
-        metrics = _record(scene, record, state, source or state)
-        source = state
-        index = len(record.states) - 1
-        last = index == record.total_frames - 1
-        if not last and time.perf_counter() - shown_at < interval and index > 0:
-            continue  # recorded; drawn when scrubbed to
-        shown_at = time.perf_counter()
-        update = _frame_update(scene, record, index, metrics, session)
-        yield dataclasses.replace(update, note=CLOSING_NOTE) if last else update
-    record.seconds = time.perf_counter() - started
-    record.summary = summarize(pipeline, scene, record)
-    yield dataclasses.replace(update, summary=record.summary, note=record.summary.note)
+
+    def finish(seconds: float) -> RunSummary:
+        record.seconds = seconds
+        return summarize(pipeline, scene, record, None if baselines is None else baselines.result())
+
+    return RunWorker(record, steps, _Recorder(scene, record), finish)
+
+
+class _Recorder:
+    """Keeps each frame of a run with the state its iteration started from."""
+
+    def __init__(self, scene: Scene, record: RunRecord) -> None:
+        self.scene, self.record = scene, record
+        self.source: RefineState | None = None  # the state the next iteration starts from
+
+    def __call__(self, state: RefineState) -> None:
+        if viz.is_frame(state):
+            _record(self.scene, self.record, state, self.source or state)
+        self.source = state  # layer 2's restart is no frame: its first iteration's source
 
 
 def _record(
@@ -339,7 +419,7 @@ def release(session: Session | None) -> None:
     if record is None:
         return
     if record.summary is None:  # still running: it belongs to a scene that is leaving
-        record.stopped = True
+        halt(record)
         _wait_until_closed(record)
     if record.owns_out_dir and record.out_dir is not None:
         shutil.rmtree(record.out_dir, ignore_errors=True)
@@ -396,12 +476,11 @@ def _run_method(record: RunRecord) -> str:
     return "mspn" if record.use_mask else "mspn_no_mask"
 
 
-def _baseline_predictions(
+def baseline_predictions(
     pipeline: SDRPipeline, scene: Scene, record: RunRecord
 ) -> dict[str, np.ndarray]:
-    """Final depth of the run and every baseline of the method table (no network runs)."""
-    baselines = methods.predict(methods.BASELINES, pipeline, _method_inputs(scene, record))
-    return {_run_method(record): record.states[-1].depth, **baselines}
+    """Every baseline of the method table on the run's inputs (no network runs)."""
+    return methods.predict(methods.BASELINES, pipeline, _method_inputs(scene, record))
 
 
 def _metrics_by_method(
@@ -455,13 +534,23 @@ def run_note(record: RunRecord) -> str:
     return text + "."
 
 
-def summarize(pipeline: SDRPipeline, scene: Scene, record: RunRecord) -> RunSummary:
-    """Metrics table and chart of a finished run (baselines only; no network runs)."""
-    metrics = (
-        _metrics_by_method(scene, record, _baseline_predictions(pipeline, scene, record))
-        if scene.gt is not None
-        else {}
-    )
+def summarize(
+    pipeline: SDRPipeline,
+    scene: Scene,
+    record: RunRecord,
+    baselines: dict[str, np.ndarray] | None = None,
+) -> RunSummary:
+    """Metrics table and chart of a finished run (baselines only; no network runs).
+
+    ``baselines`` are :func:`baseline_predictions` when already computed (the run's worker
+    computes them while the MSPN runs); computed here otherwise.
+    """
+    metrics = {}
+    if scene.gt is not None:
+        if baselines is None:
+            baselines = baseline_predictions(pipeline, scene, record)
+        predictions = {_run_method(record): record.states[-1].depth, **baselines}
+        metrics = _metrics_by_method(scene, record, predictions)
     figure = _iteration_figure(record, metrics)
     note = " ".join(filter(None, [run_note(record), verdict_note(metrics, _run_method(record))]))
     return RunSummary(metrics_table(metrics), metrics, figure, record.seconds, note)

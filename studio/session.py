@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,12 @@ class RunRecord:
     seconds: float = 0.0  # wall time of the iterations
     summary: RunSummary | None = None
     stopped: bool = False  # Stop was pressed: the run yields nothing more
+    # Guards ``states`` (and the lists beside it) and ``stopped``: the run is computed in a
+    # thread of its own (studio.run.run_steps), which records each state under it and
+    # notifies the page's stream; set ``stopped`` with studio.run.halt, under it too.
+    progress: threading.Condition = field(
+        default_factory=threading.Condition, repr=False, compare=False
+    )
     # The page's stream of this run is open (between two frames or computing one); it
     # closes at its first step after ``stopped`` is set, see studio.run.release
     streaming: bool = False

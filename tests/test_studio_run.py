@@ -97,7 +97,9 @@ def test_stopped_run_keeps_its_frames_scrubbable(pipe, session, tmp_path):
     for _ in range(4):  # the initial frame and three iterations
         next(updates)
     updates.close()
-    assert recorded_frames(session) == 4
+    # the streamed frames and those computed ahead of the stream (test_reliability checks
+    # that nothing is computed after the close)
+    assert 4 <= recorded_frames(session) <= 1 + sum(inputs.schedule)
     image, caption = frame_at(session, 3)
     assert caption.startswith("layer 1")
     assert image.ndim == 3
