@@ -5,9 +5,7 @@ presses Refine and watches the page every 20 ms from inside the browser: ``press
 moment before the click on Refine, ``last frame`` is
 when the caption first shows the final iteration ("layer 2 · iteration K / K"), ``complete``
 when the Play button is enabled and the metrics table (scenes with ground truth) has rows,
-i.e. everything a user can do after a run is there. The next run starts once the downloads
-of the last one are written (it waits 4 s), so runs do not share the CPU with them. Uses
-Debian's /usr/bin/chromium.
+i.e. everything a user can do after a run is there. Uses Debian's /usr/bin/chromium.
 
     python benchmarks/ui_latency.py                    # Middlebury at 1 and 100 points, 3 runs
     python benchmarks/ui_latency.py --points 4 --repeats 5
@@ -33,8 +31,6 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 import app  # noqa: E402
 from sdr_core import load_pipeline  # noqa: E402
-
-DOWNLOADS_WAIT_MS = 4000
 
 WATCH_JS = """
 () => {
@@ -70,9 +66,6 @@ def _run_once(page, points: int) -> tuple[float, float, int]:
     page.get_by_role("button", name="Refine").click()
     page.wait_for_function("() => window.__t && window.__t.done", timeout=300_000)
     times = page.evaluate("() => window.__t")
-    # The downloads are written right after the page is complete (1-2 s here); the next
-    # run waits, as a user looking at the result would, instead of sharing the CPU.
-    page.wait_for_timeout(DOWNLOADS_WAIT_MS)
     frames = int(times["caption"].split("/")[1].split()[0])
     done = times["done"]
     return (done - times["pressed"]) / 1000.0, (done - times["last"]) / 1000.0, frames

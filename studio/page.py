@@ -67,6 +67,7 @@ from studio.session import (
     toggle_point,
 )
 from studio.teaching import inspect_pixel, inspect_view
+from studio.worker import Background
 
 if TYPE_CHECKING:
     import numpy as np
@@ -587,8 +588,8 @@ class Studio:
         record = state.run
         if record is None or record.summary is None:
             return View()
-        try:
-            extras = run_extras(state)
+        try:  # at a lower priority: a run started meanwhile goes first
+            extras = Background(lambda: run_extras(state)).result()
         except (OSError, ValueError):  # the scene was cleared meanwhile: folder gone
             return View()
         if state.run is not record or not all(f.is_file() for f in extras.files):
