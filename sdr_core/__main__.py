@@ -51,9 +51,16 @@ example:
 
 
 def _load(args: argparse.Namespace) -> SDRPipeline:
-    """The pipeline named by --checkpoints, --mde-checkpoint, --backend and --device."""
+    """The pipeline named by --checkpoints, --mde-checkpoint, --backend and --device.
+
+    Also applies --num-threads (process-wide, as ``train --num-threads`` does).
+    """
+    import torch
+
     from . import load_pipeline
 
+    if getattr(args, "num_threads", None):
+        torch.set_num_threads(args.num_threads)
     return load_pipeline(
         device=args.device,
         checkpoint_dir=args.checkpoints,

@@ -49,6 +49,19 @@ def _int_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
 
 
+def _thread_count(text: str) -> int:
+    """A --num-threads value: an integer >= 1, or a message that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of threads, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"the number of threads must be at least 1, got {value}")
+    return value
+
+
 def _joined(values: tuple[Any, ...]) -> str:
     """``(1, 5, 10)`` -> ``"1,5,10"``: a default as the comma-separated option takes it."""
     return ",".join(str(v) for v in values)
@@ -232,6 +245,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         help="MSPN attention backend (default: the one stored in the checkpoint; 'auto' "
         "takes the fastest this device can run: native on CPU, triton on CUDA when "
         "installed; reference is the slow, readable oracle)",
+    )
+    parser.add_argument(
+        "--num-threads",
+        type=_thread_count,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: torch's own choice, one per core); 1 lets two "
+        "evaluations share two cores without slowing each other down",
     )
 
 

@@ -248,3 +248,24 @@ def test_readme_names_the_files_the_writer_writes():
     assert [name for name in names if name not in readme] == []
     assert "pip install -e ." in readme
     assert "skipped" in readme  # the browser test without Chromium
+
+
+def test_num_threads_is_applied_and_a_bad_count_is_refused(tmp_path, checkpoints, capsys):
+    """--num-threads sets torch's threads for refine / evaluate; 0 or "two" get a message."""
+    import torch
+
+    image, depth = _scene_files(tmp_path)
+    argv = ["--device", "cpu", "refine", "--image", str(image), "--depth", str(depth)]
+    argv += ["--points", "5", "--out", str(tmp_path / "o"), "--checkpoints", str(checkpoints)]
+    threads = torch.get_num_threads()
+    wanted = 1 if threads > 1 else 2
+    try:
+        assert main([*argv, "--num-threads", str(wanted)]) == 0
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    for bad, says in (("0", "at least 1, got 0"), ("two", "whole number of threads")):
+        with pytest.raises(SystemExit):
+            main(["evaluate", "--num-threads", bad])
+        assert says in capsys.readouterr().err
