@@ -213,7 +213,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 # MSPNConfig and GuidanceConfig fields the train CLI sets
-_SCHEDULE_FIELDS = ("kappa", "second_layer_schedule", "init_alignment", "domain")
+_SCHEDULE_FIELDS = (
+    "kappa",
+    "second_layer_schedule",
+    "init_alignment",
+    "alignment_prior_points",
+    "domain",
+)
 _GUIDANCE_FIELDS = ("upsample",)
 _MDE_FIELDS = {"mde_working_long_side": "working_long_side", "mde_global_context": "global_context"}
 

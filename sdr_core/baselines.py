@@ -24,6 +24,7 @@ __all__ = [
     "least_squares_scale_shift",
     "mde_only",
     "median_scale",
+    "shrunk_median_scale",
     "mspn_without_mask",
     "residual_interpolation",
 ]
@@ -140,6 +141,38 @@ def median_scale(init_depth: Any, sparse: Any) -> np.ndarray:
         return depth.astype(np.float32)
     ratios = measurements[measured].astype(np.float64) / depth[measured]
     return _affine(depth, float(np.median(ratios)), 0.0)
+
+
+def shrunk_median_scale(init_depth: Any, sparse: Any, prior_points: float = 4.0) -> np.ndarray:
+    """:func:`median_scale` trusting few measurements' scale only in part (a departure).
+
+    With ``n`` measurements the scale is ``median(S / D0) ** (n / (n + prior_points))``: the
+    log of the median ratio shrunk towards 0 ("D0 is metric") like a mean with
+    ``prior_points`` pseudo-observations of ratio 1. One point of a poor D0 can misjudge the
+    whole image's scale (checkpoints/README.md: 1 point, bundled MDE); what the shrinkage
+    leaves, ``log(S / aligned D0)`` at the measurements, is for the refinement to spread as
+    far as the evidence allows. ``prior_points = 0`` is :func:`median_scale`.
+
+    Args:
+        init_depth: HxW float, metres, finite and > 0 (D0).
+        sparse: HxW float, metres; 0 = missing (S).
+        prior_points: k >= 0, how many measurements count as much as the prior.
+
+    Returns:
+        HxW float32, metres; D0 unchanged when S is empty.
+
+    Raises:
+        ValueError: for a negative or non-finite ``prior_points`` (and as median_scale).
+    """
+    if not np.isfinite(prior_points) or prior_points < 0:
+        raise ValueError(f"prior_points must be finite and >= 0, got {prior_points}")
+    depth, measurements = _check_inputs(init_depth, sparse)
+    measured = measurements > 0
+    count = int(measured.sum())
+    if count == 0:
+        return depth.astype(np.float32)
+    ratio = float(np.median(measurements[measured].astype(np.float64) / depth[measured]))
+    return _affine(depth, ratio ** (count / (count + prior_points)), 0.0)
 
 
 def least_squares_scale_shift(init_depth: Any, sparse: Any) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from .d0_sources import SCENE_SOURCES, with_aliases
+from .prefill import ALIGNMENTS
 
 if TYPE_CHECKING:
     from .evaluate import EvalConfig
@@ -438,8 +439,15 @@ def _add_train_refiner_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--init-alignment",
         dest="init_alignment",
-        choices=["none", "median_scale", "least_squares", "residual_idw"],
+        choices=list(ALIGNMENTS),
         help="align D0 to the sparse depths before refinement (default none, the paper)",
+    )
+    train.add_argument(
+        "--alignment-prior-points",
+        dest="alignment_prior_points",
+        type=float,
+        help="k of --init-alignment shrunk_median_scale: n measurements set n / (n + k) of "
+        "the log scale (default 4)",
     )
     train.add_argument(
         "--domain",

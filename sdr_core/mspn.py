@@ -44,6 +44,7 @@ from .attention import (
     prepare_attention,
     window_starts,
 )
+from .prefill import ALIGNMENTS, InitAlignment
 
 __all__ = [
     "DOMAINS",
@@ -85,7 +86,10 @@ class MSPNConfig:
     # How D0 is aligned to S before the guidance network and MSPN see it (sdr_core.prefill):
     # "none" is the paper; "least_squares" / "residual_idw" are departures. A property of
     # the trained weights, so it lives in the MSPN checkpoint's config.
-    init_alignment: Literal["none", "median_scale", "least_squares", "residual_idw"] = "none"
+    init_alignment: InitAlignment = "none"
+    # k of init_alignment="shrunk_median_scale": n measurements set n / (n + k) of the log
+    # scale (sdr_core.baselines.shrunk_median_scale); also a property of the weights.
+    alignment_prior_points: float = 4.0
     # What the layers propagate (a departure when not "depth"; a property of the trained
     # weights, stored in the checkpoint): "depth" is the paper (metres); "ratio" makes both
     # layers propagate rho = log(D / D0), starting from 0 with log(S / D0) imposed at the
@@ -101,10 +105,13 @@ class MSPNConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kappa <= 0:
             raise ValueError(f"kappa must be > 0, got {self.kappa}")
-        if self.init_alignment not in ("none", "median_scale", "least_squares", "residual_idw"):
+        if self.init_alignment not in ALIGNMENTS:
             raise ValueError(
-                "init_alignment must be 'none', 'median_scale', 'least_squares' or "
-                f"'residual_idw', got {self.init_alignment!r}"
+                f"init_alignment must be one of {ALIGNMENTS}, got {self.init_alignment!r}"
+            )
+        if not math.isfinite(self.alignment_prior_points) or self.alignment_prior_points < 0:
+            raise ValueError(
+                f"alignment_prior_points must be finite and >= 0, got {self.alignment_prior_points}"
             )
         if self.domain not in DOMAINS:
             raise ValueError(f"domain must be one of {sorted(DOMAINS)}, got {self.domain!r}")

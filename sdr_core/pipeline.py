@@ -227,7 +227,10 @@ class SDRPipeline:
         The tensors are 1 x 1 x H x W; G (1 x C x H x W) is computed in inference mode.
         """
         image_t, sparse_t, init_t = self._tensors(image, sparse, init_depth)
-        init_t = align_init_depth(init_t, sparse_t, self.config.mspn.init_alignment)
+        mspn = self.config.mspn
+        init_t = align_init_depth(
+            init_t, sparse_t, mspn.init_alignment, mspn.alignment_prior_points
+        )
 
         def guidance() -> torch.Tensor:
             with torch.inference_mode():

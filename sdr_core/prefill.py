@@ -15,6 +15,10 @@ trained with):
   from one measurement on (a scale and shift fitted to a handful of points can be far off),
   and in the ratio domain (``MSPNConfig.domain``) the same as starting rho at the median
   log-ratio instead of 0.
+* ``"shrunk_median_scale"``: the median scale raised to ``n / (n + k)`` for n measurements
+  (``k = MSPNConfig.alignment_prior_points``): few measurements set the global scale only in
+  part, and the rest of their log-ratio is left for the layers to propagate as far as the
+  evidence allows (:func:`~sdr_core.baselines.shrunk_median_scale`).
 * ``"least_squares"``: one global scale and shift fitted to S (``baselines.fit_scale_shift``).
 * ``"residual_idw"``: the global fit plus the residuals ``S - aligned D0`` spread over the
   image from the nearest measurements by inverse-distance weighting, the "LS + IDW
@@ -27,7 +31,7 @@ the baseline it is compared against.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -36,20 +40,29 @@ from . import baselines
 
 __all__ = ["ALIGNMENTS", "InitAlignment", "align_init_depth"]
 
-InitAlignment = Literal["none", "median_scale", "least_squares", "residual_idw"]
-ALIGNMENTS: tuple[str, ...] = ("none", "median_scale", "least_squares", "residual_idw")
+InitAlignment = Literal[
+    "none", "median_scale", "shrunk_median_scale", "least_squares", "residual_idw"
+]
+ALIGNMENTS: tuple[str, ...] = get_args(InitAlignment)
 
 
-def _align_one(init_depth: np.ndarray, sparse: np.ndarray, mode: str) -> np.ndarray:
+def _align_one(
+    init_depth: np.ndarray, sparse: np.ndarray, mode: str, prior_points: float
+) -> np.ndarray:
     if mode == "median_scale":
         return baselines.median_scale(init_depth, sparse)
+    if mode == "shrunk_median_scale":
+        return baselines.shrunk_median_scale(init_depth, sparse, prior_points)
     if mode == "least_squares":
         return baselines.least_squares_scale_shift(init_depth, sparse)
     return baselines.residual_interpolation(init_depth, sparse, "idw")
 
 
 def align_init_depth(
-    init_depth: torch.Tensor, sparse: torch.Tensor, mode: InitAlignment = "none"
+    init_depth: torch.Tensor,
+    sparse: torch.Tensor,
+    mode: InitAlignment = "none",
+    prior_points: float = 4.0,
 ) -> torch.Tensor:
     """D0 aligned to S per sample, on the input's device and dtype.
 
@@ -57,6 +70,7 @@ def align_init_depth(
         init_depth: B x 1 x H x W, metres, > 0 (D0).
         sparse: B x 1 x H x W, metres; 0 = no measurement (S).
         mode: one of :data:`ALIGNMENTS`. A sample without measurements keeps its D0.
+        prior_points: k of ``"shrunk_median_scale"`` (ignored by the other modes).
 
     Returns:
         B x 1 x H x W, metres, > 0; ``init_depth`` itself for ``"none"``. No gradient flows
@@ -76,5 +90,7 @@ def align_init_depth(
         return init_depth
     d0 = init_depth.detach().float().cpu().numpy()
     s = sparse.detach().float().cpu().numpy()
-    out = np.stack([_align_one(d0[i, 0], s[i, 0], mode)[None] for i in range(d0.shape[0])])
+    out = np.stack(
+        [_align_one(d0[i, 0], s[i, 0], mode, prior_points)[None] for i in range(d0.shape[0])]
+    )
     return torch.from_numpy(out).to(device=init_depth.device, dtype=init_depth.dtype)

@@ -201,7 +201,10 @@ class SDRModel(nn.Module):
             returned: DDP expects every output in the loss.
         """
         grad_enabled = torch.is_grad_enabled()
-        init_depth = align_init_depth(init_depth, sparse, self.mspn.config.init_alignment)
+        mspn = self.mspn.config
+        init_depth = align_init_depth(
+            init_depth, sparse, mspn.init_alignment, mspn.alignment_prior_points
+        )
         guidance = self.guidance(image, sparse, init_depth)
         # The propagation runs in float32 even under mixed precision: the logits carry no
         # 1/sqrt(d) scaling and reach tens, where bfloat16's ~0.4 % error shifts the softmax.

@@ -29,6 +29,7 @@ def _maps(n_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndar
     ("mode", "baseline"),
     [
         ("median_scale", baselines.median_scale),
+        ("shrunk_median_scale", baselines.shrunk_median_scale),  # k = 4 on both sides
         ("least_squares", baselines.least_squares_scale_shift),
         ("residual_idw", baselines.residual_interpolation),
     ],
@@ -62,6 +63,36 @@ def test_median_scale_is_the_median_ratio_and_robust_to_one_outlier():
     out = baselines.median_scale(d0, sparse)
     np.testing.assert_allclose(out, 1.1 * d0, rtol=1e-6)
     np.testing.assert_array_equal(baselines.median_scale(d0, np.zeros_like(d0)), d0)
+
+
+def test_shrunk_median_scale_trusts_few_points_in_part():
+    """Hand-computed: ratio 1.5 everywhere measured, D0 = 2 m, k = 4."""
+    d0 = np.full((4, 5), 2.0, dtype=np.float32)
+    one = np.zeros_like(d0)
+    one[1, 1] = 3.0
+    np.testing.assert_allclose(baselines.shrunk_median_scale(d0, one), 2.0 * 1.5**0.2, rtol=1e-6)
+    four = np.zeros_like(d0)
+    four[0, :4] = 3.0
+    np.testing.assert_allclose(baselines.shrunk_median_scale(d0, four), 2.0 * 1.5**0.5, rtol=1e-6)
+    # k = 0 is the median scale; no measurement keeps D0
+    _, init, sparse = _maps(7)
+    np.testing.assert_array_equal(
+        baselines.shrunk_median_scale(init, sparse, 0.0), baselines.median_scale(init, sparse)
+    )
+    np.testing.assert_array_equal(baselines.shrunk_median_scale(d0, np.zeros_like(d0)), d0)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="prior_points"):
+            baselines.shrunk_median_scale(d0, one, bad)
+
+
+def test_alignment_passes_the_prior_points_through():
+    _, init, sparse = _maps(3)
+    d0, s = torch.from_numpy(init)[None, None], torch.from_numpy(sparse)[None, None]
+    out = align_init_depth(d0, s, "shrunk_median_scale", prior_points=1.0)
+    np.testing.assert_array_equal(
+        out[0, 0].numpy(), baselines.shrunk_median_scale(init, sparse, 1.0)
+    )
+    assert not np.array_equal(out[0, 0].numpy(), baselines.shrunk_median_scale(init, sparse, 4.0))
 
 
 def test_alignment_without_measurements_keeps_d0():
@@ -98,3 +129,21 @@ def test_pipeline_refines_the_aligned_d0():
 def test_mspn_config_validates_the_alignment():
     with pytest.raises(ValueError, match="init_alignment"):
         dataclasses.replace(TINY.mspn, init_alignment="nearest")
+    with pytest.raises(ValueError, match="alignment_prior_points"):
+        dataclasses.replace(TINY.mspn, alignment_prior_points=-2.0)
+
+
+def test_pipeline_shrunk_alignment_with_no_prior_is_the_median_scale():
+    gt, init, sparse = _maps(1)
+    image = np.random.default_rng(4).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    plain = build_untrained_pipeline(TINY, device="cpu", seed=0)
+    median = plain.with_mspn_config(init_alignment="median_scale").refine(
+        image, sparse, init_depth=init
+    )
+    shrunk = plain.with_mspn_config(init_alignment="shrunk_median_scale")
+    same = shrunk.with_mspn_config(alignment_prior_points=0.0).refine(
+        image, sparse, init_depth=init
+    )
+    np.testing.assert_array_equal(same.depth, median.depth)
+    one_point = shrunk.refine(image, sparse, init_depth=init)  # k = 4: a fifth of the log scale
+    assert np.abs(one_point.depth - median.depth).max() > 1e-3

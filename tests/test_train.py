@@ -304,6 +304,13 @@ def test_cli_initial_depth_flags_reach_the_config(monkeypatch):
     config = captured["c"]
     assert config.init_sources == (("metric", 2.0), ("mde", 1.0), ("relative", 0.5))
     assert config.mspn.init_alignment == "residual_idw"
+    argv = ["train", "--out-dir", "x", "--init-alignment", "shrunk_median_scale",
+            "--alignment-prior-points", "2.5"]  # fmt: skip
+    captured.clear()
+    assert cli.main(argv) == 0
+    shrunk = captured["c"]
+    assert (shrunk.mspn.init_alignment, shrunk.mspn.alignment_prior_points) == (
+        "shrunk_median_scale", 2.5)  # fmt: skip
     assert config.guidance.upsample == "resize"
     assert config.iteration_loss_weight == 0.25
     with pytest.raises(SystemExit):
