@@ -3,6 +3,7 @@ repository root, without the package installed."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def _run_script(name: str, *args: str) -> subprocess.CompletedProcess:
         "make_assets.py",
         "quality_bar.py",
         "select_design.py",  # imports the quality bar from scripts/
+        "set_alignment.py",
     ],
 )
 def test_script_starts_from_the_repository_root(name):
@@ -60,6 +62,37 @@ def test_init_layer1_from_layer2_copies_the_second_layer(tmp_path):
     assert (tmp_path / "guidance.safetensors").read_bytes() == (
         DEFAULT_CHECKPOINT_DIR / "guidance.safetensors"
     ).read_bytes()
+
+
+def test_set_alignment_rewrites_the_config_and_keeps_the_weights(tmp_path):
+    import shutil
+
+    from sdr_core.checkpoints import read_metadata
+
+    path = tmp_path / "mspn.safetensors"
+    shutil.copy(DEFAULT_CHECKPOINT_DIR / "mspn.safetensors", path)
+    before = read_metadata(path)
+    args = ("--init-alignment", "shrunk_median_scale", "--prior-points", "2.5")
+    result = _run_script("set_alignment.py", str(path), *args)
+    assert result.returncode == 0, result.stderr
+    out = load_module(path, "mspn", MSPNConfig, MSPN)
+    src = load_module(DEFAULT_CHECKPOINT_DIR / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+    assert (out.config.init_alignment, out.config.alignment_prior_points) == (
+        "shrunk_median_scale",
+        2.5,
+    )
+    assert dataclasses.replace(out.config, alignment_prior_points=src.config.alignment_prior_points,
+                               init_alignment=src.config.init_alignment) == src.config  # fmt: skip
+    for name, value in out.state_dict().items():
+        torch.testing.assert_close(value, src.state_dict()[name], rtol=0, atol=0)
+    after = read_metadata(path)
+    assert after["train_config"] == before["train_config"]  # how it was trained stays said
+    assert "-> 'shrunk_median_scale'" in after["alignment_changed"]
+    guidance = tmp_path / "guidance.safetensors"
+    shutil.copy(DEFAULT_CHECKPOINT_DIR / "guidance.safetensors", guidance)
+    refused = _run_script("set_alignment.py", str(guidance), *args)
+    assert refused.returncode == 2
+    assert "not an MSPN checkpoint" in refused.stderr
 
 
 def test_gpu_run_smoke_mode_writes_its_files(tmp_path):
