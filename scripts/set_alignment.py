@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from sdr_core.baselines import SHRINK_PRIOR_POINTS  # noqa: E402
 from sdr_core.checkpoints import config_from_dict, read_metadata  # noqa: E402
 from sdr_core.mspn import MSPNConfig  # noqa: E402
 from sdr_core.prefill import ALIGNMENTS  # noqa: E402
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="an mspn.safetensors file (rewritten in place)")
     parser.add_argument("--init-alignment", required=True, choices=list(ALIGNMENTS))
-    parser.add_argument("--prior-points", type=float, default=4.0, help="k (default 4)")
+    parser.add_argument(
+        "--prior-points", type=float, default=SHRINK_PRIOR_POINTS, help="k (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     try:
         config = set_alignment(args.checkpoint, args.init_alignment, args.prior_points)

@@ -23,6 +23,7 @@ __all__ = [
     "fit_scale_shift",
     "least_squares_scale_shift",
     "mde_only",
+    "SHRINK_PRIOR_POINTS",
     "median_scale",
     "shrunk_median_scale",
     "mspn_without_mask",
@@ -125,6 +126,20 @@ def _fit(depth: np.ndarray, measurements: np.ndarray) -> tuple[float, float]:
     return scale, float(s.mean() - scale * d0.mean())
 
 
+#: k of :func:`shrunk_median_scale` (``MSPNConfig.alignment_prior_points``): chosen on the
+#: validation split with the shipped weights (checkpoints/README.md).
+SHRINK_PRIOR_POINTS = 1.0
+
+
+def _median_ratio(depth: np.ndarray, measurements: np.ndarray) -> tuple[float, int]:
+    """(median of S / D0 over the measured pixels, how many there are); (1, 0) without any."""
+    measured = measurements > 0
+    count = int(measured.sum())
+    if count == 0:
+        return 1.0, 0
+    return float(np.median(measurements[measured].astype(np.float64) / depth[measured])), count
+
+
 def median_scale(init_depth: Any, sparse: Any) -> np.ndarray:
     """Align D0 to S with one global scale, the median of ``S / D0`` over the measurements.
 
@@ -136,14 +151,13 @@ def median_scale(init_depth: Any, sparse: Any) -> np.ndarray:
         HxW float32, metres: ``median(S / D0) * D0``; D0 unchanged when S is empty.
     """
     depth, measurements = _check_inputs(init_depth, sparse)
-    measured = measurements > 0
-    if not measured.any():
-        return depth.astype(np.float32)
-    ratios = measurements[measured].astype(np.float64) / depth[measured]
-    return _affine(depth, float(np.median(ratios)), 0.0)
+    ratio, count = _median_ratio(depth, measurements)
+    return _affine(depth, ratio, 0.0) if count else depth.astype(np.float32)
 
 
-def shrunk_median_scale(init_depth: Any, sparse: Any, prior_points: float = 4.0) -> np.ndarray:
+def shrunk_median_scale(
+    init_depth: Any, sparse: Any, prior_points: float = SHRINK_PRIOR_POINTS
+) -> np.ndarray:
     """:func:`median_scale` trusting few measurements' scale only in part (a departure).
 
     With ``n`` measurements the scale is ``median(S / D0) ** (n / (n + prior_points))``: the
@@ -167,11 +181,9 @@ def shrunk_median_scale(init_depth: Any, sparse: Any, prior_points: float = 4.0)
     if not np.isfinite(prior_points) or prior_points < 0:
         raise ValueError(f"prior_points must be finite and >= 0, got {prior_points}")
     depth, measurements = _check_inputs(init_depth, sparse)
-    measured = measurements > 0
-    count = int(measured.sum())
+    ratio, count = _median_ratio(depth, measurements)
     if count == 0:
         return depth.astype(np.float32)
-    ratio = float(np.median(measurements[measured].astype(np.float64) / depth[measured]))
     return _affine(depth, ratio ** (count / (count + prior_points)), 0.0)
 
 

@@ -447,7 +447,7 @@ def _add_train_refiner_arguments(train: argparse.ArgumentParser) -> None:
         dest="alignment_prior_points",
         type=float,
         help="k of --init-alignment shrunk_median_scale: n measurements set n / (n + k) of "
-        "the log scale (default 4)",
+        "the log scale (default 1)",
     )
     train.add_argument(
         "--domain",

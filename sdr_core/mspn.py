@@ -35,6 +35,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from . import baselines
 from .attention import (
     AffineQK,
     AttendFn,
@@ -89,7 +90,7 @@ class MSPNConfig:
     init_alignment: InitAlignment = "none"
     # k of init_alignment="shrunk_median_scale": n measurements set n / (n + k) of the log
     # scale (sdr_core.baselines.shrunk_median_scale); also a property of the weights.
-    alignment_prior_points: float = 4.0
+    alignment_prior_points: float = baselines.SHRINK_PRIOR_POINTS
     # What the layers propagate (a departure when not "depth"; a property of the trained
     # weights, stored in the checkpoint): "depth" is the paper (metres); "ratio" makes both
     # layers propagate rho = log(D / D0), starting from 0 with log(S / D0) imposed at the

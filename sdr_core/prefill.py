@@ -62,7 +62,7 @@ def align_init_depth(
     init_depth: torch.Tensor,
     sparse: torch.Tensor,
     mode: InitAlignment = "none",
-    prior_points: float = 4.0,
+    prior_points: float = baselines.SHRINK_PRIOR_POINTS,
 ) -> torch.Tensor:
     """D0 aligned to S per sample, on the input's device and dtype.
 

@@ -29,7 +29,7 @@ def _maps(n_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndar
     ("mode", "baseline"),
     [
         ("median_scale", baselines.median_scale),
-        ("shrunk_median_scale", baselines.shrunk_median_scale),  # k = 4 on both sides
+        ("shrunk_median_scale", baselines.shrunk_median_scale),  # the default k on both sides
         ("least_squares", baselines.least_squares_scale_shift),
         ("residual_idw", baselines.residual_interpolation),
     ],
@@ -70,10 +70,14 @@ def test_shrunk_median_scale_trusts_few_points_in_part():
     d0 = np.full((4, 5), 2.0, dtype=np.float32)
     one = np.zeros_like(d0)
     one[1, 1] = 3.0
-    np.testing.assert_allclose(baselines.shrunk_median_scale(d0, one), 2.0 * 1.5**0.2, rtol=1e-6)
+    np.testing.assert_allclose(
+        baselines.shrunk_median_scale(d0, one, 4.0), 2.0 * 1.5**0.2, rtol=1e-6
+    )
     four = np.zeros_like(d0)
     four[0, :4] = 3.0
-    np.testing.assert_allclose(baselines.shrunk_median_scale(d0, four), 2.0 * 1.5**0.5, rtol=1e-6)
+    np.testing.assert_allclose(
+        baselines.shrunk_median_scale(d0, four, 4.0), 2.0 * 1.5**0.5, rtol=1e-6
+    )
     # k = 0 is the median scale; no measurement keeps D0
     _, init, sparse = _maps(7)
     np.testing.assert_array_equal(
@@ -145,5 +149,5 @@ def test_pipeline_shrunk_alignment_with_no_prior_is_the_median_scale():
         image, sparse, init_depth=init
     )
     np.testing.assert_array_equal(same.depth, median.depth)
-    one_point = shrunk.refine(image, sparse, init_depth=init)  # k = 4: a fifth of the log scale
+    one_point = shrunk.refine(image, sparse, init_depth=init)  # k = 1: half of the log scale
     assert np.abs(one_point.depth - median.depth).max() > 1e-3

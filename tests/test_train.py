@@ -277,6 +277,30 @@ def test_iteration_loss_adds_every_tracked_iteration(tmp_path, monkeypatch):
     assert seen == [True]
 
 
+def test_training_aligns_d0_with_the_configured_prior_points(tmp_path):
+    """The training model shrinks few points' scale by the MSPN config's k, as inference does."""
+    config = tiny(tmp_path, mspn=MSPNConfig(guidance_dim=8, embed_dim=4, window=5,
+                                            init_alignment="shrunk_median_scale"))  # fmt: skip
+    model, _ = train_module._build(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    init, sparse = batch["depth"] * 1.3, torch.zeros_like(batch["depth"])
+    sparse[:, :, 5, 7] = batch["depth"][:, :, 5, 7]  # one point per sample: ratio 1 / 1.3
+    seen = []
+    real = train_module.align_init_depth
+
+    def spy(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    for k in (0.0, 3.0):
+        model.mspn.config = dataclasses.replace(model.mspn.config, alignment_prior_points=k)
+        with pytest.MonkeyPatch.context() as patch, torch.no_grad():
+            patch.setattr(train_module, "align_init_depth", spy)
+            model(batch["image"], sparse, init, (2, 1))
+        scale = (1 / 1.3) ** (1 / (1 + k))
+        torch.testing.assert_close(seen[-1], init * scale, rtol=1e-5, atol=1e-6)
+
+
 def test_starting_states_are_not_outputs(tmp_path):
     # Every iteration's depth is an output at inference; the layers' starting states
     # (iteration 0 of refine_steps) are inputs and never reach the loss.
