@@ -450,6 +450,32 @@ class MSPN(nn.Module):
             )
         return layer.step(attend, depth, mask, sparse, measured)
 
+    def _iterate(
+        self,
+        layer: MSPNLayer,
+        attend: AttendFn,
+        maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        ratio: DomainMap,
+        domain: str,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One iteration: the next values and mask (eqs. 6-11) and the depth in metres.
+
+        ``maps`` is (values, mask, S in the layer's domain, M0). A prepared attention that
+        runs whole iterations (the native backend's ``iterate``) does all of it in one call,
+        the same maths without torch operations between iterations; the others go through
+        :meth:`MSPNLayer.step` and :class:`DomainMap`.
+        """
+        values, mask, target, measured = maps
+        whole = getattr(attend, "iterate", None)
+        if whole is not None and values.dtype == torch.float32:
+            to_metres = (ratio.init_depth, ratio.sparse) if domain == "ratio" else None
+            values, mask, metres = whole(
+                values, mask, layer.rel_pos_bias, target, measured, to_metres
+            )
+            return values, mask, values if metres is None else metres
+        values, mask = self._run_step(layer, attend, values, mask, target, measured)
+        return values, mask, ratio.from_domain(values, domain)
+
     def refine_steps(
         self,
         init_depth: torch.Tensor,
@@ -523,8 +549,9 @@ class MSPN(nn.Module):
                     attend = layer.prepare(guidance if first > n_free else guidance.detach())
                 for iteration in range(first, last + 1):
                     with mode():
-                        values, mask = self._run_step(layer, attend, values, mask, target, measured)
-                        depth = ratio.from_domain(values, domain)
+                        values, mask, depth = self._iterate(
+                            layer, attend, (values, mask, target, measured), ratio, domain
+                        )
                     if not use_mask:
                         mask = initial_mask.clone()
                     yield PropagationState(layer_index, iteration, depth, mask)

@@ -139,6 +139,89 @@ def test_refuses_gradients() -> None:
         attend(depth.requires_grad_(), mask, bias)
 
 
+def _iteration_inputs(shape: tuple[int, ...], seed: int) -> tuple:
+    """Attention inputs plus measurements: S on about 5 % of the pixels, a fractional mask."""
+    batch, embed, height, width, window = shape
+    qk, depth, mask, bias = make_inputs(batch, embed, height, width, window, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    measured = torch.rand(depth.shape, generator=g) < 0.05
+    sparse = torch.where(measured, 1 + 4 * torch.rand(depth.shape, generator=g), 0.0)
+    init = 1 + 4 * torch.rand(depth.shape, generator=g)
+    mask = torch.where(measured, 1.0, mask)
+    return qk, depth, mask, bias, sparse, measured, init
+
+
+@pytest.mark.parametrize("shape", SHAPES[:5])
+@pytest.mark.parametrize("domain", ["depth", "ratio"])
+def test_iterate_is_one_step_of_eqs_6_to_11(shape: tuple[int, ...], domain: str) -> None:
+    """iterate == attend on D~ (eq. 6) then eq. 10 with S kept, in torch; metres via exp."""
+    window = shape[-1]
+    qk, values, mask, bias, sparse, measured, init = _iteration_inputs(shape, seed=sum(shape))
+    target = sparse
+    to_metres = None
+    if domain == "ratio":
+        values = torch.log(values / init)
+        target = torch.where(measured, torch.log(sparse.clamp_min(1e-3) / init), 0.0)
+        to_metres = (init, sparse)
+    attention = native.prepare_native(qk, window)
+    tilde = torch.where(measured, target, values)
+    refined, grown = attention(tilde, mask, bias)
+    want_values = torch.where(measured, target, (1 - mask) * tilde + mask * refined)
+    want_mask = torch.where(measured, mask, grown)
+    got_values, got_mask, metres = attention.iterate(
+        values, mask, bias, target, measured, to_metres
+    )
+    torch.testing.assert_close(got_values, want_values, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got_mask, want_mask, atol=ATOL, rtol=0)
+    assert torch.equal(got_values[measured], target[measured])  # S kept exactly
+    assert torch.equal(got_mask[measured], mask[measured])
+    if domain == "depth":
+        assert metres is None
+    else:
+        want_metres = torch.where(measured, sparse, init * torch.exp(got_values))
+        torch.testing.assert_close(metres, want_metres, rtol=1e-6, atol=0)
+        assert torch.equal(metres[measured], sparse[measured])
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 40, 70, 13), (1, 8, 48, 17, 15), (2, 8, 19, 40, 7)])
+def test_iterate_skips_only_what_no_mask_reaches(shape: tuple[int, ...]) -> None:
+    """Chunks whose windows hold no reached key are copied (D' = D~, m = 0), exactly as
+    eq. 10 gives; the front and everything it reaches match the composed torch step."""
+    batch, _, height, width, window = shape
+    qk, values, _, bias, _, _, _ = _iteration_inputs(shape, seed=11)
+    measured = torch.zeros(values.shape, dtype=torch.bool)
+    measured[0, 0, height // 2, width - 3] = True  # one point near the right border,
+    # one in the last column that the first 16-pixel chunk's windows reach,
+    measured[0, 0, height // 3, min(15 + window // 2, width - 1)] = True
+    measured[-1, 0, 1, 1] = True  # and one in the top-left corner of the last image
+    sparse = torch.where(measured, 2.5, 0.0)
+    mask = measured.float()
+    attention = native.prepare_native(qk, window)
+    tilde = torch.where(measured, sparse, values)
+    refined, grown = attention(tilde, mask, bias)
+    want_values = torch.where(measured, sparse, (1 - mask) * tilde + mask * refined)
+    want_mask = torch.where(measured, mask, grown)
+    got_values, got_mask, _ = attention.iterate(values, mask, bias, sparse, measured)
+    torch.testing.assert_close(got_values, want_values, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got_mask, want_mask, atol=ATOL, rtol=0)
+    unreached = want_mask == 0
+    assert unreached.any()
+    assert (~unreached).any()
+    assert torch.equal(got_values[unreached], tilde[unreached])
+    assert torch.equal(got_mask[unreached], torch.zeros_like(got_mask[unreached]))
+
+
+def test_iterate_rejects_bad_inputs() -> None:
+    qk, values, mask, bias, sparse, measured, init = _iteration_inputs((1, 8, 12, 20, 7), 10)
+    attention = native.prepare_native(qk, 7)
+    with pytest.raises(ValueError, match="measured must be a bool"):
+        attention.iterate(values, mask, bias, sparse, measured.float())
+    with pytest.raises(ValueError, match="target"):
+        attention.iterate(values, mask, bias, sparse[..., :-1], measured)
+    with pytest.raises(ValueError, match="init_depth"):
+        attention.iterate(values, mask, bias, sparse, measured, (init[..., :-1], sparse))
+
+
 def test_rejects_bad_inputs() -> None:
     qk, depth, mask, bias = make_inputs(1, 8, 12, 20, 7, seed=9)
     attend = native.prepare_native(qk, 7)

@@ -53,9 +53,9 @@ def _scene(b=1, h=16, w=20, c=8, n_points=3, seed=0, dtype=torch.float32):
     return init, sparse, guidance
 
 
-def _model(window=5, c=8, seed=0, backend="auto", dtype=torch.float32):
+def _model(window=5, c=8, seed=0, backend="auto", dtype=torch.float32, domain="depth"):
     torch.manual_seed(seed)
-    config = MSPNConfig(guidance_dim=c, embed_dim=6, window=window, backend=backend)
+    config = MSPNConfig(guidance_dim=c, embed_dim=6, window=window, backend=backend, domain=domain)
     return MSPN(config).to(dtype)
 
 
@@ -161,11 +161,13 @@ def test_no_mask_ablation_updates_everything_from_the_start():
     assert (first.depth[unmeasured] != init[unmeasured]).all()
 
 
+@pytest.mark.parametrize("domain", ["depth", "ratio", "ratio-depth"])
 @pytest.mark.parametrize("backend", [b for b in available_backends() if b != "reference"])
-def test_backends_give_identical_refinement(backend):
+def test_backends_give_identical_refinement(backend, domain):
+    # native runs whole iterations in one call (NativeAttention.iterate, metres included)
     init, sparse, guidance = _scene(b=2, n_points=4)
-    reference = _model(backend="reference")
-    other = _model(backend=backend)
+    reference = _model(backend="reference", domain=domain)
+    other = _model(backend=backend, domain=domain)
     other.load_state_dict(reference.state_dict())
     with torch.no_grad():
         want = list(reference.refine_steps(init, sparse, guidance))

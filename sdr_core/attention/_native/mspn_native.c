@@ -42,7 +42,7 @@
 #include <immintrin.h>
 #endif
 
-#define MSPN_NATIVE_ABI 2
+#define MSPN_NATIVE_ABI 3
 #define V 16
 
 typedef float vf __attribute__((vector_size(64)));
@@ -116,6 +116,24 @@ INLINE vf vexp_nonpos(vf x) {
     y = y * (r * r) + r + 1.0f;
     vu bits = ((vu)t << 23) + 0x3f800000u; /* (n + 127) << 23 */
     return y * (vf)bits;
+}
+
+/*
+ * exp(x) for any x, by the same reduction, which holds for x up to 88 (2^n stays a normal
+ * float for n <= 127): arguments are clamped to [-87, 88], so the result is always finite
+ * (torch gives inf past 88.7; no depth ratio comes near that). Maps log ratios to metres.
+ */
+INLINE vf vexp_any(vf x) {
+    vf hi = splat(88.0f);
+    vi over = x > hi;
+    x = (vf)((over & (vi)hi) | (~over & (vi)x)); /* min(x, 88) letting NaN through */
+    return vexp_nonpos(x);
+}
+
+/* where(sel, a, b) lane by lane; sel holds 1.0 or 0.0. */
+INLINE vf select_set(vf sel, vf a, vf b) {
+    vi m = sel > 0.5f;
+    return (vf)((m & (vi)a) | (~m & (vi)b));
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -540,7 +558,39 @@ typedef struct {
     int64_t B, H, W, p, nchunks;
     float *refined, *next_mask;
     const chunk_t *chunks;
+    /* iterate mode (target != NULL): eq. 10 and S kept at measured pixels, in the kernel;
+     * refined/next_mask then receive D_{n+1}/M_{n+1}. measured is 1.0/0.0. With init != NULL
+     * the values are log ratios and metres = where(measured, sparse, init * exp(D_{n+1})). */
+    const float *target, *measured, *init, *sparse;
+    float *metres;
+    /* iterate mode: reach[(b H + R) (W + 1) + j] counts the nonzero mask values among the
+     * first j pixels of row R, so a window's count is p differences */
+    const int32_t *reach;
 } attend_ctx;
+
+/* Eq. 10 with S kept at measured pixels (iterate mode), and the metres, for one chunk. */
+INLINE void finish_iteration(const attend_ctx *a, const chunk_t *c, int mode, int64_t q, vf dq,
+                             vf refined, vf grown) {
+    const vf mq = load_query(c, mode, a->mask + q);
+    const vf meas = load_query(c, mode, a->measured + q);
+    const vf tq = load_query(c, mode, a->target + q);
+    const vf next = select_set(meas, tq, (1.0f - mq) * dq + mq * refined); /* eq. 10 */
+    store_query(c, a->refined + q, next);
+    store_query(c, a->next_mask + q, select_set(meas, mq, grown));
+    if (a->init) {
+        const vf metres = load_query(c, mode, a->init + q) * vexp_any(next);
+        store_query(c, a->metres + q, select_set(meas, load_query(c, mode, a->sparse + q), metres));
+    }
+}
+
+/* Whether every mask value in the chunk's windows (rows rs.., its lanes' columns) is 0. */
+INLINE int chunk_unreached(const attend_ctx *a, const chunk_t *c, int64_t b, int64_t rs) {
+    const int64_t lo = c->cs[0], hi = c->cs[V - 1] + a->p; /* dead lanes repeat the last */
+    const int32_t *row = a->reach + (b * a->H + rs) * (a->W + 1);
+    int64_t count = 0;
+    for (int64_t ky = 0; ky < a->p; ++ky, row += a->W + 1) count += row[hi] - row[lo];
+    return count == 0;
+}
 
 INLINE void attend_chunk(const attend_ctx *a, const chunk_t *c, int mode, int64_t b, int64_t i,
                          float *scratch) {
@@ -549,8 +599,14 @@ INLINE void attend_chunk(const attend_ctx *a, const chunk_t *c, int mode, int64_
     const int64_t img = b * H * W;
     const float *t0 = a->t0 + ((b * H + i) * a->nchunks + c->j0 / V) * P2 * V;
     const vf dq = load_query(c, mode, a->depth + img + i * W);
-    const vf bq = load_query(c, mode, a->beta + img + i * W) + a->gamma * dq;
     const int64_t rs = clamp64(i - r, 0, H - p);
+    if (a->reach && chunk_unreached(a, c, b, rs)) {
+        /* No key reached: every m(p_t) = 0, so m = 0 and, with M(p) = 0, D' = D~ whatever R
+         * is (eq. 10): the result of the full computation, exactly, for finite depths. */
+        finish_iteration(a, c, mode, img + i * W, dq, dq, splat(0.0f));
+        return;
+    }
+    const vf bq = load_query(c, mode, a->beta + img + i * W) + a->gamma * dq;
 
     vf mx = splat(-3.0e38f);
     for (int64_t ky = 0; ky < p; ++ky) {
@@ -592,8 +648,14 @@ INLINE void attend_chunk(const attend_ctx *a, const chunk_t *c, int mode, int64_
         sm0 += e0 * loadu(mbuf + t * V);
     }
     const vf inv = 1.0f / (s0 + s1);
-    store_query(c, a->refined + img + i * W, (sd0 + sd1) * inv);
-    store_query(c, a->next_mask + img + i * W, (sm0 + sm1) * inv);
+    const vf refined = (sd0 + sd1) * inv, grown = (sm0 + sm1) * inv;
+    const int64_t q = img + i * W;
+    if (a->target) {
+        finish_iteration(a, c, mode, q, dq, refined, grown);
+        return;
+    }
+    store_query(c, a->refined + q, refined);
+    store_query(c, a->next_mask + q, grown);
 }
 
 static int attend_row(void *vctx, int64_t row, float *scratch) {
@@ -711,8 +773,67 @@ int mspn_attend(const float *t0, const float *alpha, const float *beta, float ga
     }
     for (int64_t y = 0; y < nb; ++y) memcpy(biasp + y * bstride, bias + y * nb, nb * sizeof(float));
     attend_ctx a = {t0,    alpha, beta, depth, mask, biasp, bstride, gamma, B, H, W, p,
-                    (W + V - 1) / V, refined, next_mask, chunks};
+                    (W + V - 1) / V, refined, next_mask, chunks, NULL, NULL, NULL, NULL, NULL,
+                    NULL};
     int err = run_rows(attend_row, &a, B * H, (size_t)(3 * p * p * V), nthreads);
+    free(biasp);
+    free(chunks);
+    return err;
+}
+
+/*
+ * One whole MSPN iteration (eqs. 6-11) in one call, so that no torch operation (and no
+ * OpenMP team, whose workers spin after each parallel region and then compete with these
+ * pthreads for the cores) runs between two iterations:
+ *     D~ = where(M0, S, D)                       (eq. 6, a serial pre-pass)
+ *     R, m = attention(D~, M)                    (eqs. 7-9, 11)
+ *     D' = where(M0, S, (1 - M) D~ + M R)        (eq. 10, measured pixels keep S)
+ *     M' = where(M0, M, m)
+ * values/target are in the layer's domain (metres, or log(D / D0)); with init != NULL also
+ * metres = where(M0, sparse, init * exp(D')). measured is a byte mask (torch.bool).
+ * A chunk whose windows hold no nonzero mask value (the front has not reached it) skips the
+ * attention: its m is 0 and D' = D~ whatever R is, so the copy is exact (for finite depths;
+ * a NaN there would have given NaN). Sparse inputs run many iterations whose early ones
+ * reach only a small part of the image.
+ */
+int mspn_iterate(const float *t0, const float *alpha, const float *beta, float gamma,
+                 const float *values, const float *mask, const float *bias, const float *target,
+                 const uint8_t *measured, const float *init, const float *sparse, int64_t B,
+                 int64_t H, int64_t W, int64_t p, float *next_values, float *next_mask,
+                 float *metres, int nthreads) {
+    if (B < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
+    if ((init == NULL) != (metres == NULL) || (init != NULL && sparse == NULL)) return 1;
+    const int64_t n = B * H * W, nb = 2 * p - 1;
+    const int64_t bstride = nb <= 2 * V ? 2 * V : nb;
+    float *buf = (float *)malloc((size_t)(2 * n) * sizeof(float));
+    int32_t *reach = (int32_t *)malloc((size_t)(B * H * (W + 1)) * sizeof(int32_t));
+    float *biasp = (float *)calloc((size_t)(nb * bstride), sizeof(float));
+    chunk_t *chunks = make_chunks(W, p);
+    if (!buf || !reach || !biasp || !chunks) {
+        free(buf);
+        free(reach);
+        free(biasp);
+        free(chunks);
+        return 2;
+    }
+    float *tilde = buf, *measf = buf + n;
+    for (int64_t k = 0; k < n; ++k) {
+        measf[k] = measured[k] ? 1.0f : 0.0f;
+        tilde[k] = measured[k] ? target[k] : values[k];
+    }
+    for (int64_t row = 0; row < B * H; ++row) { /* nonzero masks, prefix counts per row */
+        int32_t *counts = reach + row * (W + 1);
+        const float *m = mask + row * W;
+        counts[0] = 0;
+        for (int64_t j = 0; j < W; ++j) counts[j + 1] = counts[j] + (m[j] != 0.0f);
+    }
+    for (int64_t y = 0; y < nb; ++y) memcpy(biasp + y * bstride, bias + y * nb, nb * sizeof(float));
+    attend_ctx a = {t0,     alpha, beta,   tilde, mask,  biasp,  bstride, gamma,
+                    B,      H,     W,      p,     (W + V - 1) / V, next_values, next_mask,
+                    chunks, target, measf, init,  sparse, metres, reach};
+    int err = run_rows(attend_row, &a, B * H, (size_t)(3 * p * p * V), nthreads);
+    free(buf);
+    free(reach);
     free(biasp);
     free(chunks);
     return err;
