@@ -9,6 +9,11 @@ i.e. everything a user can do after a run is there. Uses Debian's /usr/bin/chrom
 
     python benchmarks/ui_latency.py                    # Middlebury at 1 and 100 points, 3 runs
     python benchmarks/ui_latency.py --points 4 --repeats 5
+    python benchmarks/ui_latency.py --settle 4         # each run on an idle page
+
+By default each run starts right after the previous one is complete (while that run's
+downloads and point cloud are still being made and drawn); ``--settle S`` waits S seconds
+first, as a user who looks at a result before running again.
 
 Prints one line per run and the median per setting. Timing depends on the machine's load;
 quote the machine and the load average with a figure.
@@ -55,8 +60,9 @@ WATCH_JS = """
 """
 
 
-def _run_once(page, points: int) -> tuple[float, float, int]:
+def _run_once(page, points: int, settle_s: float = 0.0) -> tuple[float, float, int]:
     """Refine once: (seconds from Refine and from the last frame to a complete UI, frames)."""
+    page.wait_for_timeout(1000 * settle_s)
     number = page.get_by_label("N", exact=True)
     number.fill(str(points))
     number.press("Enter")
@@ -76,7 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--side", type=int, default=304, help="processing long side (px)")
+    parser.add_argument(
+        "--settle", type=float, default=0.0, help="seconds to wait before each run (default 0)"
+    )
     args = parser.parse_args()
     pipeline = load_pipeline(device="cpu")
     with serve_blocks(app.build_demo(pipeline)) as url, sync_playwright() as playwright:
@@ -92,7 +100,7 @@ def main() -> None:
         for points in args.points:
             whole, closing = [], []
             for repeat in range(args.repeats):
-                from_refine, latency, frames = _run_once(page, points)
+                from_refine, latency, frames = _run_once(page, points, args.settle)
                 whole.append(from_refine)
                 closing.append(latency)
                 print(
