@@ -72,7 +72,7 @@ if [ -n "$init_dir" ]; then
     init=(--init-dir "$init_dir")
 fi
 "$py" -m sdr_core train --stage sdr --out-dir "$run" "${train_args[@]}" "${init[@]}" \
-    --grad-iterations 1000 --lr 5e-4 --second-layer-schedule fixed --max-points 1000 \
+    --grad-iterations 1000 --lr 1e-4 --second-layer-schedule fixed --max-points 1000 \
     --domain ratio --init-alignment shrunk_median_scale --alignment-prior-points 1 \
     --init-sources metric:3,harsh:1,mde:2,relative:1 \
     --mde-checkpoint checkpoints/mde.safetensors --log-every 10 --seed 97 \
