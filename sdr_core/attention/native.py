@@ -297,6 +297,10 @@ class NativeAttention:
         term = self.term.permute(0, 3, 1, 2, 4).reshape(b, self.window**2, h, -1)
         return term[..., :w].contiguous()
 
+    def _prepared(self) -> tuple[int, int, int, float]:
+        """The kernels' first arguments: T0, alpha, beta (pointers) and gamma."""
+        return self.term.data_ptr(), self.alpha.data_ptr(), self.beta.data_ptr(), self.gamma
+
     def attend(
         self, depth: torch.Tensor, mask: torch.Tensor, rel_pos_bias: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,10 +317,7 @@ class NativeAttention:
         refined = torch.empty(b, 1, h, w, dtype=torch.float32)
         next_mask = torch.empty(b, 1, h, w, dtype=torch.float32)
         rc = lib.attend(
-            self.term.data_ptr(),
-            self.alpha.data_ptr(),
-            self.beta.data_ptr(),
-            self.gamma,
+            *self._prepared(),
             d.data_ptr(),
             m.data_ptr(),
             bias.data_ptr(),
@@ -389,10 +390,7 @@ class NativeAttention:
         next_values = torch.empty(b, 1, h, w, dtype=torch.float32)
         next_mask = torch.empty(b, 1, h, w, dtype=torch.float32)
         rc = lib.iterate(
-            self.term.data_ptr(),
-            self.alpha.data_ptr(),
-            self.beta.data_ptr(),
-            self.gamma,
+            *self._prepared(),
             v.data_ptr(),
             m.data_ptr(),
             bias.data_ptr(),
