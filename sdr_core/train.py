@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -47,7 +48,7 @@ from .d0_sources import D0_SOURCES, SCENE_SOURCES
 from .data.datasets import VALIDATION_SEED_START
 from .data.synthetic import SceneConfig, generate_scene
 from .guidance import GuidanceConfig, GuidanceNet
-from .losses import l1_l2_loss, silog_loss
+from .losses import depth_edge_weights, l1_l2_loss, silog_loss
 from .mde.bundled import MonoDepthConfig, MonoDepthNet
 from .mspn import MSPN, MSPNConfig, iteration_schedule
 from .prefill import align_init_depth
@@ -96,6 +97,9 @@ class TrainConfig:
     # Weight of a loss on where the first layer's mask has not reached by its last iteration
     # (mean of 1 - M_N): eq. 13 sizes N so the mask covers the image (section 3.5); 0 = none.
     mask_coverage_weight: float = 0.0
+    # Extra weight of eq. 14 within 2 px of a ground-truth depth edge (losses.
+    # depth_edge_weights: weight 1 + this there, 1 elsewhere); 0 = the paper's plain mean.
+    edge_loss_weight: float = 0.0
     # How a fresh MSPN starts: "default" (PyTorch's initialisation) or "refiner"
     # (MSPNLayer.init_as_refiner: flooding mask, near-identity refinement). Ignored with
     # init_dir, whose weights are loaded.
@@ -166,6 +170,10 @@ class TrainConfig:
             raise ValueError(
                 f"iteration_loss_weight must be >= 0, got {self.iteration_loss_weight}"
             )
+        if not self.edge_loss_weight >= 0:
+            raise ValueError(f"edge_loss_weight must be >= 0, got {self.edge_loss_weight}")
+        if self.edge_loss_weight > 0 and (self.stage != "sdr" or self.loss != "l1l2"):
+            raise ValueError("edge_loss_weight weights eq. 14: it needs stage 'sdr', loss 'l1l2'")
 
 
 class SDRModel(nn.Module):
@@ -572,7 +580,14 @@ def _loss_step(
         image, sparse, init, batch["schedule"], config.grad_iterations, config.use_mask, every,
         coverage,
     )  # fmt: skip
-    loss_fn = l1_l2_loss if config.loss == "l1l2" else silog_loss
+    if config.loss == "silog":
+        loss_fn = silog_loss
+    elif config.edge_loss_weight > 0:
+        loss_fn = functools.partial(
+            _weighted_l1_l2, weight=depth_edge_weights(gt, config.edge_loss_weight)
+        )
+    else:
+        loss_fn = l1_l2_loss
     if coverage:
         uncovered = depths.pop()
         loss = config.mask_coverage_weight * uncovered.mean()
@@ -586,6 +601,11 @@ def _loss_step(
             * torch.stack([loss_fn(depth, gt) for depth in depths]).mean()
         )
     return loss
+
+
+def _weighted_l1_l2(pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Eq. 14 with per-pixel weights (the same weights for every iteration's depth)."""
+    return l1_l2_loss(pred, gt, weight)
 
 
 def _initial_depths(

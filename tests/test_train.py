@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 import sdr_core.train as train_module
 from sdr_core.checkpoints import load_module
 from sdr_core.guidance import GuidanceConfig, GuidanceNet
+from sdr_core.losses import depth_edge_weights, l1_l2_loss
 from sdr_core.mde.bundled import MonoDepthConfig
 from sdr_core.mspn import MSPN, MSPNConfig
 from sdr_core.train import TrainConfig, _batch, sample_sparse, train
@@ -465,3 +466,34 @@ def test_cli_density_and_domain_flags_reach_the_config(monkeypatch):
     config = captured["c"]
     assert (config.crop, config.density_matched, config.crops_per_scene) == ((64, 80), True, 4)
     assert config.mspn.domain == "ratio-depth"
+
+
+def test_training_loss_uses_the_edge_weights(tmp_path, monkeypatch):
+    config = tiny(tmp_path, edge_loss_weight=4.0, grad_iterations=None)
+    model, _ = train_module._build(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    batch["schedule"] = (2, 2)
+    batch["depth"][..., :, config.width // 2 :] *= 1.5  # give the scene a depth edge
+    monkeypatch.setattr(train_module, "_initial_depths", lambda *a: batch["depth"] * 0.9)
+    weighted = train_module._loss_step(model, None, batch, config, torch.device("cpu")).detach()
+    with torch.no_grad():
+        final = model(batch["image"], batch["sparse"], batch["depth"] * 0.9, (2, 2), None, True,
+                      False, False)[-1]  # fmt: skip
+    expected = l1_l2_loss(final, batch["depth"], depth_edge_weights(batch["depth"], 4.0))
+    assert float(weighted) == pytest.approx(float(expected), rel=1e-4)
+    plain = dataclasses.replace(config, edge_loss_weight=0.0)
+    unweighted = train_module._loss_step(model, None, batch, plain, torch.device("cpu")).detach()
+    assert float(unweighted) == pytest.approx(float(l1_l2_loss(final, batch["depth"])), rel=1e-4)
+    assert abs(float(weighted) - float(unweighted)) > 1e-4 * float(unweighted)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"edge_loss_weight": -1.0}, "edge_loss_weight must be >= 0"),
+        ({"edge_loss_weight": 2.0, "loss": "silog"}, "weights eq. 14"),
+    ],
+)
+def test_edge_loss_weight_is_checked(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(tmp_path, **overrides)

@@ -1,0 +1,43 @@
+"""Losses of section 3.6 and the edge-weighted variant of eq. 14, against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sdr_core.losses import depth_edge_weights, l1_l2_loss
+
+
+def test_l1_l2_loss_is_the_valid_mean_of_abs_plus_square():
+    pred = torch.tensor([[[[1.5, 3.0, 7.0]]]])
+    gt = torch.tensor([[[[1.0, 2.0, 0.0]]]])  # the third pixel has no ground truth
+    # (0.5 + 0.25) + (1 + 1), over 2 valid pixels
+    assert float(l1_l2_loss(pred, gt)) == pytest.approx(2.75 / 2)
+
+
+def test_weighted_l1_l2_divides_by_the_valid_pixels_weight():
+    pred = torch.tensor([[[[1.5, 3.0, 7.0]]]])
+    gt = torch.tensor([[[[1.0, 2.0, 0.0]]]])
+    weight = torch.tensor([[[[1.0, 3.0, 100.0]]]])  # the invalid pixel's weight must not count
+    assert float(l1_l2_loss(pred, gt, weight)) == pytest.approx((1 * 0.75 + 3 * 2.0) / 4)
+
+
+def test_edge_weights_mark_a_band_around_a_depth_step():
+    gt = torch.ones(1, 1, 5, 10)
+    gt[..., 6:] = 2.0  # a step between columns 5 and 6
+    weights = depth_edge_weights(gt, extra=3.0, radius=1)[0, 0]
+    expected = torch.ones(10)
+    expected[4:8] = 4.0  # the pair (5, 6) dilated by one pixel
+    torch.testing.assert_close(weights, expected.expand(5, 10))
+
+
+def test_edge_weights_ignore_slopes_and_missing_depth():
+    ramp = torch.exp(0.03 * torch.arange(12.0)).expand(1, 1, 6, 12).clone()  # 3 % per pixel
+    torch.testing.assert_close(depth_edge_weights(ramp, extra=5.0), torch.ones_like(ramp))
+    holed = torch.ones(1, 1, 6, 12)
+    holed[..., 3, 5] = 0.0  # a missing pixel is no edge with its neighbours
+    torch.testing.assert_close(depth_edge_weights(holed, extra=5.0), torch.ones_like(holed))
+    vertical = torch.ones(1, 1, 8, 4)
+    vertical[..., 4:, :] = 1.2  # a horizontal edge, found by the row differences
+    band = depth_edge_weights(vertical, extra=1.0, radius=0)[0, 0, :, 0]
+    torch.testing.assert_close(band, torch.tensor([1.0, 1, 1, 2, 2, 1, 1, 1]))
