@@ -3,10 +3,27 @@ studio tests' fixtures (tests/studio_fixtures.py)."""
 
 from __future__ import annotations
 
-import pytest
-import torch
-from attention_inputs import BackendCase, backend_cases
-from studio_fixtures import files, pipe, scene, session  # noqa: F401  (the studio tests')
+import os
+import shutil
+import tempfile
+
+# Gradio caches every served file under GRADIO_TEMP_DIR (default /tmp/gradio, never cleaned):
+# the test servers write into a folder of this session's own, removed when the session ends.
+# Set here, before any test module imports gradio (it reads the variable at import time).
+_OWN_GRADIO_TEMP = "GRADIO_TEMP_DIR" not in os.environ
+if _OWN_GRADIO_TEMP:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="mspn-tests-gradio-")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from attention_inputs import BackendCase, backend_cases  # noqa: E402
+from studio_fixtures import files, pipe, scene, session  # noqa: E402, F401  (studio tests')
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's Gradio cache (only the folder this conftest made)."""
+    if _OWN_GRADIO_TEMP:
+        shutil.rmtree(os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
