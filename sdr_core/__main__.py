@@ -220,7 +220,11 @@ _SCHEDULE_FIELDS = (
     "alignment_prior_points",
     "domain",
 )
-_GUIDANCE_FIELDS = ("upsample",)
+_GUIDANCE_FIELDS = {
+    "upsample": "upsample",
+    "guidance_stem_dim": "stem_dim",
+    "guidance_decoder_dims": "decoder_dims",
+}
 _MDE_FIELDS = {"mde_working_long_side": "working_long_side", "mde_global_context": "global_context"}
 
 
@@ -234,7 +238,11 @@ def _train(args: argparse.Namespace) -> int:
     schedule = {k: v for k, v in vars(args).items() if k in _SCHEDULE_FIELDS and v is not None}
     if schedule:
         overrides["mspn"] = dataclasses.replace(TrainConfig().mspn, **schedule)
-    guidance = {k: v for k, v in vars(args).items() if k in _GUIDANCE_FIELDS and v is not None}
+    guidance = {
+        _GUIDANCE_FIELDS[k]: v
+        for k, v in vars(args).items()
+        if k in _GUIDANCE_FIELDS and v is not None
+    }
     if guidance:
         overrides["guidance"] = dataclasses.replace(TrainConfig().guidance, **guidance)
     mde = {_MDE_FIELDS[k]: v for k, v in vars(args).items() if k in _MDE_FIELDS and v is not None}

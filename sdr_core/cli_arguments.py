@@ -484,6 +484,25 @@ def _add_train_crop_and_network_arguments(
         "transposed conv; resize = 3x3 conv then bilinear x2, no checkerboard)",
     )
     train.add_argument(
+        "--guidance-stem-dim",
+        dest="guidance_stem_dim",
+        type=int,
+        help="channels of each guidance input branch at full resolution (default 16)",
+    )
+    train.add_argument(
+        "--guidance-decoder-dims",
+        dest="guidance_decoder_dims",
+        type=_int_tuple,
+        help="channels of the guidance decoder's five blocks, e.g. 128,96,64,16,16 "
+        "(default 128,96,64,32,32); a fresh guidance network only (not with --init-dir)",
+    )
+    train.add_argument(
+        "--distill-from",
+        dest="distill_from",
+        help="train a fresh guidance network (--guidance-* options) to give this folder's "
+        "MSPN the queries and keys its own guidance gives (distillation; MSPN frozen)",
+    )
+    train.add_argument(
         "--mspn-init",
         dest="mspn_init",
         choices=["default", "refiner"],

@@ -54,7 +54,7 @@ from .mspn import MSPN, MSPNConfig, iteration_schedule
 from .prefill import align_init_depth
 from .sparse import count_points, lidar_lines, random_points, schedule_points
 
-__all__ = ["INIT_KINDS", "SDRModel", "TrainConfig", "sample_sparse", "train"]
+__all__ = ["INIT_KINDS", "SDRModel", "TrainConfig", "distillation_loss", "sample_sparse", "train"]
 
 # Where a training sample's D0 can come from: the D0 sources a scene and the bundled MDE make
 # (sdr_core.d0_sources: "mde", "metric", "harsh", "relative"); the names stored in
@@ -100,6 +100,12 @@ class TrainConfig:
     # Extra weight of eq. 14 within 2 px of a ground-truth depth edge (losses.
     # depth_edge_weights: weight 1 + this there, 1 elsewhere); 0 = the paper's plain mean.
     edge_loss_weight: float = 0.0
+    # Distillation (stage "sdr"): a folder holding a trained guidance + MSPN (the teacher).
+    # The run then trains a fresh guidance network of ``guidance``'s (lighter) configuration
+    # to give the teacher MSPN layers' queries and keys (eq. 7) what the teacher's guidance
+    # gives them; the teacher's MSPN is copied, frozen, and exported with the student, so the
+    # output folder is a complete checkpoint folder (and an --init-dir for a fine-tune).
+    distill_from: str | None = None
     # How a fresh MSPN starts: "default" (PyTorch's initialisation) or "refiner"
     # (MSPNLayer.init_as_refiner: flooding mask, near-identity refinement). Ignored with
     # init_dir, whose weights are loaded.
@@ -174,6 +180,8 @@ class TrainConfig:
             raise ValueError(f"edge_loss_weight must be >= 0, got {self.edge_loss_weight}")
         if self.edge_loss_weight > 0 and (self.stage != "sdr" or self.loss != "l1l2"):
             raise ValueError("edge_loss_weight weights eq. 14: it needs stage 'sdr', loss 'l1l2'")
+        if self.distill_from is not None and (self.stage != "sdr" or self.init_dir is not None):
+            raise ValueError("distill_from needs stage 'sdr' and no init_dir (the student is new)")
 
 
 class SDRModel(nn.Module):
@@ -539,10 +547,19 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
         guidance = load_module(
             folder / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet
         )
+        if config.guidance not in (GuidanceConfig(), guidance.config):
+            raise ValueError(
+                f"the guidance network in {folder} has its own configuration "
+                f"({guidance.config}); drop the guidance options or the init_dir"
+            )
+    if config.init_dir or config.distill_from:
+        folder = Path(config.init_dir or config.distill_from)
         # The run's MSPNConfig (schedule, backend) governs; the weights must fit it.
         mspn.load_state_dict(
             load_module(folder / "mspn.safetensors", "mspn", MSPNConfig, MSPN).state_dict()
         )
+    if config.distill_from:
+        mspn.requires_grad_(False)  # the teacher's layers: what the student must serve
     mde = None
     if config.mde_checkpoint and Path(config.mde_checkpoint).is_file():
         mde = load_module(config.mde_checkpoint, "mde", MonoDepthConfig, MonoDepthNet, device)
@@ -556,14 +573,56 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
     return SDRModel(guidance, mspn).to(device), mde
 
 
+def _teacher(config: TrainConfig, device: torch.device) -> GuidanceNet | None:
+    """The frozen teacher guidance network of a distillation run (None otherwise)."""
+    if config.distill_from is None:
+        return None
+    path = Path(config.distill_from) / "guidance.safetensors"
+    teacher = load_module(path, "guidance", GuidanceConfig, GuidanceNet, device)
+    return teacher.requires_grad_(False).eval()
+
+
+def distillation_loss(
+    model: SDRModel,
+    teacher: GuidanceNet,
+    image: torch.Tensor,
+    sparse: torch.Tensor,
+    init: torch.Tensor,
+) -> torch.Tensor:
+    """How far the student guidance's queries and keys are from the teacher's.
+
+    Both guidance networks see the same inputs (D0 aligned as the MSPN config says); each
+    MSPN layer of ``model`` (the teacher's, frozen) turns both G into its depth-free query
+    and key bases (eq. 7, :meth:`MSPNLayer.affine_qk`), and the loss is the mean over
+    layers and over q, k of the squared error relative to the teacher's mean square. Only
+    what the MSPN reads of G is matched: its LayerNorm removes each pixel's scale and
+    offset of G, and directions that f_Q, f_K ignore cost nothing.
+    """
+    net = getattr(model, "module", model)  # DDP-wrapped or not
+    mspn = net.mspn.config
+    init = align_init_depth(init, sparse, mspn.init_alignment, mspn.alignment_prior_points)
+    with torch.no_grad():
+        target = teacher(image, sparse, init).float()
+    student = net.guidance(image, sparse, init).float()
+    terms = []
+    for layer in net.mspn.layers:
+        with torch.no_grad():
+            want = layer.affine_qk(target)
+        got = layer.affine_qk(student)
+        for ours, theirs in ((got.query_base, want.query_base), (got.key_base, want.key_base)):
+            terms.append((ours - theirs).square().mean() / theirs.square().mean().clamp(min=1e-8))
+    return torch.stack(terms).mean()
+
+
 def _loss_step(
     model: nn.Module,
     mde: MonoDepthNet | None,
     batch: dict,
     config: TrainConfig,
     device: torch.device,
+    teacher: GuidanceNet | None = None,
 ) -> torch.Tensor:
-    """Forward one batch and return the loss."""
+    """Forward one batch and return the loss (with ``teacher``: the distillation loss)."""
     image = batch["image"].to(device)
     gt = batch["depth"].to(device)
     if config.stage == "mde":
@@ -574,6 +633,8 @@ def _loss_step(
         init = batch["init"].to(device)
     else:
         init = _initial_depths(mde, image, gt, batch["init_kinds"], batch["init_seeds"])
+    if teacher is not None:
+        return distillation_loss(model, teacher, image, sparse, init)
     every = config.iteration_loss_weight > 0
     coverage = config.mask_coverage_weight > 0 and config.use_mask
     depths = model(
@@ -690,13 +751,16 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, mde = _build(config, device)
+    teacher = _teacher(config, device)
     if config.stage == "sdr":
         # A backend with its own backward (native_grad) keeps only each iteration's small
         # inputs; the torch backends store p^2 x H x W tensors per iteration and recompute them.
         backend = resolve_backend(config.mspn.backend, device, requires_grad=True)
         model.mspn.set_grad_checkpointing(not BACKENDS[backend].custom_backward)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
     )
     state_path = out / "state.safetensors"
     start = _load_state(state_path, model, optimizer) if state_path.is_file() else 0
@@ -718,7 +782,7 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
         batch = _batch(config, step, rank, mde)
         use_amp = config.amp and device.type == "cuda"
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = _loss_step(trained, mde, batch, config, device)
+            loss = _loss_step(trained, mde, batch, config, device, teacher)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

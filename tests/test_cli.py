@@ -188,6 +188,20 @@ def test_train_help_states_the_config_defaults(capsys):
     assert "halved at 50 %/67 %/83 % of the steps" in text
 
 
+def test_train_options_reach_the_guidance_config_and_distillation(tmp_path, monkeypatch):
+    import sdr_core.train as train_module
+
+    seen = []
+    monkeypatch.setattr(train_module, "train", lambda config, device=None: seen.append(config))
+    args = ["train", "--out-dir", str(tmp_path), "--guidance-decoder-dims", "128,96,64,16,16"]
+    args += ["--guidance-stem-dim", "8", "--upsample", "resize", "--distill-from", "teacher"]
+    assert main([*args, "--edge-loss-weight", "4"]) == 0
+    (config,) = seen
+    assert config.guidance.decoder_dims == (128, 96, 64, 16, 16)
+    assert (config.guidance.stem_dim, config.guidance.upsample) == (8, "resize")
+    assert (config.distill_from, config.edge_loss_weight) == ("teacher", 4.0)
+
+
 def test_evaluate_loads_a_refinement_run_folder_with_a_separate_mde(tmp_path, checkpoints, capsys):
     """A 'train --stage sdr' folder has no mde.safetensors: --mde-checkpoint supplies it."""
     run = tmp_path / "run"

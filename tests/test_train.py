@@ -497,3 +497,61 @@ def test_training_loss_uses_the_edge_weights(tmp_path, monkeypatch):
 def test_edge_loss_weight_is_checked(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny(tmp_path, **overrides)
+
+
+def _teacher_folder(tmp_path: Path) -> Path:
+    """A tiny trained-looking teacher: one sdr run's exported guidance + MSPN."""
+    return train(tiny(tmp_path / "teacher", steps=1), device="cpu")
+
+
+def test_distillation_loss_is_the_relative_query_key_error(tmp_path):
+    config = tiny(tmp_path, distill_from=str(_teacher_folder(tmp_path)))
+    model, _ = train_module._build(config, torch.device("cpu"))
+    teacher = train_module._teacher(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    image, sparse, init = batch["image"], batch["sparse"], batch["depth"] * 0.9
+    loss = train_module.distillation_loss(model, teacher, image, sparse, init).detach()
+    with torch.no_grad():  # by hand: the tiny config aligns nothing, two layers, q and k
+        want = teacher(image, sparse, init)
+        got = model.guidance(image, sparse, init)
+        terms = []
+        for layer in model.mspn.layers:
+            t, s = layer.affine_qk(want), layer.affine_qk(got)
+            for a, b in ((s.query_base, t.query_base), (s.key_base, t.key_base)):
+                terms.append(float(((a - b) ** 2).sum() / (b**2).sum()))
+    assert float(loss) == pytest.approx(sum(terms) / 4, rel=1e-5)
+    assert float(loss) > 0.01  # a fresh student is far from the teacher
+    model.guidance.load_state_dict(teacher.state_dict())  # the teacher itself: no error
+    model.guidance.eval()  # (its BatchNorm as the teacher's, running statistics)
+    same = train_module.distillation_loss(model, teacher, image, sparse, init)
+    assert float(same.detach()) < 1e-10
+
+
+def test_distillation_trains_only_the_student_and_exports_a_checkpoint_folder(
+    tmp_path, monkeypatch
+):
+    teacher_dir = _teacher_folder(tmp_path)
+    lighter = GuidanceConfig(out_dim=8, stem_dim=2, encoder_dims=(8, 8, 8, 8),
+                             decoder_dims=(8, 8, 8, 4, 4))  # fmt: skip
+    config = tiny(tmp_path, steps=25, lr=3e-3, lr_milestones=(), guidance=lighter,
+                  distill_from=str(teacher_dir))  # fmt: skip
+    fixed = fake_batch(config, 0, 0)
+    fixed["init"] = fixed["depth"] * 0.9
+    monkeypatch.setattr(train_module, "_batch", lambda *_: fixed)
+    out = train(config, device="cpu")
+    losses = [float(line.split(",")[1]) for line in (out / "log.csv").read_text().split()[1:]]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+    student = load_module(out / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet)
+    assert student.config == lighter
+    exported = load_file(out / "mspn.safetensors")
+    for key, value in load_file(teacher_dir / "mspn.safetensors").items():
+        assert torch.equal(exported[key], value), key  # the teacher's MSPN, untouched
+
+
+def test_distillation_and_guidance_options_are_checked(tmp_path):
+    teacher_dir = _teacher_folder(tmp_path)
+    with pytest.raises(ValueError, match="distill_from needs"):
+        tiny(tmp_path, distill_from=str(teacher_dir), init_dir=str(teacher_dir))
+    other = GuidanceConfig(out_dim=8, stem_dim=2, encoder_dims=(8, 8, 8, 8), decoder_dims=(8,) * 5)
+    with pytest.raises(ValueError, match="has its own configuration"):
+        train_module._build(tiny(tmp_path, init_dir=str(teacher_dir), guidance=other), "cpu")
