@@ -47,6 +47,7 @@ from .checkpoints import load_module, save_module
 from .d0_sources import D0_SOURCES, SCENE_SOURCES
 from .data.datasets import VALIDATION_SEED_START
 from .data.synthetic import SceneConfig, generate_scene
+from .distill import distillation_loss, load_teacher
 from .guidance import GuidanceConfig, GuidanceNet
 from .losses import depth_edge_weights, l1_l2_loss, silog_loss
 from .mde.bundled import MonoDepthConfig, MonoDepthNet
@@ -54,7 +55,7 @@ from .mspn import MSPN, MSPNConfig, iteration_schedule
 from .prefill import align_init_depth
 from .sparse import count_points, lidar_lines, random_points, schedule_points
 
-__all__ = ["INIT_KINDS", "SDRModel", "TrainConfig", "distillation_loss", "sample_sparse", "train"]
+__all__ = ["INIT_KINDS", "SDRModel", "TrainConfig", "sample_sparse", "train"]
 
 # Where a training sample's D0 can come from: the D0 sources a scene and the bundled MDE make
 # (sdr_core.d0_sources: "mde", "metric", "harsh", "relative"); the names stored in
@@ -573,47 +574,6 @@ def _build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, MonoDe
     return SDRModel(guidance, mspn).to(device), mde
 
 
-def _teacher(config: TrainConfig, device: torch.device) -> GuidanceNet | None:
-    """The frozen teacher guidance network of a distillation run (None otherwise)."""
-    if config.distill_from is None:
-        return None
-    path = Path(config.distill_from) / "guidance.safetensors"
-    teacher = load_module(path, "guidance", GuidanceConfig, GuidanceNet, device)
-    return teacher.requires_grad_(False).eval()
-
-
-def distillation_loss(
-    model: SDRModel,
-    teacher: GuidanceNet,
-    image: torch.Tensor,
-    sparse: torch.Tensor,
-    init: torch.Tensor,
-) -> torch.Tensor:
-    """How far the student guidance's queries and keys are from the teacher's.
-
-    Both guidance networks see the same inputs (D0 aligned as the MSPN config says); each
-    MSPN layer of ``model`` (the teacher's, frozen) turns both G into its depth-free query
-    and key bases (eq. 7, :meth:`MSPNLayer.affine_qk`), and the loss is the mean over
-    layers and over q, k of the squared error relative to the teacher's mean square. Only
-    what the MSPN reads of G is matched: its LayerNorm removes each pixel's scale and
-    offset of G, and directions that f_Q, f_K ignore cost nothing.
-    """
-    net = getattr(model, "module", model)  # DDP-wrapped or not
-    mspn = net.mspn.config
-    init = align_init_depth(init, sparse, mspn.init_alignment, mspn.alignment_prior_points)
-    with torch.no_grad():
-        target = teacher(image, sparse, init).float()
-    student = net.guidance(image, sparse, init).float()
-    terms = []
-    for layer in net.mspn.layers:
-        with torch.no_grad():
-            want = layer.affine_qk(target)
-        got = layer.affine_qk(student)
-        for ours, theirs in ((got.query_base, want.query_base), (got.key_base, want.key_base)):
-            terms.append((ours - theirs).square().mean() / theirs.square().mean().clamp(min=1e-8))
-    return torch.stack(terms).mean()
-
-
 def _loss_step(
     model: nn.Module,
     mde: MonoDepthNet | None,
@@ -751,7 +711,7 @@ def train(config: TrainConfig, device: torch.device | str | None = None) -> Path
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, mde = _build(config, device)
-    teacher = _teacher(config, device)
+    teacher = None if config.distill_from is None else load_teacher(config.distill_from, device)
     if config.stage == "sdr":
         # A backend with its own backward (native_grad) keeps only each iteration's small
         # inputs; the torch backends store p^2 x H x W tensors per iteration and recompute them.

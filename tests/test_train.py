@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 import sdr_core.train as train_module
 from sdr_core.checkpoints import load_module
+from sdr_core.distill import distillation_loss, load_teacher
 from sdr_core.guidance import GuidanceConfig, GuidanceNet
 from sdr_core.losses import depth_edge_weights, l1_l2_loss
 from sdr_core.mde.bundled import MonoDepthConfig
@@ -507,10 +508,10 @@ def _teacher_folder(tmp_path: Path) -> Path:
 def test_distillation_loss_is_the_relative_query_key_error(tmp_path):
     config = tiny(tmp_path, distill_from=str(_teacher_folder(tmp_path)))
     model, _ = train_module._build(config, torch.device("cpu"))
-    teacher = train_module._teacher(config, torch.device("cpu"))
+    teacher = load_teacher(config.distill_from)
     batch = fake_batch(config, 0, 0)
     image, sparse, init = batch["image"], batch["sparse"], batch["depth"] * 0.9
-    loss = train_module.distillation_loss(model, teacher, image, sparse, init).detach()
+    loss = distillation_loss(model, teacher, image, sparse, init).detach()
     with torch.no_grad():  # by hand: the tiny config aligns nothing, two layers, q and k
         want = teacher(image, sparse, init)
         got = model.guidance(image, sparse, init)
@@ -523,7 +524,7 @@ def test_distillation_loss_is_the_relative_query_key_error(tmp_path):
     assert float(loss) > 0.01  # a fresh student is far from the teacher
     model.guidance.load_state_dict(teacher.state_dict())  # the teacher itself: no error
     model.guidance.eval()  # (its BatchNorm as the teacher's, running statistics)
-    same = train_module.distillation_loss(model, teacher, image, sparse, init)
+    same = distillation_loss(model, teacher, image, sparse, init)
     assert float(same.detach()) < 1e-10
 
 
