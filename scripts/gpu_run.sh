@@ -7,15 +7,16 @@
 #
 # OUT_DIR receives at most 8 files: env.txt (device, versions), tests.log, bench_gpu.md,
 # bench_gpu.json, train.log, log.csv, guidance.safetensors, mspn.safetensors. The training
-# is issue 21's recipe: both MSPN layers propagate rho = log(D / D0) (--domain ratio) from D0
-# aligned to S by one median scale, shrunk at few points as the shipped weights are run
-# (n / (n + 1) of its log), the paper's 6-iteration second layer, D0 drawn per sample from a
+# is issue 21's recipe: layer 1 propagates rho = log(D / D0), layer 2 depth in metres
+# (--domain ratio-depth), eq. 14 weighted 5x within 2 px of depth edges, from D0 aligned
+# to S by one median scale, shrunk at few points as the shipped weights are run (n / (n + 1)
+# of its log), the paper's 6-iteration second layer, D0 drawn per sample from a
 # spread of qualities (a good metric MDE 3 : a harsh one 1 : the bundled MDE 2 : a
 # relative-scale one 1); full resolution, full backpropagation, a GPU-sized
 # batch, mixed precision (bfloat16 autocast; the propagation stays float32), until
 # GPU_RUN_BUDGET_S (default 540 s) minus a margin. It continues from the shipped weights
 # (GPU_RUN_INIT_DIR, default checkpoints; empty: from random initialisation);
-# GPU_RUN_EXTRA_ARGS adds train options (e.g. "--domain ratio-depth").
+# GPU_RUN_EXTRA_ARGS adds train options (e.g. "--lr 5e-5").
 set -uo pipefail
 out=${1:?usage: scripts/gpu_run.sh OUT_DIR [--smoke]}
 mode=${2:-}
@@ -73,7 +74,8 @@ if [ -n "$init_dir" ]; then
 fi
 "$py" -m sdr_core train --stage sdr --out-dir "$run" "${train_args[@]}" "${init[@]}" \
     --grad-iterations 1000 --lr 1e-4 --second-layer-schedule fixed --max-points 1000 \
-    --domain ratio --init-alignment shrunk_median_scale --alignment-prior-points 1 \
+    --domain ratio-depth --edge-loss-weight 4 \
+    --init-alignment shrunk_median_scale --alignment-prior-points 1 \
     --init-sources metric:3,harsh:1,mde:2,relative:1 \
     --mde-checkpoint checkpoints/mde.safetensors --log-every 10 --seed 97 \
     ${GPU_RUN_EXTRA_ARGS:-} --time-limit-s "$limit" > "$out/train.log" 2>&1

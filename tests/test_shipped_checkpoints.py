@@ -35,10 +35,10 @@ FAITHFUL = DEFAULT_CHECKPOINT_DIR / FAITHFUL_SUBDIR  # the paper's configuration
 
 
 def test_shipped_pipeline_runs_the_selected_design(pipe):
-    # Issue 21's design (model card): the layers propagate log(D / D0) from D0 aligned by one
-    # median scale, shrunk at few points (k = 1, chosen on the validation split); the
-    # paper's second layer of 6 iterations.
-    assert pipe.config.mspn.domain == "ratio"
+    # Issue 21's design (model card): layer 1 propagates log(D / D0) and layer 2 depth in
+    # metres (stage R10), from D0 aligned by one median scale, shrunk at few points (k = 1,
+    # chosen on the validation split); the paper's second layer of 6 iterations.
+    assert pipe.config.mspn.domain == "ratio-depth"
     assert pipe.config.mspn.init_alignment == "shrunk_median_scale"
     assert pipe.config.mspn.alignment_prior_points == 1.0
     assert pipe.schedule(228, 304, 10) == (28, 6)
