@@ -605,7 +605,7 @@ def _loss_step(
         loss_fn = silog_loss
     elif config.edge_loss_weight > 0:
         loss_fn = functools.partial(
-            _weighted_l1_l2, weight=depth_edge_weights(gt, config.edge_loss_weight)
+            l1_l2_loss, weight=depth_edge_weights(gt, config.edge_loss_weight)
         )
     else:
         loss_fn = l1_l2_loss
@@ -622,11 +622,6 @@ def _loss_step(
             * torch.stack([loss_fn(depth, gt) for depth in depths]).mean()
         )
     return loss
-
-
-def _weighted_l1_l2(pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Eq. 14 with per-pixel weights (the same weights for every iteration's depth)."""
-    return l1_l2_loss(pred, gt, weight)
 
 
 def _initial_depths(
