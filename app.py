@@ -333,9 +333,11 @@ def _result_tabs(ui: SimpleNamespace) -> None:
             elem_id="ablation",
         )
         ui.chart = gr.Plot(label="Metrics per iteration (both layers)", show_label=False)
-    with gr.Tab("Point cloud"):
+    with gr.Tab(page.CLOUD_TAB):
         ui.cloud = gr.Plot(
-            label="Refined depth as a point cloud (coloured by the image)", show_label=False
+            label="Refined depth as a point cloud (coloured by the image)",
+            show_label=False,
+            elem_id="point_cloud",
         )
     with gr.Tab("Teaching view"):
         gr.Markdown(
@@ -452,7 +454,7 @@ def _wire_run(ui: SimpleNamespace, studio: page.Studio, app: gr.Blocks) -> None:
     run_event = ui.run_btn.click(on_run, run_inputs, _outputs(ui, "run"),
                                  validator=validate_run, api_name="run", show_progress="hidden",
                                  **heavy)  # fmt: skip
-    run_event.success(_handler(ui, studio.downloads), [ui.session],
+    run_event.success(_handler(ui, studio.downloads), [ui.session, ui.cloud_open],
                       _outputs(ui, "downloads"), api_name="downloads",
                       show_progress="minimal")  # fmt: skip
     # Stop (like a closed tab) cancels the run: the generator is closed between two
@@ -493,6 +495,12 @@ def _wire_frames(ui: SimpleNamespace, studio: page.Studio) -> None:
     ui.inspect_img.select(on_inspect, [ui.session], _outputs(ui, "inspect"),
                           api_visibility="private")  # fmt: skip
 
+    def on_result_tab(state: session.Session, evt: gr.SelectData) -> Any:
+        return _call(ui, studio.result_tab, state, evt.value)
+
+    ui.result_tabs.select(on_result_tab, [ui.session], _outputs(ui, "result_tab"),
+                          api_visibility="private", show_progress="minimal")  # fmt: skip
+
 
 def build_demo(
     pipeline: SDRPipeline,
@@ -529,7 +537,8 @@ def build_demo(
             with gr.Column(scale=3, min_width=360):
                 _points_column(ui)
         _refinement_section(ui)
-        with gr.Tabs():
+        ui.cloud_open = gr.State(False)  # the point cloud's tab is the one open
+        with gr.Tabs() as ui.result_tabs:
             _result_tabs(ui)
         _wire_scene(ui, studio, app)
         _wire_points(ui, studio)

@@ -12,8 +12,10 @@ i.e. everything a user can do after a run is there. Uses Debian's /usr/bin/chrom
     python benchmarks/ui_latency.py --settle 4         # each run on an idle page
 
 By default each run starts right after the previous one is complete (while that run's
-downloads and point cloud are still being made and drawn); ``--settle S`` waits S seconds
-first, as a user who looks at a result before running again.
+downloads are still being made); ``--settle S`` waits S seconds first, as a user who looks
+at a result before running again. Every run draws new points (its own seed), and Refine is
+pressed 0.8 s after the plan shows (``--plan-wait``); what the studio prefetches in that
+time (G and the baselines, :mod:`studio.prefetch`) is then not computed after the click.
 
 Prints one line per run and the median per setting. Timing depends on the machine's load;
 quote the machine and the load average with a figure.
@@ -60,14 +62,23 @@ WATCH_JS = """
 """
 
 
-def _run_once(page, points: int, settle_s: float = 0.0) -> tuple[float, float, int]:
-    """Refine once: (seconds from Refine and from the last frame to a complete UI, frames)."""
+def _run_once(
+    page, points: int, seed: int, settle_s: float = 0.0, plan_wait_s: float = 0.8
+) -> tuple[float, float, int]:
+    """Refine once: (seconds from Refine and from the last frame to a complete UI, frames).
+
+    The points are drawn anew (``seed``), so each run has a plan of its own; Refine is
+    pressed ``plan_wait_s`` after the plan shows.
+    """
     page.wait_for_timeout(1000 * settle_s)
     number = page.get_by_label("N", exact=True)
     number.fill(str(points))
     number.press("Enter")
+    seed_box = page.get_by_label("Seed", exact=True)
+    seed_box.fill(str(seed))
+    seed_box.press("Enter")
     expect(page.locator("#plan")).to_contain_text(f"{points} depth point")
-    page.wait_for_timeout(800)
+    page.wait_for_timeout(1000 * plan_wait_s)
     page.evaluate(WATCH_JS)
     page.get_by_role("button", name="Refine").click()
     page.wait_for_function("() => window.__t && window.__t.done", timeout=300_000)
@@ -85,6 +96,13 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=0.0, help="seconds to wait before each run (default 0)"
     )
+    parser.add_argument(
+        "--plan-wait",
+        type=float,
+        default=0.8,
+        help="seconds between the plan showing and Refine (default 0.8): what is prefetched "
+        "meanwhile (studio.prefetch) need not be computed after the click",
+    )
     args = parser.parse_args()
     pipeline = load_pipeline(device="cpu")
     with serve_blocks(app.build_demo(pipeline)) as url, sync_playwright() as playwright:
@@ -100,7 +118,10 @@ def main() -> None:
         for points in args.points:
             whole, closing = [], []
             for repeat in range(args.repeats):
-                from_refine, latency, frames = _run_once(page, points, args.settle)
+                seed = 1 + len(args.points) * repeat + args.points.index(points)
+                from_refine, latency, frames = _run_once(
+                    page, points, seed, args.settle, args.plan_wait
+                )
                 whole.append(from_refine)
                 closing.append(latency)
                 print(

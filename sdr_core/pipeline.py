@@ -249,6 +249,28 @@ class SDRPipeline:
         image, sparse, init_depth = self._prepare(image, sparse, init_depth, None)
         return self._start(image, sparse, init_depth)[2]()
 
+    def _given_guidance(
+        self,
+        given: torch.Tensor | Callable[[], torch.Tensor] | None,
+        shape: tuple[int, ...],
+        compute: Callable[[], torch.Tensor],
+    ) -> Callable[[], torch.Tensor]:
+        """G for the layers (computed on first use): ``given`` once checked, else ``compute``."""
+        if given is None:
+            return compute
+        expected = (1, self.config.guidance.out_dim, *shape)
+
+        def checked() -> torch.Tensor:
+            guidance = given() if callable(given) else given
+            if not isinstance(guidance, torch.Tensor) or tuple(guidance.shape) != expected:
+                got = tuple(guidance.shape) if isinstance(guidance, torch.Tensor) else guidance
+                raise ValueError(f"guidance must be a tensor of shape {expected}, got {got}")
+            return guidance.to(self.device, torch.float32)
+
+        if not callable(given):
+            checked()  # a wrong G is refused before anything is yielded
+        return checked
+
     def refine_steps(
         self,
         image: np.ndarray,
@@ -258,6 +280,7 @@ class SDRPipeline:
         use_mask: bool = True,
         schedule: tuple[int, int] | None = None,
         n_lines: int | None = None,
+        guidance: torch.Tensor | Callable[[], torch.Tensor] | None = None,
     ) -> Iterator[RefineState]:
         """Yield the depth and mask after every MSPN iteration of both layers.
 
@@ -270,6 +293,11 @@ class SDRPipeline:
             schedule: override the (layer 1, layer 2) iteration counts of eq. 13.
             n_lines: the measurements are this many LiDAR lines: eq. 13 then uses the mean
                 number of measurements per line (section 4.3) instead of their total.
+            guidance: G of eq. 3 already computed by :meth:`guidance_feature` for these
+                same inputs (image, S after the hole, D0), or a function returning it
+                (called after the first state is out), so the guidance network is skipped;
+                computed here when None. G of other inputs gives other results: the caller
+                keeps G with the inputs it was computed for.
 
         Yields:
             :class:`RefineState`: layer 1's starting state (iteration 0), each of its
@@ -292,9 +320,12 @@ class SDRPipeline:
         # once. Inference mode is entered per step, never held across a yield: a consumer
         # such as a web server may resume this generator on another thread, where the mode
         # (a thread-local setting) would not be active.
-        sparse_t, init_t, guidance = self._start(image, sparse, init_depth)
+        sparse_t, init_t, compute_guidance = self._start(image, sparse, init_depth)
         with torch.inference_mode():
-            states = self.mspn.refine_steps(init_t, sparse_t, guidance, schedule, use_mask)
+            states = self.mspn.refine_steps(
+                init_t, sparse_t, self._given_guidance(guidance, sparse.shape, compute_guidance),
+                schedule, use_mask,
+            )  # fmt: skip
         while True:
             with torch.inference_mode():
                 state = next(states, None)

@@ -20,11 +20,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from studio import widgets
+from studio.prefetch import Prefetch
 from studio.run import (
     TABLE_HEADERS,
     RunUpdate,
     add_ablation,
     halt,
+    point_cloud,
     release,
     run_duration_s,
     run_extras,
@@ -50,9 +52,11 @@ from studio.scene import (
     warning_notes,
 )
 from studio.session import (
+    RunExtras,
     RunRecord,
     Session,
     SparseChoice,
+    SparseInputs,
     build_sparse,
     clear_points,
     default_mode,
@@ -71,6 +75,7 @@ from studio.worker import Background
 
 if TYPE_CHECKING:
     import numpy as np
+    import plotly.graph_objects as go
 
     from sdr_core.mde import DepthEstimator
     from sdr_core.pipeline import SDRPipeline
@@ -95,6 +100,7 @@ depends on it; see checkpoints/README.md for the figures.*"""
 NO_SCENE = "No scene yet: pick an example above or upload an image."
 LOAD_FIRST = "Load an image first: pick an example or upload one."
 DOWNLOADS_LATER = "The downloads are prepared when a run ends."
+CLOUD_TAB = "Point cloud"  # the results tab that shows the point cloud
 DOWNLOADS_READY = (
     "Depth in millimetres (16-bit PNG) and metres (.npy), a coloured preview, the animation, "
     "the point cloud (.ply) and metrics.json."
@@ -160,6 +166,7 @@ OUTPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "clear_hole": _HOLE,
         "run": ("session", *RUN_OUTPUTS),
         "downloads": ("cloud", "files", "downloads_md"),
+        "result_tab": ("cloud_open", "cloud"),
         "stop": ("frame", "caption", "scrub", "play_btn", "metrics_note", "stop_btn"),
         "ablation": ("table", "chart", "ablation_btn", "files"),
         "frame": ("frame", "caption", *_INSPECTED),
@@ -390,7 +397,17 @@ class Studio:
     # ------------------------------------------------------------------------ points
     def _points(self, state: Session, choice: SparseChoice) -> dict[str, Any]:
         inputs = build_sparse(self.pipeline, state, choice)
+        self._prefetch(state, inputs)
         return {"points_view": points_preview(state, inputs), "plan_md": widgets.plan_text(inputs)}
+
+    def _prefetch(self, state: Session, inputs: SparseInputs) -> None:
+        """Start computing what a run on the plan now shown needs (:mod:`studio.prefetch`)."""
+        if state.scene is None or inputs.n_points == 0:
+            state.prefetched.clear()
+            return
+        state.prefetched.put(
+            Prefetch(self.pipeline, state.scene, inputs.sparse, inputs.schedule_points)
+        )
 
     def points(self, state: Session, *sparse: Any) -> View:
         """The points widgets changed: ``(mode, points, lines, seed)``."""
@@ -525,6 +542,7 @@ class Studio:
         updates = run_steps(
             self.pipeline, state, inputs, use_mask=not ablation,
             min_interval_s=self.frame_interval_s,
+            prefetched=state.prefetched.take(state.scene, inputs.sparse),
         )  # fmt: skip
         first = next(updates)
         record = state.run
@@ -583,19 +601,40 @@ class Studio:
                 }
             )
 
-    def downloads(self, state: Session) -> View:
-        """Downloads and point cloud, made right after the page is complete."""
+    def downloads(self, state: Session, cloud_open: bool = False) -> View:
+        """Downloads, made right after the page is complete, and the point cloud if open.
+
+        The point cloud comes along only when its tab is open (``cloud_open``); otherwise
+        when the tab is opened (:meth:`result_tab`).
+        """
         record = state.run
         if record is None or record.summary is None:
             return View()
+
+        def make() -> tuple[RunExtras, go.Figure | None]:
+            return run_extras(state), point_cloud(state) if cloud_open else None
+
         try:  # at a lower priority: a run started meanwhile goes first
-            extras = Background(lambda: run_extras(state)).result()
+            extras, cloud = Background(make).result()
         except (OSError, ValueError):  # the scene was cleared meanwhile: folder gone
             return View()
         if state.run is not record or not all(f.is_file() for f in extras.files):
             return View()  # a newer scene or run replaced this one
         files = [str(f) for f in extras.files]
-        return View({"cloud": extras.point_cloud, "files": files, "downloads_md": DOWNLOADS_READY})
+        changes = {"files": files, "downloads_md": DOWNLOADS_READY}
+        return View(changes if cloud is None else {**changes, "cloud": cloud})
+
+    def result_tab(self, state: Session, label: str | None) -> View:
+        """A results tab was opened (``label``): the point cloud goes with its own tab.
+
+        It is made and sent only when that tab is open: a few MB of plotly JSON that a
+        browser keeps (:func:`studio.run.point_cloud`).
+        """
+        cloud_open = label == CLOUD_TAB
+        record = state.run
+        if not cloud_open or record is None or record.summary is None:
+            return View({"cloud_open": cloud_open})
+        return View({"cloud_open": True, "cloud": point_cloud(state)})
 
     def stop(self, state: Session) -> View:
         """Stop: the run yields no more frames; those computed so far become scrubbable.

@@ -12,8 +12,9 @@
   That closing work runs no network; its largest part is the edge-aware method's sparse
   solve (about 0.4 s at 228 x 304 and 2-3 s at 480 x 640 on a 2-core CPU, BENCHMARKS.md).
 - What is slower waits until asked: :func:`run_extras` writes the downloads
-  (:mod:`sdr_core.report`, the files the command line writes) and builds the point cloud,
-  :func:`add_ablation` runs the other mask setting (Fig. 10d) for the table.
+  (:mod:`sdr_core.report`, the files the command line writes), :func:`point_cloud` builds
+  the point cloud figure (only for a page that shows it), :func:`add_ablation` runs the
+  other mask setting (Fig. 10d) for the table.
 - :func:`show_frame` puts any stored frame on screen and remembers which one is shown
   (``Session.frame``): scrubbing, playback and the teaching view follow that one index.
 
@@ -28,7 +29,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ import numpy as np
 
 from sdr_core import methods, report, viz
 from sdr_core.metrics import compute_metrics
+from studio import prefetch
+from studio.prefetch import Prefetch
 from studio.scene import Scene
 from studio.session import (
     RunExtras,
@@ -69,6 +72,7 @@ __all__ = [
     "return_freed_memory",
     "render_frame",
     "run_duration_s",
+    "point_cloud",
     "run_extras",
     "run_note",
     "run_steps",
@@ -212,6 +216,7 @@ def run_steps(
     use_mask: bool = True,
     out_dir: str | Path | None = None,
     min_interval_s: float | None = None,
+    prefetched: Prefetch | None = None,
 ) -> Iterator[RunUpdate]:
     """Refine the session's scene and yield its states as ready-to-show frames.
 
@@ -237,6 +242,8 @@ def run_steps(
         out_dir: where the downloads go; a new temporary folder by default.
         min_interval_s: the least time between two streamed frames; 0 streams every frame,
             None takes :data:`FRAME_INTERVAL_S`.
+        prefetched: G and the baselines already computed (or under way) for exactly these
+            inputs (:meth:`studio.prefetch.PrefetchSlot.take`); computed here when None.
 
     Raises:
         ValueError: no scene, or no measurement (with the reason, e.g. the hole covers all).
@@ -256,7 +263,7 @@ def run_steps(
     session.inspected = None
     session.frame = 0
     interval = FRAME_INTERVAL_S if min_interval_s is None else min_interval_s
-    worker = _start_worker(pipeline, scene, record, inputs, use_mask)
+    worker = _start_worker(pipeline, scene, record, inputs, use_mask, prefetched)
     try:
         yield from _stream(scene, record, session, worker, interval)
     finally:
@@ -324,29 +331,35 @@ def _next_frame(
 
 
 def _start_worker(
-    pipeline: SDRPipeline, scene: Scene, record: RunRecord, inputs: SparseInputs, use_mask: bool
+    pipeline: SDRPipeline,
+    scene: Scene,
+    record: RunRecord,
+    inputs: SparseInputs,
+    use_mask: bool,
+    prefetched: Prefetch | None = None,
 ) -> RunWorker:
     """Compute the run in a thread of its own (:mod:`studio.worker`), recording every frame.
 
     The metrics table's baselines need only the run's inputs: they are computed meanwhile,
-    at a lower priority.
+    at a lower priority, unless ``prefetched`` has them (or G) already.
     """
-    baselines = (
-        Background(lambda: baseline_predictions(pipeline, scene, record))
-        if scene.gt is not None
-        else None
-    )
+    baselines: Callable[[], dict[str, np.ndarray]] | None = None
+    if prefetched is not None and prefetched.has_baselines:
+        baselines = prefetched.baselines
+    elif scene.gt is not None:
+        baselines = Background(lambda: baseline_predictions(pipeline, scene, record)).result
     steps = pipeline.refine_steps(
         scene.image,
         inputs.sparse,
         init_depth=scene.init_depth,
         use_mask=use_mask,
         schedule=inputs.schedule,  # the plan shown to the user (LiDAR lines: per line, eq. 13)
+        guidance=prefetched.guidance if prefetched and prefetched.has_guidance else None,
     )
 
     def finish(seconds: float) -> RunSummary:
         record.seconds = seconds
-        return summarize(pipeline, scene, record, None if baselines is None else baselines.result())
+        return summarize(pipeline, scene, record, None if baselines is None else baselines())
 
     return RunWorker(record, steps, _Recorder(scene, record), finish)
 
@@ -450,6 +463,7 @@ def forget(session: Session | None) -> None:
     """
     release(session)
     if session is not None:  # the server may hold the object a moment longer: empty it now
+        session.prefetched.clear()
         session.run, session.scene, session.inspected = None, None, None
     return_freed_memory()
 
@@ -480,7 +494,7 @@ def baseline_predictions(
     pipeline: SDRPipeline, scene: Scene, record: RunRecord
 ) -> dict[str, np.ndarray]:
     """Every baseline of the method table on the run's inputs (no network runs)."""
-    return methods.predict(methods.BASELINES, pipeline, _method_inputs(scene, record))
+    return prefetch.baseline_predictions(pipeline, scene, record.sparse, record.schedule_points)
 
 
 def _metrics_by_method(
@@ -658,7 +672,7 @@ def write_downloads(
 
 
 def run_extras(session: Session) -> RunExtras:
-    """Downloads and point cloud of the finished run (made once, then reused).
+    """Downloads of the finished run (made once, then reused).
 
     Raises:
         ValueError: no finished run.
@@ -673,10 +687,28 @@ def run_extras(session: Session) -> RunExtras:
         frames = viz.render_frames(
             record.states, _scales(record), scene.gt, record.hole, record.use_mask
         )
-        files = write_downloads(scene, record, frames, record.out_dir)
-        cloud = viz.point_cloud_figure(record.states[-1].depth, scene.image, scene.intrinsics)
-        record.extras = RunExtras(cloud, files)
+        record.extras = RunExtras(write_downloads(scene, record, frames, record.out_dir))
     return record.extras
+
+
+def point_cloud(session: Session) -> go.Figure:
+    """The finished run's refined depth as a point cloud figure (made once, then reused).
+
+    Made only for a page that shows it: about 60,000 coloured points are a few MB of
+    plotly JSON that a browser keeps; sent after every run to a page that never opens the
+    point cloud, they made each later run slower (BENCHMARKS.md, issue 22).
+
+    Raises:
+        ValueError: no finished run.
+    """
+    scene = require_scene(session)
+    record = session.run
+    if record is None or record.summary is None:
+        raise ValueError("Run the refinement to the end first; then its point cloud is ready.")
+    if record.point_cloud is None:
+        depth = record.states[-1].depth
+        record.point_cloud = viz.point_cloud_figure(depth, scene.image, scene.intrinsics)
+    return record.point_cloud
 
 
 def run_duration_s(schedule: tuple[int, int], pixels: int, seconds_per_mpx_iteration: float) -> int:

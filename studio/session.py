@@ -27,6 +27,7 @@ import numpy as np
 
 from sdr_core import methods, viz
 from sdr_core import sparse as sparse_lib
+from studio.prefetch import PrefetchSlot
 from studio.scene import Scene, depth_scale
 
 if TYPE_CHECKING:
@@ -89,6 +90,9 @@ class Session:
     run: RunRecord | None = None
     inspected: tuple[int, int] | None = None  # (x, y) of the teaching view's pixel
     frame: int = 0  # the frame on screen: slider, Play and the teaching view all follow it
+    # G and baselines of the plan on show, computed before Refine (one slot per user, shared
+    # by this session's successive copies)
+    prefetched: PrefetchSlot = field(default_factory=PrefetchSlot, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ class RunRecord:
     # closes at its first step after ``stopped`` is set, see studio.run.release
     streaming: bool = False
     extras: RunExtras | None = None
+    point_cloud: go.Figure | None = None  # made when its tab is open (studio.run.point_cloud)
     guidance: torch.Tensor | None = None  # 1 x C x H x W, G of eq. 3, cached by the teaching view
     out_dir: Path | None = None  # where the downloads are written
     owns_out_dir: bool = False  # a temporary folder of this run, removed by release()
@@ -185,7 +190,6 @@ class RunSummary:
 class RunExtras:
     """The slower products of a finished run, made once the page is complete."""
 
-    point_cloud: go.Figure
     files: list[Path]  # downloads
 
 

@@ -15,21 +15,21 @@ table's baselines: on a busy CPU the frames go first).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from studio.session import RunRecord, RunSummary
+from studio.prefetch import lower_priority
+
+if TYPE_CHECKING:
+    from studio.session import RunRecord, RunSummary
 
 __all__ = ["AHEAD_S", "Background", "RunWorker"]
 
 AHEAD_S = 1.0  # the worker computes at most this long after the stream last asked
 GIVE_UP_S = 120.0  # and gives up when the stream has not asked for this long
 POLL_S = 0.5  # how often a waiting side looks again without being notified
-BACKGROUND_NICE = 10  # how much lower a Background thread runs (Linux; elsewhere as is)
 
 
 class Background:
@@ -43,8 +43,7 @@ class Background:
         self._thread.start()
 
     def _run(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        lower_priority()
         try:
             self._result = self._function()
         except Exception as error:  # raised to whoever asks for the result

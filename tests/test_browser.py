@@ -259,3 +259,25 @@ def test_slider_number_box_keys_and_teaching_view_show_one_frame(url, page):
     box = view.bounding_box()
     view.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.5})
     sync_api.expect(page.locator("#inspect_text")).to_contain_text("layer 1 · iteration 5 /")
+
+
+def test_the_point_cloud_reaches_the_page_only_when_its_tab_is_open(url, page):
+    # a cloud is MBs the browser keeps: pushed after every run to a page that never showed
+    # it, each later run got slower (issue 22); it comes when its tab is opened instead
+    page.goto(url)
+    page.get_by_text("Middlebury Motorcycle").first.click()
+    sync_api.expect(page.locator("#plan")).to_contain_text("100 depth points")
+    page.get_by_role("tab", name="Downloads").click()  # a hidden tab's content is not drawn
+    refine = page.get_by_role("button", name="Refine")
+    refine.click()
+    downloads = page.locator("#downloads_note")
+    sync_api.expect(downloads).to_contain_text("metrics.json")  # the run's last event is done
+    cloud = page.locator("#point_cloud .js-plotly-plot")
+    page.get_by_role("tab", name="Point cloud").click()
+    sync_api.expect(cloud).to_have_count(1)
+    sync_api.expect(cloud.locator(".gl-container")).to_have_count(1)  # a 3D scene
+    caption = page.locator("#caption textarea")
+    refine.click()  # with the tab open, the next run's cloud follows the run
+    sync_api.expect(cloud).to_have_count(0)  # cleared when the run starts
+    sync_api.expect(caption).to_have_value(re.compile(r"^layer 2 · iteration 6 / 6"))
+    sync_api.expect(cloud).to_have_count(1)

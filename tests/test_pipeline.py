@@ -330,3 +330,34 @@ def test_the_first_state_comes_before_the_guidance_network_runs(pipe, scene, mon
     assert calls == [1]
     assert list(steps)[-1].layer == 2
     assert calls == [1]  # once per run
+
+
+def test_a_given_guidance_feature_gives_the_same_run_without_the_network(pipe, scene, monkeypatch):
+    # the studio computes G before Refine (studio.prefetch) and hands it in
+    image, gt = scene
+    sparse = random_points(gt, 7, seed=11)
+    expected = list(pipe.refine_steps(image, sparse))
+    guidance = pipe.guidance_feature(image, sparse)
+    calls = []
+    forward = pipe.guidance.forward
+    monkeypatch.setattr(pipe.guidance, "forward", lambda *a: calls.append(1) or forward(*a))
+    for given in (guidance, lambda: guidance):
+        states = list(pipe.refine_steps(image, sparse, guidance=given))
+        assert len(states) == len(expected)
+        for state, reference in zip(states, expected, strict=True):
+            np.testing.assert_array_equal(state.depth, reference.depth)
+            np.testing.assert_array_equal(state.mask, reference.mask)
+    assert calls == []
+    other = pipe.guidance_feature(image, random_points(gt, 7, seed=12))
+    assert not np.array_equal(
+        list(pipe.refine_steps(image, sparse, guidance=other))[-1].depth, expected[-1].depth
+    )
+
+
+def test_a_given_guidance_feature_of_the_wrong_shape_is_refused(pipe, scene):
+    image, gt = scene
+    sparse = random_points(gt, 7, seed=11)
+    guidance = pipe.guidance_feature(image, sparse)
+    for wrong in (guidance[:, :3], guidance[..., :20], lambda: guidance[..., :20]):
+        with pytest.raises(ValueError, match="guidance must be a tensor of shape"):
+            list(pipe.refine_steps(image, sparse, guidance=wrong))

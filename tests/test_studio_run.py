@@ -18,6 +18,7 @@ from studio.run import (
     TABLE_HEADERS,
     add_ablation,
     frame_at,
+    point_cloud,
     recorded_frames,
     release,
     run_extras,
@@ -247,9 +248,8 @@ def test_run_summary_table_has_baselines_ablation_and_hole(pipe, session, tmp_pa
     with_ablation = add_ablation(pipe, holed)
     assert {row[0] for row in with_ablation.table} == rows | {"MSPN w/o mask"}
     assert {row[1] for row in with_ablation.table} == {"whole image", "hole"}
-    assert run_extras(holed).point_cloud is not None
     final = holed.run.states[-1].depth
-    cloud = run_extras(holed).point_cloud.data[0]  # every pixel, depth on the y axis
+    cloud = point_cloud(holed).data[0]  # every pixel, depth on the y axis
     np.testing.assert_allclose(np.sort(cloud.y), np.sort(final.ravel()), rtol=1e-6)
     assert holed.run.hole_history
     assert holed.run.hole is not None
@@ -592,3 +592,27 @@ def test_leaving_waits_until_the_stream_of_a_stopped_run_has_closed(pipe, sessio
     start = time.monotonic()
     run_module.release(session)
     assert time.monotonic() - start >= run_module.STREAM_CLOSE_WAIT_S  # bounded wait
+
+
+def test_the_point_cloud_is_sent_only_to_a_page_that_shows_it(pipe, scene):
+    # 60,000 coloured points are MBs a browser keeps: sent after every run to a page that
+    # never opens the tab, they made later runs slower (issue 22)
+    from studio.page import CLOUD_TAB, Studio
+
+    studio = Studio(pipe, [], frame_interval_s=0)
+    session = new_session(scene)
+    assert studio.result_tab(session, CLOUD_TAB).changes == {"cloud_open": True}  # no run yet
+    list(studio.run(session, None, "random points", 12, 16, 0, False, None))
+    closed = studio.downloads(session, False).changes
+    assert "cloud" not in closed and closed["files"]
+    assert session.run.point_cloud is None  # not even made
+    assert studio.result_tab(session, "Metrics").changes == {"cloud_open": False}
+    opened = studio.result_tab(session, CLOUD_TAB).changes
+    assert opened["cloud_open"] is True
+    final = session.run.states[-1].depth
+    np.testing.assert_allclose(np.sort(opened["cloud"].data[0].y), np.sort(final.ravel()))
+    list(studio.run(session, None, "random points", 20, 16, 0, False, None))  # tab still open
+    changes = studio.downloads(session, True).changes
+    assert changes["cloud"] is session.run.point_cloud is point_cloud(session)  # made once
+    final = session.run.states[-1].depth
+    np.testing.assert_allclose(np.sort(changes["cloud"].data[0].y), np.sort(final.ravel()))
