@@ -604,7 +604,8 @@ def test_the_point_cloud_is_sent_only_to_a_page_that_shows_it(pipe, scene):
     assert studio.result_tab(session, CLOUD_TAB).changes == {"cloud_open": True}  # no run yet
     list(studio.run(session, None, "random points", 12, 16, 0, False, None))
     closed = studio.downloads(session, False).changes
-    assert "cloud" not in closed and closed["files"]
+    assert "cloud" not in closed
+    assert closed["files"]
     assert session.run.point_cloud is None  # not even made
     assert studio.result_tab(session, "Metrics").changes == {"cloud_open": False}
     opened = studio.result_tab(session, CLOUD_TAB).changes
