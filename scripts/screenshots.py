@@ -132,7 +132,8 @@ def take(url: str, out: Path) -> None:
         page.wait_for_timeout(1500)
         _shoot(page, out, "app_after_run.png")
 
-        page.get_by_role("tab", name="Point cloud").click()
+        page.get_by_role("tab", name="Point cloud").click()  # the cloud is sent now
+        expect(page.locator("#point_cloud .js-plotly-plot")).to_have_count(1)
         page.wait_for_timeout(2500)
         _shoot(page, out, "app_point_cloud.png")
 
