@@ -3,8 +3,8 @@
 The guidance feature G (eq. 3) and the metrics table's baselines depend only on the image,
 D0 and the sparse depth S, which are known as soon as the plan is shown. With them computed
 while the user looks at the plan, a 100-point run in the app waits only for the MSPN
-iterations: Refine -> complete page went from about 1.9 s to about 1.2 s on the 2-core
-machine of BENCHMARKS.md (issue 22).
+iterations: Refine -> complete page went from about 1.5 s to about 1.1 s on the 2-core
+machine of BENCHMARKS.md (issue 22; G alone is most of it).
 
 A :class:`Prefetch` starts after :data:`PREFETCH_DELAY_S` (a new click in the meantime
 replaces it before it has cost anything), runs at a lower CPU priority, and is used only
