@@ -354,7 +354,9 @@ def _start_worker(
         init_depth=scene.init_depth,
         use_mask=use_mask,
         schedule=inputs.schedule,  # the plan shown to the user (LiDAR lines: per line, eq. 13)
-        guidance=prefetched.guidance if prefetched and prefetched.has_guidance else None,
+        guidance=prefetched.guidance
+        if prefetched is not None and prefetched.has_guidance
+        else None,
     )
 
     def finish(seconds: float) -> RunSummary:
@@ -671,16 +673,22 @@ def write_downloads(
     )
 
 
+def _finished_run(session: Session, product: str) -> tuple[Scene, RunRecord]:
+    """The session's scene and finished run, or a ValueError saying ``product`` must wait."""
+    scene = require_scene(session)
+    record = session.run
+    if record is None or record.summary is None:
+        raise ValueError(f"Run the refinement to the end first; then its {product} will be ready.")
+    return scene, record
+
+
 def run_extras(session: Session) -> RunExtras:
     """Downloads of the finished run (made once, then reused).
 
     Raises:
         ValueError: no finished run.
     """
-    scene = require_scene(session)
-    record = session.run
-    if record is None or record.summary is None:
-        raise ValueError("Run the refinement to the end first; then its downloads are ready.")
+    scene, record = _finished_run(session, "downloads")
     if record.extras is None:
         if record.out_dir is None:
             record.out_dir, record.owns_out_dir = Path(tempfile.mkdtemp(prefix="mspn_run_")), True
@@ -701,10 +709,7 @@ def point_cloud(session: Session) -> go.Figure:
     Raises:
         ValueError: no finished run.
     """
-    scene = require_scene(session)
-    record = session.run
-    if record is None or record.summary is None:
-        raise ValueError("Run the refinement to the end first; then its point cloud is ready.")
+    scene, record = _finished_run(session, "point cloud")
     if record.point_cloud is None:
         depth = record.states[-1].depth
         record.point_cloud = viz.point_cloud_figure(depth, scene.image, scene.intrinsics)
