@@ -16,6 +16,7 @@ The same file is the entry point of a Hugging Face Space (``app_file: app.py``).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -54,6 +55,11 @@ CSS = """
 #examples .caption-label, #examples figcaption {
   white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; line-height: 1.15;
+}
+#hole_editor .brush-loading {
+  position: absolute; inset: 0; z-index: 100; display: flex; align-items: center;
+  justify-content: center; background: var(--background-fill-primary); opacity: 0.85;
+  color: var(--body-text-color); cursor: progress; font-weight: 600;
 }
 """
 
@@ -230,7 +236,7 @@ def _points_column(ui: SimpleNamespace) -> None:
             ui.points_view = _drawn(
                 "Image with depth points", "points_view", buttons=["fullscreen"]
             )
-        with gr.Tab("Hole (brush)", id="hole"):
+        with gr.Tab("Hole (brush)", id="hole") as ui.hole_tab:
             ui.editor = gr.ImageEditor(
                 label="Paint where measurements are dropped",
                 type="numpy",
@@ -393,6 +399,38 @@ _TYPED_DEPTH_JS = """(...inputs) => {
 }"""
 
 
+# The brush editor is built when its tab first opens: it loads the image, then makes the
+# brush its tool. A drag before that paints nothing (its icon already looks selected), so
+# the editor is veiled until it says it is ready: its first "input" event, which the
+# loaded image sends (or after 8 s, should that event never come). No veil without a scene.
+_BRUSH_READY_JS = """() => {
+    const editor = document.querySelector('#hole_editor');
+    if (editor) editor.dataset.ready = '1';
+}"""
+_BRUSH_VEIL_JS = """() => {
+    const opened = Date.now();
+    const veil = () => {
+        const editor = document.querySelector('#hole_editor');
+        if (!editor) {
+            if (Date.now() - opened < 8000) requestAnimationFrame(veil);
+            return;
+        }
+        const scene = document.querySelector('#scene');
+        if (editor.dataset.ready || !scene || scene.textContent.includes(NO_SCENE)) return;
+        const cover = editor.querySelector('.brush-loading') || document.createElement('div');
+        cover.className = 'brush-loading';
+        cover.textContent = 'Loading the image for the brush…';
+        editor.appendChild(cover);
+        const lift = () => {
+            if (editor.dataset.ready || Date.now() - opened > 8000) cover.remove();
+            else setTimeout(lift, 50);
+        };
+        lift();
+    };
+    veil();
+}""".replace("NO_SCENE", json.dumps(page.NO_SCENE))
+
+
 def _wire_points(ui: SimpleNamespace, studio: page.Studio) -> None:
     """Points widgets, clicks, typed depths and the hole."""
     sparse = [ui.mode, ui.n_points, ui.n_lines, ui.seed]
@@ -429,6 +467,10 @@ def _wire_points(ui: SimpleNamespace, studio: page.Studio) -> None:
     ui.editor.input(_handler(ui, studio.paint_hole), [ui.session, ui.editor, *sparse],
                     _outputs(ui, "paint_hole"), api_name="paint_hole", trigger_mode="always_last",
                     **edits)  # fmt: skip
+    ui.hole_tab.select(None, None, None, js=_BRUSH_VEIL_JS, queue=False,
+                       api_visibility="private")  # fmt: skip
+    ui.editor.input(None, None, None, js=_BRUSH_READY_JS, queue=False,
+                    api_visibility="private")  # fmt: skip
     for button, method in ((ui.centre_btn, studio.centre_hole),
                            (ui.clear_hole_btn, studio.clear_hole)):  # fmt: skip
         button.click(_handler(ui, method), [ui.session, *sparse], _outputs(ui, method.__name__),

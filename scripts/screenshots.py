@@ -54,7 +54,7 @@ def _paint_hole(page: Page) -> None:
     page.get_by_role("tab", name="Hole (brush)").click()
     canvas = page.locator("#hole_editor canvas").first
     expect(canvas).to_be_visible()
-    page.wait_for_timeout(500)
+    expect(page.locator("#hole_editor .brush-loading")).to_have_count(0)  # image loaded
     box = canvas.bounding_box()
     x0, y0 = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.42
     page.mouse.move(x0, y0)
