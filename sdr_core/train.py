@@ -653,19 +653,23 @@ def _initial_depths(
 
 
 def _export(module: nn.Module, config: TrainConfig, out: Path, step: int, wall_s: float) -> None:
-    """Write the shippable per-component safetensors files."""
+    """Write the shippable per-component safetensors files.
+
+    Each file records its module's own configuration: with ``init_dir`` that is the one the
+    weights came with, which the run's options may not repeat.
+    """
     extra = {
         "steps": str(step),
         "wall_time_s": f"{wall_s:.0f}",
         "train_config": json.dumps(dataclasses.asdict(config)),
     }
     if config.stage == "mde":
-        save_module(out / "mde.safetensors", module, config.mde, "mde", extra)
+        assert isinstance(module, MonoDepthNet)
+        save_module(out / "mde.safetensors", module, module.config, "mde", extra)
     else:
         assert isinstance(module, SDRModel)
-        save_module(
-            out / "guidance.safetensors", module.guidance, config.guidance, "guidance", extra
-        )
+        guidance = module.guidance
+        save_module(out / "guidance.safetensors", guidance, guidance.config, "guidance", extra)
         save_module(out / "mspn.safetensors", module.mspn, module.mspn.config, "mspn", extra)
 
 

@@ -547,6 +547,13 @@ def test_distillation_trains_only_the_student_and_exports_a_checkpoint_folder(
     exported = load_file(out / "mspn.safetensors")
     for key, value in load_file(teacher_dir / "mspn.safetensors").items():
         assert torch.equal(exported[key], value), key  # the teacher's MSPN, untouched
+    # A fine-tune of the student (its folder as init_dir, no guidance options) exports the
+    # student's configuration with its weights, not the default one.
+    monkeypatch.undo()
+    tuned = train(tiny(tmp_path / "tuned", steps=1, guidance=GuidanceConfig(), init_dir=str(out)),
+                  device="cpu")  # fmt: skip
+    assert load_module(tuned / "guidance.safetensors", "guidance", GuidanceConfig,
+                       GuidanceNet).config == lighter  # fmt: skip
 
 
 def test_distillation_and_guidance_options_are_checked(tmp_path):
