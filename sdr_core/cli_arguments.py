@@ -349,6 +349,11 @@ def _train_number_options(train_default: TrainConfig) -> list[tuple[str, type, s
         ("max-points", int, "most random points per sample (log-uniform)"),
         ("iteration-loss-weight", float, "weight of a loss on every intermediate iteration"),
         ("mask-coverage-weight", float, "weight of a loss on where layer 1's mask has not reached"),
+        (
+            "mask-confidence-weight",
+            float,
+            "weight of a loss making layer 1's mask 1 where its depth beats D0, else 0",
+        ),
         ("edge-loss-weight", float, "extra weight of eq. 14 within 2 px of a depth edge"),
         ("grad-iterations", int, "backpropagate through the last K iterations per layer"),
         ("seed", int, "data and initialisation seed"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["depth_edge_weights", "l1_l2_loss", "silog_loss", "valid_mask"]
+__all__ = ["depth_edge_weights", "l1_l2_loss", "mask_confidence_loss", "silog_loss", "valid_mask"]
 
 
 def valid_mask(gt: torch.Tensor) -> torch.Tensor:
@@ -84,3 +84,42 @@ def silog_loss(
     mean = error.flatten(1).sum(dim=1) / count
     mean_sq = error.square().flatten(1).sum(dim=1) / count
     return (alpha * (mean_sq - lam * mean.square()).clamp(min=1e-8).sqrt()).mean()
+
+
+def mask_confidence_loss(
+    mask: torch.Tensor,
+    refined: torch.Tensor,
+    init: torch.Tensor,
+    gt: torch.Tensor,
+    sparse: torch.Tensor,
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """Binary cross-entropy of a mask against where the refinement beats D0.
+
+    Eq. 11 grows the mask by the same attention weights that move depth (eqs. 8-10), so a
+    mask that may only be high where the refined depth is closer to the truth than D0 asks
+    the attention to stop where a correction would do harm: at depth edges, across which a
+    measurement says nothing. Not in the paper (it trains the mask through eq. 14 alone).
+
+    Args:
+        mask: B x 1 x H x W mask in [0, 1] (e.g. layer 1's last, eq. 11), with a graph.
+        refined: B x 1 x H x W depth that mask belongs to, metres (no graph needed).
+        init: B x 1 x H x W D0, metres, as the refinement saw it (aligned).
+        gt: B x 1 x H x W ground truth, metres; 0 / non-finite = invalid.
+        sparse: B x 1 x H x W measurements (> 0 where measured): left out, the mask is 1
+            there by eq. 5 whatever it learns.
+        eps: the mask is clamped to [eps, 1 - eps] before the logarithms.
+
+    Returns:
+        Scalar mean over valid, unmeasured pixels (0 with a graph when there is none). The
+        target is 1 where |log refined - log gt| < |log D0 - log gt|, else 0 (a pixel the
+        refinement left at D0 is not better: target 0).
+    """
+    valid = valid_mask(gt) & (sparse <= 0) & (refined > 0) & (init > 0)
+    safe = torch.where(valid, gt, torch.ones_like(gt))
+    refined_error = (torch.log(torch.where(valid, refined, safe)) - torch.log(safe)).abs()
+    init_error = (torch.log(torch.where(valid, init, safe)) - torch.log(safe)).abs()
+    target = (refined_error < init_error).to(mask.dtype)
+    m = mask.clamp(eps, 1.0 - eps)
+    bce = -(target * torch.log(m) + (1.0 - target) * torch.log1p(-m))
+    return torch.where(valid, bce, torch.zeros_like(bce)).sum() / valid.sum().clamp(min=1)

@@ -49,7 +49,7 @@ from .data.datasets import VALIDATION_SEED_START
 from .data.synthetic import SceneConfig, generate_scene
 from .distill import distillation_loss, load_teacher
 from .guidance import GuidanceConfig, GuidanceNet
-from .losses import depth_edge_weights, l1_l2_loss, silog_loss
+from .losses import depth_edge_weights, l1_l2_loss, mask_confidence_loss, silog_loss
 from .mde.bundled import MonoDepthConfig, MonoDepthNet
 from .mspn import MSPN, MSPNConfig, iteration_schedule
 from .prefill import align_init_depth
@@ -98,6 +98,10 @@ class TrainConfig:
     # Weight of a loss on where the first layer's mask has not reached by its last iteration
     # (mean of 1 - M_N): eq. 13 sizes N so the mask covers the image (section 3.5); 0 = none.
     mask_coverage_weight: float = 0.0
+    # Weight of a loss that makes layer 1's last mask a confidence (losses.
+    # mask_confidence_loss): 1 where layer 1's depth is closer to the truth than D0, 0 where
+    # it is not; the mask then has to stop at the edges a correction should not cross.
+    mask_confidence_weight: float = 0.0
     # Extra weight of eq. 14 within 2 px of a ground-truth depth edge (losses.
     # depth_edge_weights: weight 1 + this there, 1 elsewhere); 0 = the paper's plain mean.
     edge_loss_weight: float = 0.0
@@ -173,6 +177,12 @@ class TrainConfig:
             raise ValueError(f"mspn_init must be 'default' or 'refiner', got {self.mspn_init!r}")
         if self.mask_coverage_weight < 0:
             raise ValueError(f"mask_coverage_weight must be >= 0, got {self.mask_coverage_weight}")
+        if not self.mask_confidence_weight >= 0:
+            raise ValueError(
+                f"mask_confidence_weight must be >= 0, got {self.mask_confidence_weight}"
+            )
+        if self.mask_confidence_weight > 0 and (self.stage != "sdr" or not self.use_mask):
+            raise ValueError("mask_confidence_weight trains the mask: it needs stage 'sdr', a mask")
         if self.iteration_loss_weight < 0:
             raise ValueError(
                 f"iteration_loss_weight must be >= 0, got {self.iteration_loss_weight}"
@@ -203,6 +213,7 @@ class SDRModel(nn.Module):
         use_mask: bool = True,
         all_iterations: bool = False,
         coverage: bool = False,
+        confidence: bool = False,
     ) -> list[torch.Tensor]:
         """Refined depth from image, S and D0, and optionally every intermediate one.
 
@@ -214,8 +225,10 @@ class SDRModel(nn.Module):
             after every iteration that carries a graph (all of them at inference), in order,
             the final last. ``[D0 with S imposed]`` when the schedule runs no iteration. With
             ``coverage``, one more B x 1 x H x W map is appended: 1 minus the first layer's
-            last mask (where the mask did not reach). Only outputs the loss uses are
-            returned: DDP expects every output in the loss.
+            last mask (where the mask did not reach). With ``confidence``, three more: the
+            first layer's last mask, its depth and D0 as aligned (the last two without a
+            graph). Only outputs the loss uses are returned: DDP expects every output in the
+            loss.
         """
         grad_enabled = torch.is_grad_enabled()
         mspn = self.mspn.config
@@ -234,13 +247,13 @@ class SDRModel(nn.Module):
                 use_mask,
                 grad_iterations,
             )
-            depths, layer1_mask = [], None
+            depths, layer1_mask, layer1_depth = [], None, None
             for state in states:
                 if state.iteration == 0:  # a layer's starting state: an input, not an output
                     continue
                 depths.append(state.depth)
                 if state.layer == 1:
-                    layer1_mask = state.mask
+                    layer1_mask, layer1_depth = state.mask, state.depth
         if not depths:
             depths = [torch.where(sparse > 0, sparse, init_depth).float()]
         if all_iterations:
@@ -248,9 +261,13 @@ class SDRModel(nn.Module):
             depths = [*tracked, depths[-1]]
         else:
             depths = depths[-1:]
+        reached = (sparse > 0).float() if layer1_mask is None else layer1_mask
         if coverage:
-            reached = (sparse > 0).float() if layer1_mask is None else layer1_mask
             depths.append(1.0 - reached)
+        if confidence:
+            start = torch.where(sparse > 0, sparse, init_depth).float()
+            layer1 = start if layer1_depth is None else layer1_depth
+            depths.extend([reached, layer1.detach(), init_depth.detach().float()])
         return depths
 
 
@@ -597,9 +614,10 @@ def _loss_step(
         return distillation_loss(model, teacher, image, sparse, init)
     every = config.iteration_loss_weight > 0
     coverage = config.mask_coverage_weight > 0 and config.use_mask
+    confidence = config.mask_confidence_weight > 0
     depths = model(
         image, sparse, init, batch["schedule"], config.grad_iterations, config.use_mask, every,
-        coverage,
+        coverage, confidence,
     )  # fmt: skip
     if config.loss == "silog":
         loss_fn = silog_loss
@@ -609,11 +627,15 @@ def _loss_step(
         )
     else:
         loss_fn = l1_l2_loss
+    loss = torch.zeros((), device=device)
+    if confidence:
+        mask, layer1, aligned = depths[-3:]
+        del depths[-3:]
+        confidence_term = mask_confidence_loss(mask, layer1, aligned, gt, sparse)
+        loss = loss + config.mask_confidence_weight * confidence_term
     if coverage:
         uncovered = depths.pop()
-        loss = config.mask_coverage_weight * uncovered.mean()
-    else:
-        loss = torch.zeros((), device=device)
+        loss = loss + config.mask_coverage_weight * uncovered.mean()
     loss = loss + loss_fn(depths[-1], gt)
     if every:
         loss = (

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from sdr_core.losses import depth_edge_weights, l1_l2_loss
+from sdr_core.losses import depth_edge_weights, l1_l2_loss, mask_confidence_loss
 
 
 def test_l1_l2_loss_is_the_valid_mean_of_abs_plus_square():
@@ -41,3 +43,36 @@ def test_edge_weights_ignore_slopes_and_missing_depth():
     vertical[..., 4:, :] = 1.2  # a horizontal edge, found by the row differences
     band = depth_edge_weights(vertical, extra=1.0, radius=0)[0, 0, :, 0]
     torch.testing.assert_close(band, torch.tensor([1.0, 1, 1, 2, 2, 1, 1, 1]))
+
+
+def test_mask_confidence_is_the_cross_entropy_against_where_the_refinement_beats_d0():
+    row = lambda *values: torch.tensor(values).view(1, 1, 1, -1)  # noqa: E731
+    gt = row(2.0, 2.0, 2.0, 2.0, 0.0)
+    init = row(1.0, 1.0, 1.0, 1.0, 1.0)  # log error log 2 everywhere
+    refined = row(2.1, 1.0, 0.4, 2.0, 2.0)  # better, D0 itself, worse, measured, no truth
+    sparse = row(0.0, 0.0, 0.0, 2.0, 0.0)
+    mask = row(
+        0.8,
+        0.3,
+        0.5,
+        0.1,
+        0.9,
+    ).requires_grad_()
+    loss = mask_confidence_loss(mask, refined, init, gt, sparse)
+    # targets 1, 0, 0 on the first three pixels; the measured one and the one without
+    # ground truth are left out
+    expected = -(math.log(0.8) + math.log(0.7) + math.log(0.5)) / 3
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert mask.grad[0, 0, 0, 3] == 0
+    assert mask.grad[0, 0, 0, 4] == 0
+    assert mask.grad[0, 0, 0, 0] < 0 < mask.grad[0, 0, 0, 1]  # up where better, down where not
+
+
+def test_mask_confidence_without_a_valid_pixel_is_zero_with_a_graph():
+    mask = torch.full((1, 1, 2, 2), 0.5, requires_grad=True)
+    ones = torch.ones(1, 1, 2, 2)
+    loss = mask_confidence_loss(mask, ones, ones, torch.zeros(1, 1, 2, 2), torch.zeros_like(ones))
+    assert float(loss) == 0.0
+    loss.backward()
+    assert torch.equal(mask.grad, torch.zeros_like(mask))

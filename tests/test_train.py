@@ -401,6 +401,44 @@ def test_mask_coverage_loss_is_the_unreached_share_of_layer_one(tmp_path, monkey
     assert expected > 0.1  # three iterations from a few points leave most pixels unreached
 
 
+def test_mask_confidence_loss_reads_layer_ones_last_mask_and_depth(tmp_path, monkeypatch):
+    from sdr_core.losses import mask_confidence_loss
+
+    config = tiny(tmp_path, mask_confidence_weight=0.5, grad_iterations=None)
+    model, _ = train_module._build(config, torch.device("cpu"))
+    batch = fake_batch(config, 0, 0)
+    batch["schedule"] = (3, 2)
+    init = batch["depth"] * 0.8
+    outputs = model(batch["image"], batch["sparse"], init, (3, 2), None, True, False, False,
+                    True)  # fmt: skip
+    final, mask, layer1, aligned = outputs
+    aligned_here = train_module.align_init_depth(
+        init, batch["sparse"], model.mspn.config.init_alignment,
+        model.mspn.config.alignment_prior_points,
+    )  # fmt: skip
+    guidance = model.guidance(batch["image"], batch["sparse"], aligned_here)
+    states = list(model.mspn.refine_steps(aligned_here, batch["sparse"], guidance, (3, 2)))
+    last1 = [s for s in states if s.layer == 1][-1]
+    torch.testing.assert_close(mask, last1.mask)
+    torch.testing.assert_close(layer1, last1.depth)
+    torch.testing.assert_close(aligned, aligned_here)
+    torch.testing.assert_close(final, states[-1].depth)
+    assert mask.requires_grad
+    assert not layer1.requires_grad
+    monkeypatch.setattr(train_module, "_initial_depths", lambda *a: init)
+    with_term = train_module._loss_step(model, None, batch, config, torch.device("cpu"))
+    plain = dataclasses.replace(config, mask_confidence_weight=0.0)
+    without = train_module._loss_step(model, None, batch, plain, torch.device("cpu"))
+    term = mask_confidence_loss(last1.mask, last1.depth, aligned_here, batch["depth"],
+                                batch["sparse"])  # fmt: skip
+    assert float(term) > 0.01
+    assert float(with_term - without) == pytest.approx(0.5 * float(term), rel=1e-4)
+    with pytest.raises(ValueError, match="mask_confidence_weight"):
+        tiny(tmp_path, mask_confidence_weight=-1.0)
+    with pytest.raises(ValueError, match="needs stage 'sdr', a mask"):
+        tiny(tmp_path, mask_confidence_weight=1.0, use_mask=False)
+
+
 def test_density_matched_crops_keep_the_whole_scenes_density_and_schedule(tmp_path, monkeypatch):
     from sdr_core.mspn import iteration_schedule
 
