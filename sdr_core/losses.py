@@ -92,7 +92,7 @@ def mask_confidence_loss(
     init: torch.Tensor,
     gt: torch.Tensor,
     sparse: torch.Tensor,
-    eps: float = 1e-4,
+    eps: float = 1e-3,
 ) -> torch.Tensor:
     """Binary cross-entropy of a mask against where the refinement beats D0.
 
@@ -108,7 +108,9 @@ def mask_confidence_loss(
         gt: B x 1 x H x W ground truth, metres; 0 / non-finite = invalid.
         sparse: B x 1 x H x W measurements (> 0 where measured): left out, the mask is 1
             there by eq. 5 whatever it learns.
-        eps: the mask is clamped to [eps, 1 - eps] before the logarithms.
+        eps: added inside the logarithms, log(m + eps) and log(1 - m + eps): bounded, and
+            with a gradient at a mask of exactly 0 or 1 (a trained mask saturates there;
+            clamping would stop its gradient).
 
     Returns:
         Scalar mean over valid, unmeasured pixels (0 with a graph when there is none). The
@@ -120,6 +122,5 @@ def mask_confidence_loss(
     refined_error = (torch.log(torch.where(valid, refined, safe)) - torch.log(safe)).abs()
     init_error = (torch.log(torch.where(valid, init, safe)) - torch.log(safe)).abs()
     target = (refined_error < init_error).to(mask.dtype)
-    m = mask.clamp(eps, 1.0 - eps)
-    bce = -(target * torch.log(m) + (1.0 - target) * torch.log1p(-m))
+    bce = -(target * torch.log(mask + eps) + (1.0 - target) * torch.log(1.0 - mask + eps))
     return torch.where(valid, bce, torch.zeros_like(bce)).sum() / valid.sum().clamp(min=1)

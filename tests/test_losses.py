@@ -61,7 +61,7 @@ def test_mask_confidence_is_the_cross_entropy_against_where_the_refinement_beats
     loss = mask_confidence_loss(mask, refined, init, gt, sparse)
     # targets 1, 0, 0 on the first three pixels; the measured one and the one without
     # ground truth are left out
-    expected = -(math.log(0.8) + math.log(0.7) + math.log(0.5)) / 3
+    expected = -(math.log(0.801) + math.log(0.701) + math.log(0.501)) / 3  # eps 1e-3
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
     loss.backward()
     assert mask.grad[0, 0, 0, 3] == 0
@@ -76,3 +76,14 @@ def test_mask_confidence_without_a_valid_pixel_is_zero_with_a_graph():
     assert float(loss) == 0.0
     loss.backward()
     assert torch.equal(mask.grad, torch.zeros_like(mask))
+
+
+def test_mask_confidence_moves_a_saturated_mask():
+    # A trained layer-1 mask is exactly 1 at its last iteration; where the refinement is
+    # worse than D0 the loss must still pull it down.
+    ones = torch.ones(1, 1, 1, 1)
+    mask = torch.ones(1, 1, 1, 1, requires_grad=True)
+    loss = mask_confidence_loss(mask, ones * 3.0, ones * 2.1, ones * 2.0, ones * 0.0)
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(-math.log(1e-3))
+    assert float(mask.grad) == pytest.approx(1e3)
