@@ -98,9 +98,9 @@ class TrainConfig:
     # Weight of a loss on where the first layer's mask has not reached by its last iteration
     # (mean of 1 - M_N): eq. 13 sizes N so the mask covers the image (section 3.5); 0 = none.
     mask_coverage_weight: float = 0.0
-    # Weight of a loss that makes layer 1's last mask a confidence (losses.
-    # mask_confidence_loss): 1 where layer 1's depth is closer to the truth than D0, 0 where
-    # it is not; the mask then has to stop at the edges a correction should not cross.
+    # Weight of losses.mask_confidence_loss on layer 1's masks after every iteration with a
+    # graph: 1 where its depth beats D0, else 0. Eq. 11 averages masks, so it acts at the
+    # front, asking it to stop at the edges a correction should not cross.
     mask_confidence_weight: float = 0.0
     # Extra weight of eq. 14 within 2 px of a ground-truth depth edge (losses.
     # depth_edge_weights: weight 1 + this there, 1 elsewhere); 0 = the paper's plain mean.
@@ -178,9 +178,7 @@ class TrainConfig:
         if self.mask_coverage_weight < 0:
             raise ValueError(f"mask_coverage_weight must be >= 0, got {self.mask_coverage_weight}")
         if not self.mask_confidence_weight >= 0:
-            raise ValueError(
-                f"mask_confidence_weight must be >= 0, got {self.mask_confidence_weight}"
-            )
+            raise ValueError(f"mask_confidence_weight must be >= 0: {self.mask_confidence_weight}")
         if self.mask_confidence_weight > 0 and (self.stage != "sdr" or not self.use_mask):
             raise ValueError("mask_confidence_weight trains the mask: it needs stage 'sdr', a mask")
         if self.iteration_loss_weight < 0:
@@ -225,10 +223,9 @@ class SDRModel(nn.Module):
             after every iteration that carries a graph (all of them at inference), in order,
             the final last. ``[D0 with S imposed]`` when the schedule runs no iteration. With
             ``coverage``, one more B x 1 x H x W map is appended: 1 minus the first layer's
-            last mask (where the mask did not reach). With ``confidence``, three more: the
-            first layer's last mask, its depth and D0 as aligned (the last two without a
-            graph). Only outputs the loss uses are returned: DDP expects every output in the
-            loss.
+            last mask (where the mask did not reach). With ``confidence``, three K B x 1 x H x W
+            more: layer 1's masks after its K iterations with a graph (else its last), their
+            depths and D0 as aligned, iteration-major. DDP expects every output in the loss.
         """
         grad_enabled = torch.is_grad_enabled()
         mspn = self.mspn.config
@@ -247,13 +244,15 @@ class SDRModel(nn.Module):
                 use_mask,
                 grad_iterations,
             )
-            depths, layer1_mask, layer1_depth = [], None, None
+            depths, layer1_mask, layer1_depth, fronts = [], None, None, []
             for state in states:
                 if state.iteration == 0:  # a layer's starting state: an input, not an output
                     continue
                 depths.append(state.depth)
                 if state.layer == 1:
                     layer1_mask, layer1_depth = state.mask, state.depth
+                    if confidence and (state.mask.requires_grad or not grad_enabled):
+                        fronts.append((state.mask, state.depth.detach()))
         if not depths:
             depths = [torch.where(sparse > 0, sparse, init_depth).float()]
         if all_iterations:
@@ -266,8 +265,10 @@ class SDRModel(nn.Module):
             depths.append(1.0 - reached)
         if confidence:
             start = torch.where(sparse > 0, sparse, init_depth).float()
-            layer1 = start if layer1_depth is None else layer1_depth
-            depths.extend([reached, layer1.detach(), init_depth.detach().float()])
+            fronts = fronts or [(reached, (start if layer1_depth is None else layer1_depth))]
+            masks, layer1_depths = zip(*fronts, strict=True)
+            aligned = init_depth.detach().float().repeat(len(fronts), 1, 1, 1)
+            depths.extend([torch.cat(masks), torch.cat(layer1_depths), aligned])
         return depths
 
 
@@ -631,8 +632,11 @@ def _loss_step(
     if confidence:
         mask, layer1, aligned = depths[-3:]
         del depths[-3:]
-        confidence_term = mask_confidence_loss(mask, layer1, aligned, gt, sparse)
-        loss = loss + config.mask_confidence_weight * confidence_term
+        k = mask.shape[0] // gt.shape[0]  # masks of k iterations, iteration-major
+        term = mask_confidence_loss(
+            mask, layer1, aligned, gt.repeat(k, 1, 1, 1), sparse.repeat(k, 1, 1, 1)
+        )
+        loss = loss + config.mask_confidence_weight * term
     if coverage:
         uncovered = depths.pop()
         loss = loss + config.mask_coverage_weight * uncovered.mean()

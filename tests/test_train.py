@@ -401,7 +401,7 @@ def test_mask_coverage_loss_is_the_unreached_share_of_layer_one(tmp_path, monkey
     assert expected > 0.1  # three iterations from a few points leave most pixels unreached
 
 
-def test_mask_confidence_loss_reads_layer_ones_last_mask_and_depth(tmp_path, monkeypatch):
+def test_mask_confidence_loss_reads_layer_ones_masks_and_depths(tmp_path, monkeypatch):
     from sdr_core.losses import mask_confidence_loss
 
     config = tiny(tmp_path, mask_confidence_weight=0.5, grad_iterations=None)
@@ -418,10 +418,11 @@ def test_mask_confidence_loss_reads_layer_ones_last_mask_and_depth(tmp_path, mon
     )  # fmt: skip
     guidance = model.guidance(batch["image"], batch["sparse"], aligned_here)
     states = list(model.mspn.refine_steps(aligned_here, batch["sparse"], guidance, (3, 2)))
-    last1 = [s for s in states if s.layer == 1][-1]
-    torch.testing.assert_close(mask, last1.mask)
-    torch.testing.assert_close(layer1, last1.depth)
-    torch.testing.assert_close(aligned, aligned_here)
+    layer1_states = [s for s in states if s.layer == 1 and s.iteration > 0]
+    assert len(layer1_states) == 3  # every one carries a graph (grad_iterations None)
+    torch.testing.assert_close(mask, torch.cat([s.mask for s in layer1_states]))
+    torch.testing.assert_close(layer1, torch.cat([s.depth for s in layer1_states]))
+    torch.testing.assert_close(aligned, aligned_here.repeat(3, 1, 1, 1))
     torch.testing.assert_close(final, states[-1].depth)
     assert mask.requires_grad
     assert not layer1.requires_grad
@@ -429,8 +430,10 @@ def test_mask_confidence_loss_reads_layer_ones_last_mask_and_depth(tmp_path, mon
     with_term = train_module._loss_step(model, None, batch, config, torch.device("cpu"))
     plain = dataclasses.replace(config, mask_confidence_weight=0.0)
     without = train_module._loss_step(model, None, batch, plain, torch.device("cpu"))
-    term = mask_confidence_loss(last1.mask, last1.depth, aligned_here, batch["depth"],
-                                batch["sparse"])  # fmt: skip
+    term = torch.stack([
+        mask_confidence_loss(s.mask, s.depth, aligned_here, batch["depth"], batch["sparse"])
+        for s in layer1_states
+    ]).mean()  # equal pixel counts: the mean over iterations is the mean over all  # fmt: skip
     assert float(term) > 0.01
     assert float(with_term - without) == pytest.approx(0.5 * float(term), rel=1e-4)
     with pytest.raises(ValueError, match="mask_confidence_weight"):
