@@ -288,8 +288,15 @@ def _wait_for(condition, timeout_s: float, what: str) -> float:
     return time.perf_counter() - start
 
 
-def _steady(counter: CountingMSPN, quiet_s: float = 0.6) -> int:
-    """The iteration count once it has not moved for `quiet_s`."""
+def _steady(counter: CountingMSPN, quiet_s: float = 0.6, started_within_s: float = 30.0) -> int:
+    """The iteration count once it has not moved for `quiet_s`, after its first iteration.
+
+    On a busy machine the run's thread may not get a core for longer than `quiet_s` before
+    its first iteration; that is a slow start, not a pause (up to `started_within_s`).
+    """
+    deadline = time.monotonic() + started_within_s
+    while counter.iterations == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     while True:
         before = counter.iterations
         time.sleep(quiet_s)
