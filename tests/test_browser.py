@@ -48,10 +48,7 @@ def page():
 
 
 def test_example_with_click_and_hole_runs_to_the_final_frame(url, page, tmp_path):
-    page.goto(url)
-    page.get_by_text("Middlebury Motorcycle").first.click()
-    plan = page.locator("#plan")
-    sync_api.expect(plan).to_contain_text("100 depth points")
+    plan = _open_the_motorcycle(page, url)
 
     points = page.locator("#points_view img").first
     box = points.bounding_box()
@@ -146,10 +143,7 @@ def test_every_clicked_point_keeps_its_typed_depth_however_it_was_committed(url,
 def test_the_first_drag_with_the_hole_brush_paints_a_hole(url, page):
     # Issue 22, item 5: the brush is the selected tool when the tab opens; the first drag
     # (no click on the brush icon before) paints, and the plan counts what the hole drops.
-    page.goto(url)
-    page.get_by_text("Middlebury Motorcycle").first.click()
-    plan = page.locator("#plan")
-    sync_api.expect(plan).to_contain_text("100 depth points")
+    plan = _open_the_motorcycle(page, url)
     page.get_by_role("tab", name="Hole (brush)").click()
     brush = page.locator("#hole_editor button[aria-label=Brush]")
     sync_api.expect(brush).to_have_class(re.compile("highlight"))
@@ -164,10 +158,7 @@ def test_the_brush_is_veiled_until_its_image_has_loaded(url, page):
     # until its image has loaded, though its brush icon already looks selected; after two
     # clicks on the points a first drag was lost 1 time in 5. It is veiled until then. The
     # image is held back here, so a drag would certainly come too early.
-    page.goto(url)
-    page.get_by_text("Middlebury Motorcycle").first.click()
-    plan = page.locator("#plan")
-    sync_api.expect(plan).to_contain_text("100 depth points")
+    plan = _open_the_motorcycle(page, url)
     points = page.locator("#points_view img").first
     box = points.bounding_box()
     points.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.75})
@@ -200,6 +191,15 @@ def test_no_veil_over_the_brush_without_a_scene(url, page):
     sync_api.expect(page.locator("#hole_editor canvas").first).to_be_visible()
     page.wait_for_timeout(500)  # the veil, were it wrongly put up, would be there by now
     sync_api.expect(page.locator("#hole_editor .brush-loading")).to_have_count(0)
+
+
+def _open_the_motorcycle(page: sync_api.Page, url: str) -> sync_api.Locator:
+    """The page with the Middlebury example loaded and its 100 points planned; the plan."""
+    page.goto(url)
+    page.get_by_text("Middlebury Motorcycle").first.click()
+    plan = page.locator("#plan")
+    sync_api.expect(plan).to_contain_text("100 depth points")
+    return plan
 
 
 def _drag_across_the_editor(page: sync_api.Page) -> None:
@@ -252,9 +252,7 @@ def test_a_run_stays_with_its_scene(url, page, tmp_path, leave):
 def test_scrub_and_play_wait_for_a_run(url, page):
     # Before a run there is nothing to scrub or play: both are disabled, nothing is shown and
     # no output carries an "Error" badge.
-    page.goto(url)
-    page.get_by_text("Middlebury Motorcycle").first.click()
-    sync_api.expect(page.locator("#plan")).to_contain_text("100 depth points")
+    _open_the_motorcycle(page, url)
     sync_api.expect(page.locator("#scrub input[type=number]")).to_be_disabled()
     sync_api.expect(page.get_by_role("button", name="Play")).to_be_disabled()
     assert page.locator("#caption textarea").input_value() == ""
@@ -313,9 +311,7 @@ def test_slider_number_box_keys_and_teaching_view_show_one_frame(url, page):
 def test_the_point_cloud_reaches_the_page_only_when_its_tab_is_open(url, page):
     # a cloud is MBs the browser keeps: pushed after every run to a page that never showed
     # it, each later run got slower (issue 22); it comes when its tab is opened instead
-    page.goto(url)
-    page.get_by_text("Middlebury Motorcycle").first.click()
-    sync_api.expect(page.locator("#plan")).to_contain_text("100 depth points")
+    _open_the_motorcycle(page, url)
     page.get_by_role("tab", name="Downloads").click()  # a hidden tab's content is not drawn
     refine = page.get_by_role("button", name="Refine")
     refine.click()
