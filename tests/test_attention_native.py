@@ -254,8 +254,52 @@ def test_build_key_changes_with_source_flags_and_compiler() -> None:
     names = {
         f"mspn_native-{native.build_key(source, compiler, flags)}.so"
         for flags in (native._BASE_FLAGS + native._ARCH_FLAGS, native._BASE_FLAGS)
+        for flags in [flags + native.lanes_flags()]
     }
     assert native._library().path.name in names
+
+
+def test_lanes_variable_forces_a_vector_width(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("SDR_NATIVE_LANES", raising=False)
+    assert native.lanes_flags() == ()
+    for value in ("8", "16"):
+        monkeypatch.setenv("SDR_NATIVE_LANES", value)
+        assert native.lanes_flags() == (f"-DMSPN_LANES={value}",)
+    monkeypatch.setenv("SDR_NATIVE_LANES", "12")
+    with caplog.at_level("WARNING", logger=native.__name__):
+        assert native.lanes_flags() == ()
+    assert "SDR_NATIVE_LANES must be 8 or 16, got '12'" in caplog.text
+
+
+@pytest.mark.parametrize("lanes", [8, 16])
+def test_both_vector_widths_match_reference(monkeypatch: pytest.MonkeyPatch, lanes: int) -> None:
+    """The 8-lane build (CPUs without AVX-512) and the 16-lane one, whichever this CPU has:
+    every code path of SHAPES, the whole iteration, and T0 in the fast backend's layout."""
+    flags = native._BASE_FLAGS + native._ARCH_FLAGS + (f"-DMSPN_LANES={lanes}",)
+    lib = native._NativeLibrary(native._build(native._find_compiler(), flags))
+    assert lib.lanes == lanes
+    monkeypatch.setattr(native, "_library", lambda: lib)
+    for shape in SHAPES:
+        qk, depth, mask, bias = make_inputs(*shape)
+        window = shape[-1]
+        expected = expected_outputs(NATIVE, qk, depth, mask, bias, window)
+        got = native.window_attention_native(qk, depth, mask, bias, window)
+        for g, e in zip(got, expected, strict=True):
+            torch.testing.assert_close(g.double(), e, atol=ATOL, rtol=0)
+    qk, values, mask, bias, sparse, measured, init = _iteration_inputs((1, 16, 40, 70, 13), 3)
+    attention = native.prepare_native(qk, 13)
+    tilde = torch.where(measured, sparse, values)
+    refined, grown = attention(tilde, mask, bias)
+    got_values, got_mask, _ = attention.iterate(values, mask, bias, sparse, measured, None)
+    want = torch.where(measured, sparse, (1 - mask) * tilde + mask * refined)
+    torch.testing.assert_close(got_values, want, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got_mask, torch.where(measured, mask, grown), atol=ATOL, rtol=0)
+    qk, _, _, _ = make_inputs(2, 64, 20, 45, 13, seed=2)
+    torch.testing.assert_close(
+        native.guidance_window_term_native(qk, 13), guidance_window_term(qk, 13), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_unavailable_without_compiler(

@@ -308,13 +308,19 @@ def _portable_flags() -> list:
     skip = pytest.mark.skipif(not avx2, reason="this CPU has no AVX2/FMA")
     return [
         pytest.param((), id="baseline-isa"),  # x86-64 baseline: the scalar fallbacks
-        pytest.param(("-mavx2", "-mfma"), id="avx2", marks=skip),  # AVX masked loads
+        pytest.param(("-mavx2", "-mfma"), id="avx2", marks=skip),  # 8 lanes, AVX masked loads
+        # 16 lanes in two AVX registers (the build before 8 lanes became the AVX2 default)
+        pytest.param(("-mavx2", "-mfma", "-DMSPN_LANES=16"), id="avx2-16-lanes", marks=skip),
+        # this CPU's own instructions at the width it would not pick itself
+        pytest.param(native._ARCH_FLAGS + ("-DMSPN_LANES=8",), id="native-8-lanes"),
+        pytest.param(native._ARCH_FLAGS + ("-DMSPN_LANES=16",), id="native-16-lanes"),
     ]
 
 
 @pytest.mark.parametrize("arch_flags", _portable_flags())
-def test_builds_without_avx512_match_float64(monkeypatch, arch_flags) -> None:
-    """The library as built on CPUs without AVX-512 (its masked-load fallbacks)."""
+def test_portable_builds_and_both_widths_match_float64(monkeypatch, arch_flags) -> None:
+    """The library as built on CPUs without AVX-512 (its masked-load fallbacks), and at both
+    vector widths."""
     compiler = native._find_compiler()
     lib = native._NativeLibrary(native._build(compiler, native._BASE_FLAGS + arch_flags))
     monkeypatch.setattr(native, "_library", lambda: lib)

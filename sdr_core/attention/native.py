@@ -18,6 +18,10 @@ Contract and limits:
   accuracy (about 1e-6 relative), not float64.
 - Every call returns fresh tensors; nothing is reused across calls.
 - Threads: the kernels use ``torch.get_num_threads()`` threads, read at every call.
+- Vector width: 16 lanes where the CPU has AVX-512, 8 elsewhere (one register either way;
+  wider vectors than the registers made GCC's code 3-6x slower on an AVX2 CPU). The
+  environment variable ``SDR_NATIVE_LANES`` (8 or 16), read once at the first build, forces
+  one width, e.g. to test the other build on this CPU.
 - Logits more than 87 below the pixel's maximum contribute exp(-87) ~ 1.6e-38 instead of a
   smaller number, invisible next to the max term. NaN inputs give NaN outputs, as in torch.
 """
@@ -56,6 +60,21 @@ _ABI = 3  # must equal MSPN_NATIVE_ABI in the C source
 _BASE_FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread")
 _ARCH_FLAGS = ("-march=native",)
 _COMPILE_TIMEOUT_S = 120
+_LANES_VARIABLE = "SDR_NATIVE_LANES"
+
+
+def lanes_flags() -> tuple[str, ...]:
+    """``-DMSPN_LANES=N`` when ``SDR_NATIVE_LANES`` forces a vector width, else nothing.
+
+    Any value but 8 or 16 is ignored with a warning naming it (the CPU's own width is used).
+    """
+    value = os.environ.get(_LANES_VARIABLE, "").strip()
+    if not value:
+        return ()
+    if value not in ("8", "16"):
+        logger.warning("%s must be 8 or 16, got %r: ignored", _LANES_VARIABLE, value)
+        return ()
+    return (f"-DMSPN_LANES={value}",)
 
 
 class _NativeLibrary:
@@ -197,8 +216,9 @@ def _library() -> _NativeLibrary | None:
         logger.info("native attention backend unavailable: no C compiler (gcc/cc) on PATH")
         return None
     errors = []
+    lanes = lanes_flags()
     # -march=native first; a compiler that rejects it still gets a portable build.
-    for flags in (_BASE_FLAGS + _ARCH_FLAGS, _BASE_FLAGS):
+    for flags in (_BASE_FLAGS + _ARCH_FLAGS + lanes, _BASE_FLAGS + lanes):
         try:
             return _NativeLibrary(_build(compiler, flags))
         except (OSError, subprocess.SubprocessError, AttributeError) as error:
@@ -249,7 +269,8 @@ def _check_rc(rc: int, what: str) -> None:
 class NativeAttention:
     """One layer's prepared attention, computed once per image.
 
-    Holds T0 (blocked B x H x ceil(W/16) x p^2 x 16), alpha, beta and gamma; called per
+    Holds T0 (blocked B x H x ceil(W/V) x p^2 x V, V the library's lanes), alpha, beta and
+    gamma; called per
     iteration as the backends' ``attend``, or :meth:`iterate` for a whole iteration.
     """
 

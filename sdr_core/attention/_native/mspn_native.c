@@ -12,13 +12,13 @@
  *     a = softmax_t(logit); refined(p) = sum_t a_t d(p_t); next_mask(p) = sum_t a_t m(p_t)
  * with T0[p,t] = q0(p).k0(p_t), alpha = u_q.k0, beta = q0.u_k, gamma = u_q.u_k.
  *
- * Vectorisation runs across V = 16 horizontally adjacent query pixels (one "chunk"), one
- * 512-bit vector per window element t. For a chunk away from the left/right border the
- * window element t of the 16 pixels is 16 adjacent image pixels, so every operand is a plain
- * (unaligned) vector load. Border chunks (NATTEN rule: windows shift inward) use one load
- * plus a lane permutation; images narrower than 16 pixels (or windows wider than 15) use a
- * per-lane gather. T0 is stored blocked, B x H x ceil(W/16) x p^2 x 16, so a chunk reads its
- * p^2 x 16 logits contiguously.
+ * Vectorisation runs across V (16 with AVX-512, else 8: see V below) horizontally adjacent
+ * query pixels (one "chunk"), one vector per window element t. For a chunk away from the
+ * left/right border the window element t of the V pixels is V adjacent image pixels, so every
+ * operand is a plain (unaligned) vector load. Border chunks (NATTEN rule: windows shift
+ * inward) use one load plus a lane permutation; images narrower than V pixels (or windows
+ * wider than 15) use a per-lane gather. T0 is stored blocked, B x H x ceil(W/V) x p^2 x V, so
+ * a chunk reads its p^2 x V logits contiguously.
  *
  * Threads: tasks (image rows, row tiles) are handed out dynamically through an atomic counter
  * to nthreads pthreads (the caller participates); no OpenMP runtime, so nothing spins after a
@@ -43,12 +43,39 @@
 #endif
 
 #define MSPN_NATIVE_ABI 3
-#define V 16
 
-typedef float vf __attribute__((vector_size(64)));
-typedef float vfu __attribute__((vector_size(64), aligned(4)));
-typedef int32_t vi __attribute__((vector_size(64)));
-typedef uint32_t vu __attribute__((vector_size(64)));
+/*
+ * V, the lanes of one vector: one register's worth of floats. 16 (512 bits) with AVX-512;
+ * 8 (256 bits) elsewhere, since GCC keeps a vector wider than the machine's registers in
+ * memory and moves it through the stack at every operation (measured on an AVX2 CPU, Zen 3:
+ * with 16 lanes one attention iteration took 53 ms, single-threaded). MSPN_LANES (8 or 16)
+ * overrides the choice, so that either build can be tested on any CPU.
+ */
+#if defined(MSPN_LANES)
+#define V MSPN_LANES
+#elif defined(__AVX512F__)
+#define V 16
+#else
+#define V 8
+#endif
+#if V != 8 && V != 16
+#error "MSPN_LANES must be 8 or 16"
+#endif
+/* one vf is one register: AVX-512 (any V), or AVX with 8 lanes */
+#if defined(__AVX512F__) || (defined(__AVX__) && V == 8)
+#define VF_IN_ONE_REGISTER 1
+#endif
+/* vector registers: what guide_block's register blocking may fill */
+#if defined(__AVX512F__)
+#define VREGS 32
+#else
+#define VREGS 16
+#endif
+
+typedef float vf __attribute__((vector_size(4 * V)));
+typedef float vfu __attribute__((vector_size(4 * V), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(4 * V)));
+typedef uint32_t vu __attribute__((vector_size(4 * V)));
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -56,19 +83,37 @@ INLINE vf loadu(const float *p) { return *(const vfu *)p; }
 INLINE void storeu(float *p, vf v) { *(vfu *)p = v; }
 INLINE vf splat(float x) { return (vf){0} + x; }
 
+/* x in every lane (splat computes 0 + x, which without -ffast-math costs an add). */
+INLINE vf bcast(float x) {
+    vf v;
+    for (int l = 0; l < V; ++l) v[l] = x;
+    return v;
+}
+
+/* 0, 1, ..., V - 1 */
+INLINE vi lane_index(void) {
+    vi v;
+    for (int l = 0; l < V; ++l) v[l] = l;
+    return v;
+}
+
 INLINE vf vmax(vf a, vf b) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && V == 16
     return (vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__) && V == 8
+    return (vf)_mm256_max_ps((__m256)a, (__m256)b);
 #else
     vi m = a > b;
     return (vf)((m & (vi)a) | (~m & (vi)b));
 #endif
 }
 
-/* out[l] = v[idx[l]], idx in [0, 16). */
+/* out[l] = v[idx[l]], idx in [0, V). */
 INLINE vf permute1(vf v, vi idx) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && V == 16
     return (vf)_mm512_permutexvar_ps((__m512i)idx, (__m512)v);
+#elif defined(__AVX2__) && V == 8
+    return (vf)_mm256_permutevar8x32_ps((__m256)v, (__m256i)idx);
 #elif defined(__GNUC__) && !defined(__clang__)
     return __builtin_shuffle(v, idx);
 #else
@@ -78,10 +123,14 @@ INLINE vf permute1(vf v, vi idx) {
 #endif
 }
 
-/* out[l] = concat(lo, hi)[idx[l]], idx in [0, 32). */
+/* out[l] = concat(lo, hi)[idx[l]], idx in [0, 2V). */
 INLINE vf permute2(vf lo, vf hi, vi idx) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && V == 16
     return (vf)_mm512_permutex2var_ps((__m512)lo, (__m512i)idx, (__m512)hi);
+#elif defined(__AVX2__) && V == 8
+    const __m256 from_lo = _mm256_permutevar8x32_ps((__m256)lo, (__m256i)idx);
+    const __m256 from_hi = _mm256_permutevar8x32_ps((__m256)hi, (__m256i)idx);
+    return (vf)_mm256_blendv_ps(from_lo, from_hi, (__m256)(idx << 28)); /* bit 3: hi */
 #elif defined(__GNUC__) && !defined(__clang__)
     return __builtin_shuffle(lo, hi, idx);
 #else
@@ -210,10 +259,10 @@ INLINE vf load_query(const chunk_t *c, int mode, const float *row) {
     return out;
 }
 
-/* Bias of window column kx; brow is one bias row padded to 32 floats. */
+/* Bias of window column kx; brow is one bias row of 2p - 1 floats, padded to 2V. */
 INLINE vf load_bias(const chunk_t *c, int mode, const float *brow, int64_t kx, int64_t r) {
     if (mode == MODE_INTERIOR) return splat(brow[kx + r]);
-    if (mode == MODE_PERMUTE)
+    if (mode == MODE_PERMUTE && 2 * r + 1 <= V) /* the 2p - 1 bias columns fit 2V lanes */
         return permute2(loadu(brow), loadu(brow + V), c->bidx + (int32_t)kx);
     vf out;
     for (int l = 0; l < V; ++l) out[l] = brow[c->bidx[l] + kx];
@@ -284,20 +333,20 @@ static int run_rows(row_fn fn, void *ctx, int64_t nrows, size_t scratch_floats, 
 /* --------------------------------------------------------------------------------------- */
 
 /*
- * T0[p, t] = q0(p) . k0(p_t) is a banded correlation: for a chunk of 16 query pixels and
- * window column kx the 16 keys are (for interior chunks) 16 adjacent pixels, so
+ * T0[p, t] = q0(p) . k0(p_t) is a banded correlation: for a chunk of V query pixels and
+ * window column kx the V keys are (for interior chunks) V adjacent pixels, so
  *     T0[kx][l] = sum_e Q[e][j0 + l] * K[e][R][j0 - r + kx + l].
  * Reading the E channel planes directly in that loop walks E pages per step and is cache-
  * and TLB-miss bound, so the work runs in blocks of BAND query rows x STRIP chunks, each in
  * two parallel phases:
  *   1. pack: every key row R the block needs is cut into per-chunk blocks KC[R][chunk][e][pw]
- *      (the p + 15 key columns a chunk touches, all channels, contiguous) and every query row
- *      into QC[i][chunk][e][16] (the chunk's query vectors); each plane row segment is read
+ *      (the p + V - 1 key columns a chunk touches, all channels, contiguous) and every query
+ *      row into QC[i][chunk][e][V] (the chunk's query vectors); each plane row segment is read
  *      once, sequentially (alpha and beta are accumulated on the way).
  *   2. correlate: tiles of TILE query rows; for each key row and chunk the 8 KB KC block
  *      serves every query row of the tile whose window contains R, up to four rows at a time
  *      so that each key vector load feeds four FMAs.
- * Images narrower than p + 15 columns (or windows wider than 15) take a direct, unpacked,
+ * Images narrower than p + V - 1 columns (or windows wider than 15) take a direct, unpacked,
  * one-row-at-a-time path.
  */
 
@@ -309,7 +358,7 @@ typedef struct {
     const float *q0, *k0, *uq, *uk;
     int64_t B, E, H, W, p, nchunks;
     int64_t sb, se, sy;   /* element strides of q0/k0 for batch, channel, row (column: 1) */
-    int64_t pw;           /* packed key block width: p + 15 rounded up to 16 */
+    int64_t pw;           /* packed key block width: p + V - 1 rounded up to V */
     float *t0;            /* B x H x nchunks x p^2 x V */
     float *alpha, *beta;  /* B x H x W */
     const chunk_t *chunks; /* geometry of every chunk (nchunks) */
@@ -321,7 +370,7 @@ typedef struct {
 
 /*
  * Output window columns kx0 .. kx0+KB-1 of NR query rows (same chunk, same key row): each
- * key vector load feeds NR FMAs. NR * KB accumulators + NR query vectors fit the 32 zmm
+ * key vector load feeds NR FMAs. NR * KB accumulators + NR query vectors fit the VREGS
  * registers for the (NR, KB) pairs guide_keyrow uses.
  */
 INLINE void guide_block(const guide_ctx *g, const chunk_t *c, int mode, const vf *const *q,
@@ -343,8 +392,18 @@ INLINE void guide_block(const guide_ctx *g, const chunk_t *c, int mode, const vf
         for (int k = 0; k < KB; ++k) storeu(o[r] + (kx0 + k) * V, acc[r][k]);
 }
 
-/* The widest column block for NR rows: NR * KB + NR + 2 <= 32 registers. */
+/* Query rows per key load on the packed path (1..4): 4 with 32 registers, 2 with 16 (whose
+ * column blocks, below, are then 6 wide rather than 2: measured 15 % faster on Zen 3). */
+#ifndef GUIDE_ROWS
+#define GUIDE_ROWS (VREGS >= 32 ? 4 : 2)
+#endif
+
+/* The widest column block for NR rows: NR * KB + NR + 2 <= VREGS registers. */
+#if VREGS >= 32
 #define MAX_KB(NR) ((NR) <= 2 ? 8 : (NR) == 3 ? 7 : 6)
+#else
+#define MAX_KB(NR) ((NR) == 1 ? 8 : (NR) == 2 ? 6 : (NR) == 3 ? 3 : 2)
+#endif
 
 /* All p window columns of one key row for NR (1..4) query rows. */
 INLINE void guide_keyrow_n(const guide_ctx *g, const chunk_t *c, int mode, const vf *const *q,
@@ -430,7 +489,7 @@ INLINE void guide_rows_chunk(const guide_ctx *g, const chunk_t *c, int mode, int
         while (ib < i1 && row_start(ib, H, p) <= R) ++ib;
         /* several rows per key load on the packed (hot) path; one on the rare direct path,
          * which keeps the number of specialisations and the compile time down */
-        const int64_t rows_per_pass = packed ? 4 : 1;
+        const int64_t rows_per_pass = packed ? GUIDE_ROWS : 1;
         for (int64_t i = ia; i < ib; i += rows_per_pass) {
             const int nr = (int)(ib - i < rows_per_pass ? ib - i : rows_per_pass);
             const vf *q[4];
@@ -552,7 +611,7 @@ static int guide_tile_direct(void *vctx, int64_t tile, float *scratch) {
 
 typedef struct {
     const float *t0, *alpha, *beta, *depth, *mask;
-    const float *biasp; /* (2p-1) rows padded to 32 floats (p <= 15) or to 2p-1 */
+    const float *biasp; /* (2p-1) rows padded to 2V floats or to 2p-1 */
     int64_t bstride;
     float gamma;
     int64_t B, H, W, p, nchunks;
@@ -706,7 +765,7 @@ int mspn_guidance(const float *q0, const float *k0, const float *uq, const float
     if (B < 1 || E < 1 || p < 1 || p % 2 == 0 || H < p || W < p) return 1;
     /* rows_outer: q0/k0 are B x H x E x W (else B x E x H x W) */
     const int64_t se = rows_outer ? W : H * W, sy = rows_outer ? E * W : W;
-    const int64_t pw = (p + 15 + V - 1) / V * V;
+    const int64_t pw = (p + V - 1 + V - 1) / V * V; /* p + V - 1 columns, in vectors */
     const int64_t nc = (W + V - 1) / V;
     chunk_t *chunks = make_chunks(W, p);
     if (!chunks) return 2;
@@ -851,13 +910,13 @@ int mspn_iterate(const float *t0, const float *alpha, const float *beta, float g
  * Vectorisation:
  * - attention (forward and backward) and T0 forward: along the window row. The p elements of
  *   window row ky of query pixel (i, j) are the p adjacent pixels (R, cs .. cs + p - 1) of key
- *   row R = rs + ky, and their T0 entries are contiguous too, so a "segment" of up to V = 16
- *   of them is one vector (p = 13: one segment per window row, 13 of 16 lanes used). Segment
+ *   row R = rs + ky, and their T0 entries are contiguous too, so a "segment" of up to V of
+ *   them is one vector (p = 13, V = 16: one segment per window row, 13 lanes used). Segment
  *   loads and stores are masked to the segment's n lanes: nothing past the window is read or
  *   written, and lanes past the window hold zeros that take no part in any sum. T0 forward
  *   reads k0 transposed per key row (B x H x E x W) so that a segment of one channel is one
- *   load, shared by 4 adjacent query pixels whose windows fit in 16 columns.
- * - T0 backward: along the channels (E, a masked last vector when E is not a multiple of 16),
+ *   load, shared by 4 adjacent query pixels whose windows fit in V columns.
+ * - T0 backward: along the channels (E, a masked last vector when E is not a multiple of V),
  *   4 pixels (or keys) at a time so that every channel vector load feeds 4 FMAs.
  *
  * Threads: every kernel runs as row tasks whose outputs are disjoint. The scatter-shaped
@@ -867,7 +926,7 @@ int mspn_iterate(const float *t0, const float *alpha, const float *beta, float g
  * depend on the thread count.
  */
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && V == 16
 INLINE __mmask16 lane_mask(int64_t n) { return (__mmask16)((1u << n) - 1u); }
 /* v[l] = p[l] for l < n, 0 otherwise (n <= V); nothing past p + n is read. */
 INLINE vf load_n(const float *p, int64_t n) {
@@ -880,7 +939,7 @@ INLINE void store_n(float *p, vf v, int64_t n) {
 INLINE float hsum(vf v) { return _mm512_reduce_add_ps((__m512)v); }
 INLINE float hmax(vf v) { return _mm512_reduce_max_ps((__m512)v); }
 #else
-#if defined(__AVX__)
+#if defined(__AVX__) && V == 16
 typedef union {
     vi v;
     __m256i h[2];
@@ -892,9 +951,11 @@ typedef union {
 #endif
 INLINE vf load_n(const float *p, int64_t n) {
     if (n == V) return loadu(p);
-#if defined(__AVX__)
+#if defined(__AVX__) && V == 8
     /* vmaskmovps: masked-off elements are not read (no fault past the end) */
-    const vi_halves m = {(vi){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)n};
+    return (vf)_mm256_maskload_ps(p, (__m256i)(lane_index() < (int32_t)n));
+#elif defined(__AVX__)
+    const vi_halves m = {lane_index() < (int32_t)n};
     vf_halves out;
     out.h[0] = _mm256_maskload_ps(p, m.h[0]);
     out.h[1] = _mm256_maskload_ps(p + 8, m.h[1]);
@@ -910,8 +971,10 @@ INLINE void store_n(float *p, vf v, int64_t n) {
         storeu(p, v);
         return;
     }
-#if defined(__AVX__)
-    const vi_halves m = {(vi){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)n};
+#if defined(__AVX__) && V == 8
+    _mm256_maskstore_ps(p, (__m256i)(lane_index() < (int32_t)n), (__m256)v);
+#elif defined(__AVX__)
+    const vi_halves m = {lane_index() < (int32_t)n};
     const vf_halves in = {v};
     _mm256_maskstore_ps(p, m.h[0], in.h[0]);
     _mm256_maskstore_ps(p + 8, m.h[1], in.h[1]);
@@ -931,15 +994,12 @@ INLINE float hmax(vf v) {
 }
 #endif
 
-/* x in every lane (splat computes 0 + x, which without -ffast-math costs an add). */
-INLINE vf bcast(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
-
 /*
  * Keeps x in a register: without it GCC folds a vector load into each FMA that uses it, which
- * turns one load per JT FMAs back into one per FMA. (AVX-512 only: elsewhere a vf is not one
- * register.)
+ * turns one load per JT FMAs back into one per FMA. (Only where a vf is one register:
+ * VF_IN_ONE_REGISTER.)
  */
-#if defined(__AVX512F__)
+#if defined(VF_IN_ONE_REGISTER)
 #define KEEP_IN_REGISTER(x) __asm__("" : "+v"(x))
 #else
 #define KEEP_IN_REGISTER(x) ((void)0)
@@ -947,8 +1007,7 @@ INLINE vf bcast(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x,
 
 /* All bits set in lanes [0, n), clear in the others. */
 INLINE vi lanes_below(int64_t n) {
-    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    return iota < (int32_t)n;
+    return lane_index() < (int32_t)n;
 }
 
 /* Lanes of `a` where `keep` is set, of `b` elsewhere. */
@@ -1003,11 +1062,11 @@ static int t0_transpose_row(void *vctx, int64_t row, float *scratch) {
 
 /*
  * T0 of JT adjacent query pixels (j0 + jj) x NK consecutive window rows (R0 + k) whose
- * windows lie in one segment of key columns [s0, s0 + 16):
+ * windows lie in one segment of key columns [s0, s0 + V):
  *     acc[jj][k][l] = sum_e q0(i, j0 + jj)[e] * kt[R0 + k][e][s0 + l],
  * kt0 pointing at (R0, e = 0, s0). Pixel jj's window elements are lanes cs(j0 + jj) - s0 + kx.
  * Each key vector load feeds JT FMAs and each q0 broadcast NK; the JT x NK accumulators stay
- * in registers. (p = 13: the windows of 4 adjacent pixels span exactly 16 columns.)
+ * in registers. (p = 13, V = 16: the windows of 4 adjacent pixels span exactly 16 columns.)
  */
 INLINE void t0_tile(const float *qv, int64_t E, const float *kt0, int64_t rstride, int64_t wp,
                     int JT, int NK, vf acc[4][3]) {
@@ -1029,15 +1088,15 @@ INLINE void t0_tile(const float *qv, int64_t E, const float *kt0, int64_t rstrid
 /*
  * Forward, phase 2: T0[b, i, j, t] = q0(i, j) . k0(window element t), one query row per task.
  * Window rows in blocks of at most 3, each block swept along the row in tiles of 4 pixels
- * (windows of up to 16 columns together; else one pixel and its segments): a block's key
- * segments (3 rows x E channels x 16 columns) slide along with the tile and stay in L1.
+ * (windows of up to V columns together; else one pixel and its segments): a block's key
+ * segments (3 rows x E channels x V columns) slide along with the tile and stay in L1.
  */
 static int t0_forward_row(void *vctx, int64_t row, float *scratch) {
     const t0_ctx *c = (const t0_ctx *)vctx;
     const int64_t H = c->H, W = c->W, E = c->E, p = c->p, P2 = p * p, wp = c->wp;
     const int64_t b = row / H, i = row % H, rs = row_start(i, H, p);
     const int64_t rstride = E * wp; /* kt: one key row */
-    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const vi iota = lane_index();
     (void)scratch;
     for (int64_t ky0 = 0, blk = 0; ky0 < p; ++blk) {
         const int nk = even_block(p, 3, blk);
@@ -1045,7 +1104,7 @@ static int t0_forward_row(void *vctx, int64_t row, float *scratch) {
             const int64_t cs0 = col_start(j0, W, p);
             const int jt = j0 + 3 < W && col_start(j0 + 3, W, p) + p <= cs0 + V ? 4 : 1;
             const float *qv = c->q + (row * W + j0) * E;
-            for (int64_t kx0 = 0; kx0 < p; kx0 += V) { /* one segment unless p > 16 */
+            for (int64_t kx0 = 0; kx0 < p; kx0 += V) { /* one segment unless p > V */
                 const int64_t n = p - kx0 < V ? p - kx0 : V;
                 const float *kt0 = c->kt + (b * H + rs + ky0) * rstride + cs0 + kx0;
                 vf acc[4][3];
@@ -1181,7 +1240,7 @@ INLINE void t0_grad_key_tile(const t0_ctx *c, int64_t b, int64_t R, int64_t X0, 
 /*
  * Backward, one task per query row (tasks < B * H: dL/dq0 of that row) or per key row (the
  * other B * H tasks: dL/dk0 of that row, gathered from the query rows whose window contains
- * it). Pixels (keys) in tiles of 4, channels in blocks of up to 4 vectors (64).
+ * it). Pixels (keys) in tiles of 4, channels in blocks of up to 4 vectors (4V).
  */
 static int t0_backward_row(void *vctx, int64_t task, float *scratch) {
     const t0_ctx *c = (const t0_ctx *)vctx;
@@ -1456,7 +1515,7 @@ int mspn_train_attend(const float *t0, const float *alpha, const float *beta, fl
     return run_rows(train_attend_row, &c, B * H, (size_t)(3 * p * nseg * V), nthreads);
 }
 
-/* work: 3 * B * H * p * (W + 16) floats (the key-side partial rows). */
+/* work: 3 * B * H * p * (W + V) floats (the key-side partial rows). */
 int mspn_train_attend_backward(const float *t0, const float *alpha, const float *beta,
                                float gamma, const float *depth, const float *mask,
                                const float *bias, const float *gref, const float *gmask,
