@@ -1086,6 +1086,27 @@ INLINE void t0_tile(const float *qv, int64_t E, const float *kt0, int64_t rstrid
 }
 
 /*
+ * As t0_tile for one window row over two segments, key columns [s0, s0 + 2V): with V = 8 one
+ * segment is narrower than the windows of 4 adjacent pixels (p + 3 columns), and without this
+ * tile each key load would feed one FMA. acc[jj][0..1] hold pixel jj's products with the
+ * 2V keys; its window is the p of them from lane cs(j0 + jj) - s0 on.
+ */
+INLINE void t0_tile2(const float *qv, int64_t E, const float *kt0, int64_t wp, int JT,
+                     vf acc[4][2]) {
+    for (int jj = 0; jj < JT; ++jj) acc[jj][0] = acc[jj][1] = bcast(0.0f);
+    for (int64_t e = 0; e < E; ++e) {
+        vf k0 = loadu(kt0 + e * wp), k1 = loadu(kt0 + e * wp + V);
+        KEEP_IN_REGISTER(k0);
+        KEEP_IN_REGISTER(k1);
+        for (int jj = 0; jj < JT; ++jj) {
+            const vf qe = bcast(qv[jj * E + e]);
+            acc[jj][0] += qe * k0;
+            acc[jj][1] += qe * k1;
+        }
+    }
+}
+
+/*
  * Forward, phase 2: T0[b, i, j, t] = q0(i, j) . k0(window element t), one query row per task.
  * Window rows in blocks of at most 3, each block swept along the row in tiles of 4 pixels
  * (windows of up to V columns together; else one pixel and its segments): a block's key
@@ -1104,6 +1125,25 @@ static int t0_forward_row(void *vctx, int64_t row, float *scratch) {
             const int64_t cs0 = col_start(j0, W, p);
             const int jt = j0 + 3 < W && col_start(j0 + 3, W, p) + p <= cs0 + V ? 4 : 1;
             const float *qv = c->q + (row * W + j0) * E;
+            /* two segments hold the 4 windows, and their loads stay inside the padded row
+             * (cs0 + 2V <= W - p + 2V <= wp = W + V when p >= V) */
+            if (jt == 1 && p >= V && j0 + 3 < W && col_start(j0 + 3, W, p) + p <= cs0 + 2 * V) {
+                for (int k = 0; k < nk; ++k) {
+                    const float *kt0 = c->kt + (b * H + rs + ky0 + k) * rstride + cs0;
+                    vf acc[4][2];
+                    t0_tile2(qv, E, kt0, wp, 4, acc);
+                    for (int jj = 0; jj < 4; ++jj) {
+                        float lanes[2 * V];
+                        storeu(lanes, acc[jj][0]);
+                        storeu(lanes + V, acc[jj][1]);
+                        const int64_t coff = col_start(j0 + jj, W, p) - cs0;
+                        memcpy(c->t0 + (row * W + j0 + jj) * P2 + (ky0 + k) * p, lanes + coff,
+                               (size_t)p * sizeof(float));
+                    }
+                }
+                j0 += 4;
+                continue;
+            }
             for (int64_t kx0 = 0; kx0 < p; kx0 += V) { /* one segment unless p > V */
                 const int64_t n = p - kx0 < V ? p - kx0 : V;
                 const float *kt0 = c->kt + (b * H + rs + ky0) * rstride + cs0 + kx0;
