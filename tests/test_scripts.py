@@ -40,6 +40,7 @@ def _run_script(name: str, *args: str) -> subprocess.CompletedProcess:
         "quality_bar.py",
         "select_design.py",  # imports the quality bar from scripts/
         "set_alignment.py",
+        "resize_upsampling.py",
     ],
 )
 def test_script_starts_from_the_repository_root(name):
@@ -119,3 +120,58 @@ def test_gpu_run_smoke_mode_writes_its_files(tmp_path):
     assert "train exit 0" in (out / "train.log").read_text()
     assert (out / "log.csv").read_text().splitlines()[-1].startswith("2,")
     load_module(out / "mspn.safetensors", "mspn", MSPNConfig, MSPN)
+
+
+def _checkerboard(g: torch.Tensor) -> float:
+    """Mean |G - its 2 x 2 block mean|: the stride-2 pattern of transposed convolutions."""
+    blocks = torch.nn.functional.avg_pool2d(g, 2)
+    smooth = torch.nn.functional.interpolate(blocks, scale_factor=2, mode="nearest")
+    return float((g[..., : smooth.shape[-2], : smooth.shape[-1]] - smooth).abs().mean())
+
+
+def test_resize_upsampling_keeps_the_network_and_removes_the_checkerboard(tmp_path):
+    from sdr_core.eval_scenes import heldout_scenes
+    from sdr_core.guidance import GuidanceConfig, GuidanceNet
+
+    result = _run_script(
+        "resize_upsampling.py", "--src", str(DEFAULT_CHECKPOINT_DIR), "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    src = load_module(
+        DEFAULT_CHECKPOINT_DIR / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet
+    )
+    out = load_module(tmp_path / "guidance.safetensors", "guidance", GuidanceConfig, GuidanceNet)
+    assert (src.config.upsample, out.config.upsample) == ("transposed", "resize")
+    assert dataclasses.replace(out.config, upsample="transposed") == src.config
+    converted = out.state_dict()
+    for name, value in src.state_dict().items():  # every weight but the upsampling kept
+        if ".up." not in name:
+            torch.testing.assert_close(converted[name], value, rtol=0, atol=0)
+    # stride 1, the transposed convolution and its converted kernel agree exactly
+    up = src.blocks[0].up
+    x = torch.randn(1, up.in_channels, 9, 11)
+    plain = torch.nn.functional.conv2d(x, converted["blocks.0.up.conv.weight"], up.bias, padding=1)
+    torch.testing.assert_close(
+        plain,
+        torch.nn.functional.conv_transpose2d(x, up.weight, up.bias, padding=1),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    scene = heldout_scenes(1)[0]
+    image = torch.from_numpy(scene.rgb).permute(2, 0, 1)[None].float() / 255
+    depth = torch.from_numpy(scene.depth)[None, None]
+    sparse = torch.zeros_like(depth)
+    sparse[..., 100, 150] = depth[..., 100, 150]
+    with torch.no_grad():
+        before, after = (net.eval()(image, sparse, depth.clamp(min=0.5)) for net in (src, out))
+    pooled = torch.nn.functional.avg_pool2d(torch.cat([before, after]), 2).flatten(1)
+    assert float(torch.corrcoef(pooled)[0, 1]) > 0.95  # the same features, a usable start
+    assert _checkerboard(after) < _checkerboard(before) / 3
+    assert (tmp_path / "mspn.safetensors").read_bytes() == (
+        DEFAULT_CHECKPOINT_DIR / "mspn.safetensors"
+    ).read_bytes()
+    again = _run_script(
+        "resize_upsampling.py", "--src", str(tmp_path), "--out", str(tmp_path / "x")
+    )
+    assert again.returncode == 2
+    assert "already upsamples by 'resize'" in again.stderr
